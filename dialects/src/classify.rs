@@ -1,0 +1,345 @@
+//! Statement classification: what a statement is, whether it provably only
+//! reads, and the command name a client expects back.
+//!
+//! Classification works on `sqlparser`'s AST, never on keywords in the text,
+//! so a `SELECT` hidden behind a comment or a `WITH ... INSERT` is seen for what
+//! it is.
+
+use sqlparser::ast::{Query, SetExpr, Statement};
+use sqlparser::parser::Parser;
+use sqlparser::tokenizer::{Token, Tokenizer};
+
+use crate::{Dialect, Error, Result};
+
+/// What kind of statement this is, which decides where it may run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum StatementKind {
+    /// A query that returns rows: `SELECT`, `VALUES`, `TABLE`, `WITH ... SELECT`.
+    Read,
+    /// A statement that changes rows: `INSERT`, `UPDATE`, `DELETE`, `MERGE`, `COPY`.
+    Write,
+    /// A statement that changes the schema: `CREATE`, `ALTER`, `DROP`, `TRUNCATE`.
+    Ddl,
+    /// Transaction control: `BEGIN`, `COMMIT`, `ROLLBACK`, savepoints.
+    Transaction,
+    /// Session state: `SET`, `SHOW`, `USE`, `RESET`.
+    Session,
+    /// Everything else: `EXPLAIN`, `ANALYZE`, `PREPARE`, `DISCARD`, ...
+    Utility,
+}
+
+impl StatementKind {
+    /// The lower-case name used in metric labels and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StatementKind::Read => "read",
+            StatementKind::Write => "write",
+            StatementKind::Ddl => "ddl",
+            StatementKind::Transaction => "transaction",
+            StatementKind::Session => "session",
+            StatementKind::Utility => "utility",
+        }
+    }
+}
+
+/// The analysis of one statement.
+#[derive(Debug, Clone)]
+pub struct Analysis {
+    /// The dialect the statement was written in.
+    pub dialect: Dialect,
+    /// The statement's own text, cut from the input without reformatting, so that
+    /// an engine sees exactly what the client wrote.
+    pub sql: String,
+    /// The parsed statement.
+    pub statement: Statement,
+    /// What kind of statement it is.
+    pub kind: StatementKind,
+    /// True only when the statement provably changes nothing: no `FOR UPDATE`,
+    /// no writable CTE, no `SELECT INTO`.
+    pub read_only: bool,
+    /// The command name, upper case, as PostgreSQL reports it in its command tag
+    /// (`SELECT`, `INSERT`, `CREATE TABLE`, ...).
+    pub command: &'static str,
+}
+
+/// Analyses every statement in `sql`, in order.
+///
+/// Empty statements (`;;`, only comments) are skipped, so an input with no
+/// statement gives an empty vector.
+///
+/// # Errors
+///
+/// [`Error::Syntax`] when any statement does not parse in `dialect`.
+pub fn analyze(sql: &str, dialect: Dialect) -> Result<Vec<Analysis>> {
+    split(sql, dialect)?
+        .into_iter()
+        .map(|text| analyze_statement(text, dialect))
+        .collect()
+}
+
+/// Analyses a text that holds exactly one statement.
+///
+/// # Errors
+///
+/// [`Error::Syntax`] when it does not parse, [`Error::Unsupported`] when it holds
+/// more or fewer than one statement.
+pub fn analyze_statement(sql: &str, dialect: Dialect) -> Result<Analysis> {
+    let parser_dialect = dialect.parser_dialect();
+    let mut statements = Parser::parse_sql(parser_dialect.as_ref(), sql)?;
+    if statements.len() != 1 {
+        return Err(Error::Unsupported(format!(
+            "expected one statement, found {}",
+            statements.len()
+        )));
+    }
+    let statement = statements.remove(0);
+    let (kind, read_only, command) = classify(&statement);
+    Ok(Analysis {
+        dialect,
+        sql: sql.trim().to_owned(),
+        statement,
+        kind,
+        read_only,
+        command,
+    })
+}
+
+/// Cuts `sql` into the texts of its statements at top-level semicolons.
+///
+/// The cut uses the dialect's tokenizer, so a semicolon inside a string, a
+/// quoted identifier, a comment or a dollar-quoted body never splits. Pieces
+/// that hold only whitespace or comments are dropped.
+///
+/// # Errors
+///
+/// [`Error::Syntax`] when the text does not tokenize (an unterminated string,
+/// for instance).
+pub fn split(sql: &str, dialect: Dialect) -> Result<Vec<&str>> {
+    let parser_dialect = dialect.parser_dialect();
+    let tokens = Tokenizer::new(parser_dialect.as_ref(), sql)
+        .tokenize_with_location()
+        .map_err(|e| Error::Syntax {
+            message: e.to_string(),
+        })?;
+    let line_starts = line_starts(sql);
+    let mut pieces = Vec::new();
+    let mut start = 0usize;
+    let mut meaningful = false;
+    for token in &tokens {
+        match &token.token {
+            Token::SemiColon => {
+                let end = byte_offset(sql, &line_starts, token.span.start.line, token.span.start.column);
+                if meaningful {
+                    pieces.push(sql[start..end].trim());
+                }
+                start = end + 1;
+                meaningful = false;
+            }
+            Token::Whitespace(_) | Token::EOF => {}
+            _ => meaningful = true,
+        }
+    }
+    if meaningful && start <= sql.len() {
+        pieces.push(sql[start..].trim());
+    }
+    Ok(pieces)
+}
+
+/// Byte offsets at which each line of `text` starts; line 1 is index 0.
+fn line_starts(text: &str) -> Vec<usize> {
+    std::iter::once(0)
+        .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+        .collect()
+}
+
+/// Converts the tokenizer's 1-based line and character column to a byte offset.
+fn byte_offset(text: &str, line_starts: &[usize], line: u64, column: u64) -> usize {
+    let line_index = usize::try_from(line.saturating_sub(1)).unwrap_or(usize::MAX);
+    let Some(&line_start) = line_starts.get(line_index) else {
+        return text.len();
+    };
+    let chars = usize::try_from(column.saturating_sub(1)).unwrap_or(usize::MAX);
+    text[line_start..]
+        .char_indices()
+        .nth(chars)
+        .map_or(text.len(), |(i, _)| line_start + i)
+}
+
+fn classify(statement: &Statement) -> (StatementKind, bool, &'static str) {
+    use StatementKind::*;
+    match statement {
+        Statement::Query(query) => (Read, query_is_read_only(query), "SELECT"),
+        Statement::Insert(_) => (Write, false, "INSERT"),
+        Statement::Update(_) => (Write, false, "UPDATE"),
+        Statement::Delete(_) => (Write, false, "DELETE"),
+        Statement::Merge(_) => (Write, false, "MERGE"),
+        Statement::Copy { .. } | Statement::CopyIntoSnowflake { .. } => (Write, false, "COPY"),
+        Statement::LoadData { .. } | Statement::Load { .. } => (Write, false, "LOAD"),
+        Statement::CreateTable(_) => (Ddl, false, "CREATE TABLE"),
+        Statement::CreateView(_) => (Ddl, false, "CREATE VIEW"),
+        Statement::CreateSchema { .. } => (Ddl, false, "CREATE SCHEMA"),
+        Statement::CreateDatabase { .. } => (Ddl, false, "CREATE DATABASE"),
+        Statement::CreateIndex(_) => (Ddl, false, "CREATE INDEX"),
+        Statement::CreateFunction(_) => (Ddl, false, "CREATE FUNCTION"),
+        Statement::AlterTable(_) => (Ddl, false, "ALTER TABLE"),
+        Statement::Drop { object_type, .. } => (Ddl, false, drop_command(object_type)),
+        Statement::Truncate(_) => (Ddl, false, "TRUNCATE TABLE"),
+        Statement::StartTransaction { .. } => (Transaction, true, "BEGIN"),
+        Statement::Commit { .. } => (Transaction, true, "COMMIT"),
+        Statement::Rollback { .. } => (Transaction, true, "ROLLBACK"),
+        Statement::Savepoint { .. } => (Transaction, true, "SAVEPOINT"),
+        Statement::ReleaseSavepoint { .. } => (Transaction, true, "RELEASE"),
+        Statement::Set(_) => (Session, true, "SET"),
+        Statement::Reset(_) => (Session, true, "RESET"),
+        Statement::Use(_) => (Session, true, "USE"),
+        Statement::ShowVariable { .. }
+        | Statement::ShowVariables { .. }
+        | Statement::ShowStatus { .. }
+        | Statement::ShowTables { .. }
+        | Statement::ShowColumns { .. }
+        | Statement::ShowDatabases { .. }
+        | Statement::ShowSchemas { .. }
+        | Statement::ShowCreate { .. }
+        | Statement::ShowFunctions { .. }
+        | Statement::ShowViews { .. }
+        | Statement::ShowCollation { .. }
+        | Statement::ShowCharset(_)
+        | Statement::ShowObjects(_) => (Session, true, "SHOW"),
+        Statement::Explain {
+            statement, analyze, ..
+        } => {
+            let (_, inner_read_only, _) = classify(statement);
+            // Plain EXPLAIN never runs the statement; EXPLAIN ANALYZE does.
+            (Utility, !*analyze || inner_read_only, "EXPLAIN")
+        }
+        Statement::ExplainTable { .. } => (Utility, true, "EXPLAIN"),
+        Statement::Discard { .. } => (Utility, true, "DISCARD"),
+        Statement::Prepare { .. } => (Utility, false, "PREPARE"),
+        Statement::Execute { .. } => (Utility, false, "EXECUTE"),
+        Statement::Deallocate { .. } => (Utility, true, "DEALLOCATE"),
+        _ => (Utility, false, "UTILITY"),
+    }
+}
+
+fn drop_command(object_type: &sqlparser::ast::ObjectType) -> &'static str {
+    use sqlparser::ast::ObjectType;
+    match object_type {
+        ObjectType::Table => "DROP TABLE",
+        ObjectType::View => "DROP VIEW",
+        ObjectType::Schema => "DROP SCHEMA",
+        ObjectType::Database => "DROP DATABASE",
+        ObjectType::Index => "DROP INDEX",
+        _ => "DROP",
+    }
+}
+
+/// A query is read-only when neither it nor any CTE or nested set operand writes
+/// or locks rows.
+fn query_is_read_only(query: &Query) -> bool {
+    if !query.locks.is_empty() {
+        return false;
+    }
+    let ctes_read_only = query
+        .with
+        .as_ref()
+        .is_none_or(|with| with.cte_tables.iter().all(|cte| query_is_read_only(&cte.query)));
+    ctes_read_only && set_expr_is_read_only(&query.body)
+}
+
+fn set_expr_is_read_only(body: &SetExpr) -> bool {
+    match body {
+        SetExpr::Select(select) => select.into.is_none(),
+        SetExpr::Query(query) => query_is_read_only(query),
+        SetExpr::SetOperation { left, right, .. } => {
+            set_expr_is_read_only(left) && set_expr_is_read_only(right)
+        }
+        SetExpr::Values(_) | SetExpr::Table(_) => true,
+        SetExpr::Insert(_) | SetExpr::Update(_) | SetExpr::Delete(_) | SetExpr::Merge(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one(sql: &str) -> Analysis {
+        analyze_statement(sql, Dialect::Postgres).expect("statement parses")
+    }
+
+    #[test]
+    fn split_keeps_semicolons_inside_strings_comments_and_identifiers() {
+        let sql = "SELECT ';' AS \"a;b\"; -- c;d\n SELECT $$x;y$$ ;; /* e;f */";
+        let pieces = split(sql, Dialect::Postgres).expect("tokenizes");
+        assert_eq!(pieces, vec!["SELECT ';' AS \"a;b\"", "-- c;d\n SELECT $$x;y$$"]);
+    }
+
+    #[test]
+    fn split_of_only_comments_gives_no_statement() {
+        assert!(split(" -- nothing\n /* here */ ;", Dialect::Postgres)
+            .expect("tokenizes")
+            .is_empty());
+    }
+
+    #[test]
+    fn split_handles_multibyte_text_before_the_semicolon() {
+        let pieces = split("SELECT 'héllo wörld'; SELECT 2", Dialect::Postgres).expect("tokenizes");
+        assert_eq!(pieces, vec!["SELECT 'héllo wörld'", "SELECT 2"]);
+    }
+
+    #[test]
+    fn select_is_a_read_only_read() {
+        let a = one("SELECT id FROM demo.trips WHERE id = 1");
+        assert_eq!((a.kind, a.read_only, a.command), (StatementKind::Read, true, "SELECT"));
+    }
+
+    #[test]
+    fn select_for_update_is_not_read_only() {
+        assert!(!one("SELECT * FROM t FOR UPDATE").read_only);
+    }
+
+    #[test]
+    fn select_into_is_not_read_only() {
+        assert!(!one("SELECT * INTO t2 FROM t").read_only);
+    }
+
+    #[test]
+    fn writable_cte_is_not_read_only() {
+        let a = one("WITH moved AS (DELETE FROM t RETURNING *) SELECT * FROM moved");
+        assert_eq!(a.kind, StatementKind::Read);
+        assert!(!a.read_only);
+    }
+
+    #[test]
+    fn writes_ddl_transactions_and_session_statements_are_told_apart() {
+        let cases = [
+            ("INSERT INTO t VALUES (1)", StatementKind::Write, "INSERT"),
+            ("CREATE TABLE t (a int)", StatementKind::Ddl, "CREATE TABLE"),
+            ("DROP TABLE t", StatementKind::Ddl, "DROP TABLE"),
+            ("BEGIN", StatementKind::Transaction, "BEGIN"),
+            ("COMMIT", StatementKind::Transaction, "COMMIT"),
+            ("ROLLBACK", StatementKind::Transaction, "ROLLBACK"),
+            ("SET search_path = public", StatementKind::Session, "SET"),
+            ("SHOW search_path", StatementKind::Session, "SHOW"),
+            ("EXPLAIN SELECT 1", StatementKind::Utility, "EXPLAIN"),
+        ];
+        for (sql, kind, command) in cases {
+            let a = one(sql);
+            assert_eq!((a.kind, a.command), (kind, command), "{sql}");
+        }
+    }
+
+    #[test]
+    fn syntax_errors_are_reported_not_panicked() {
+        let err = analyze("SELEC 1", Dialect::Postgres).expect_err("not SQL");
+        assert!(matches!(err, Error::Syntax { .. }), "{err:?}");
+        let err = analyze("SELECT 'unterminated", Dialect::Postgres).expect_err("not SQL");
+        assert!(matches!(err, Error::Syntax { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn mysql_backticks_parse_in_the_mysql_dialect() {
+        let a = analyze_statement("SELECT `id` FROM `t`", Dialect::MySql).expect("parses");
+        assert_eq!(a.kind, StatementKind::Read);
+    }
+}

@@ -1,0 +1,147 @@
+//! The `floe` command line.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::EnvFilter;
+
+use crate::config::{FloeConfig, LogFormat};
+
+/// Floe: one SQL endpoint for a lakehouse, with a built-in Iceberg maintenance engine.
+#[derive(Debug, Parser)]
+#[command(name = "floe", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the daemon. With no config: DataFusion over a local Iceberg
+    /// warehouse in ./floe-data with demo data, PostgreSQL wire on
+    /// 127.0.0.1:15432 and admin HTTP on 127.0.0.1:18080.
+    Serve {
+        #[command(flatten)]
+        common: Common,
+        /// Write the bound addresses as JSON to this file once the daemon serves.
+        #[arg(long, value_name = "FILE")]
+        ready_file: Option<PathBuf>,
+        /// Shut down (gracefully) when standard input closes: lets a supervisor
+        /// or test harness tie the daemon's life to its own.
+        #[arg(long)]
+        exit_on_stdin_eof: bool,
+    },
+    /// Work with configuration files.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Validate a configuration file: prints every problem and exits 1, or `ok`.
+    Check {
+        /// The file to check.
+        file: PathBuf,
+    },
+    /// Print the effective configuration (file, environment and defaults merged).
+    Show {
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct Common {
+    /// The configuration file.
+    #[arg(long, short, env = "FLOE_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// The data directory (catalog, warehouse, state); overrides `server.data_dir`.
+    #[arg(long, env = "FLOE_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+impl Common {
+    fn load(&self) -> anyhow::Result<FloeConfig> {
+        let mut env: Vec<(String, String)> = std::env::vars().collect();
+        if let Some(dir) = &self.data_dir {
+            // The flag beats the file and FLOE_SERVER_DATA_DIR: it goes last.
+            env.push(("FLOE_SERVER_DATA_DIR".to_owned(), format!("\"{}\"", dir.display().to_string().replace('\\', "\\\\").replace('"', "\\\""))));
+        }
+        FloeConfig::load(self.config.as_deref(), env).map_err(|e| anyhow::anyhow!("invalid configuration:\n{e}"))
+    }
+}
+
+/// Runs the command line; the exit code is the process's.
+pub fn run() -> anyhow::Result<std::process::ExitCode> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve {
+            common,
+            ready_file,
+            exit_on_stdin_eof,
+        } => {
+            let config = match common.load() {
+                Ok(config) => config,
+                Err(e) => {
+                    eprintln!("floe: {e:#}");
+                    return Ok(std::process::ExitCode::from(2));
+                }
+            };
+            init_logging(config.logging.format, &config.logging.level)?;
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .thread_name("floe")
+                .build()
+                .context("cannot start the async runtime")?;
+            let options = crate::daemon::RunOptions {
+                ready_file,
+                exit_on_stdin_eof,
+            };
+            let result = runtime.block_on(crate::daemon::run(config, options, CancellationToken::new()));
+            // Sessions left after the drain are cut off here, not waited for.
+            runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+            if let Err(e) = result {
+                tracing::error!("{e:#}");
+                eprintln!("floe: {e:#}");
+                return Ok(std::process::ExitCode::FAILURE);
+            }
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Command::Config { command } => match command {
+            ConfigCommand::Check { file } => {
+                let env: Vec<(String, String)> = std::env::vars().collect();
+                match FloeConfig::load(Some(&file), env) {
+                    Ok(_) => {
+                        println!("{}: ok", file.display());
+                        Ok(std::process::ExitCode::SUCCESS)
+                    }
+                    Err(e) => {
+                        eprintln!("{e}");
+                        Ok(std::process::ExitCode::FAILURE)
+                    }
+                }
+            }
+            ConfigCommand::Show { common } => {
+                let config = common.load()?;
+                print!("{}", toml::to_string_pretty(&config)?);
+                Ok(std::process::ExitCode::SUCCESS)
+            }
+        },
+    }
+}
+
+fn init_logging(format: LogFormat, level: &str) -> anyhow::Result<()> {
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(level))
+        .with_context(|| format!("logging.level: `{level}` is not a valid filter"))?;
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Plain => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+    Ok(())
+}

@@ -1,0 +1,560 @@
+//! Floe's configuration: one TOML file, validated once at start.
+//!
+//! [`FloeConfig`] composes the sections; crates that act on a section own its
+//! type (catalogs are `floe_maintenance::catalog::CatalogConfig`). This module is
+//! the only code that reads configuration files or `FLOE_*` environment
+//! variables. Every struct rejects unknown keys, so a typo stops start-up with
+//! the key's name and line instead of being ignored.
+//!
+//! Precedence, lowest first: built-in defaults, the file, `FLOE_<SECTION>_<KEY>`
+//! environment variables, command-line flags.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use floe_maintenance::catalog::CatalogConfig;
+use serde::{Deserialize, Serialize};
+
+/// The sections that `FLOE_<SECTION>_<KEY>` environment variables may set.
+const ENV_SECTIONS: &[&str] = &["server", "listen", "postgres", "demo", "logging"];
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FloeConfig {
+    /// Daemon-wide settings.
+    pub server: ServerConfig,
+    /// Where each front end listens; omit one to disable it.
+    pub listen: ListenConfig,
+    /// PostgreSQL front-end settings: authentication and TLS.
+    pub postgres: PostgresConfig,
+    /// Users allowed to connect. With none, every client on any address is
+    /// trusted, which is what the loopback-only defaults are for.
+    pub users: Vec<UserConfig>,
+    /// Iceberg catalogs. With none, a local SQL catalog named `lake` lives in
+    /// the data directory.
+    pub catalogs: Vec<CatalogConfig>,
+    /// Query engines. With none, the embedded DataFusion engine `local` serves
+    /// every catalog.
+    pub engines: Vec<EngineConfig>,
+    /// The demo dataset created on first start.
+    pub demo: DemoConfig,
+    /// Logging.
+    pub logging: LoggingConfig,
+}
+
+/// Daemon-wide settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Where the local catalog, warehouse and state live.
+    ///
+    /// _Default:_ `floe-data` (relative to the working directory).
+    pub data_dir: PathBuf,
+    /// How many client connections all front ends accept at once; one more gets
+    /// the protocol's "too many connections" error.
+    ///
+    /// _Default:_ `1000`.
+    pub max_connections: usize,
+    /// On SIGTERM or SIGINT, how long running statements may take to finish
+    /// before the daemon exits anyway.
+    ///
+    /// _Default:_ `30s`.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_timeout: Duration,
+    /// How long a statement may run before it is cancelled; `0s` means no limit.
+    ///
+    /// _Default:_ `0s`.
+    #[serde(with = "humantime_serde")]
+    pub statement_timeout: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            data_dir: PathBuf::from("floe-data"),
+            max_connections: 1000,
+            shutdown_timeout: Duration::from_secs(30),
+            statement_timeout: Duration::ZERO,
+        }
+    }
+}
+
+/// Listener addresses. Port 0 picks a free port; the daemon reports the bound
+/// addresses in its log and in the `--ready-file`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ListenConfig {
+    /// PostgreSQL wire protocol.
+    ///
+    /// _Default:_ `127.0.0.1:15432`.
+    pub postgres: Option<SocketAddr>,
+    /// MySQL wire protocol. Not available in this build: setting it is an error.
+    pub mysql: Option<SocketAddr>,
+    /// Arrow Flight SQL. Not available in this build: setting it is an error.
+    pub flight_sql: Option<SocketAddr>,
+    /// Admin HTTP: `/metrics`, `/healthz`, `/readyz`, `/api/*`.
+    ///
+    /// _Default:_ `127.0.0.1:18080`.
+    pub admin: Option<SocketAddr>,
+}
+
+impl Default for ListenConfig {
+    fn default() -> Self {
+        ListenConfig {
+            postgres: Some(SocketAddr::from(([127, 0, 0, 1], 15432))),
+            mysql: None,
+            flight_sql: None,
+            admin: Some(SocketAddr::from(([127, 0, 0, 1], 18080))),
+        }
+    }
+}
+
+/// PostgreSQL front-end settings.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PostgresConfig {
+    /// How configured users prove who they are. Ignored while no user is
+    /// configured (every client is trusted then).
+    ///
+    /// _Default:_ `scram-sha-256`.
+    pub auth_method: AuthMethod,
+    /// PEM certificate chain for TLS. With `tls_key`, clients may use
+    /// `sslmode=require`.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) for TLS.
+    pub tls_key: Option<PathBuf>,
+    /// Refuse clients that do not use TLS.
+    ///
+    /// _Default:_ `false`.
+    pub tls_required: bool,
+}
+
+/// How PostgreSQL clients authenticate.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AuthMethod {
+    /// SCRAM-SHA-256, PostgreSQL's default since version 14.
+    #[default]
+    ScramSha256,
+    /// MD5 password hashes, for old clients.
+    Md5,
+    /// No password.
+    Trust,
+}
+
+/// A user allowed to connect.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserConfig {
+    /// The user name clients log in with.
+    pub name: String,
+    /// The environment variable holding the password, so that no secret sits in
+    /// the file.
+    pub password_env: Option<String>,
+    /// The password itself. Prefer `password_env`.
+    pub password: Option<String>,
+}
+
+/// One query engine.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineConfig {
+    /// The engine's name in logs, metrics and rules.
+    pub name: String,
+    /// What kind of engine.
+    #[serde(rename = "type")]
+    pub kind: EngineKind,
+    /// Which tables it serves: `catalog.*`, `catalog.namespace.*` or
+    /// `catalog.namespace.table` patterns.
+    ///
+    /// _Default:_ every configured catalog.
+    #[serde(default)]
+    pub serves: Vec<String>,
+    /// Whether it accepts writes and DDL.
+    ///
+    /// _Default:_ `true`.
+    #[serde(default = "default_true")]
+    pub writes: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// The kinds of query engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineKind {
+    /// The embedded DataFusion engine over the configured Iceberg catalogs.
+    Datafusion,
+    /// A PostgreSQL server (arrives with the router).
+    Postgres,
+    /// A MySQL or MariaDB server (arrives with the router).
+    Mysql,
+    /// An Arrow Flight SQL server (arrives with the router).
+    Flightsql,
+}
+
+/// The demo dataset: namespace `demo` with `trips` (many small appends) and
+/// `zones` (a small dimension table). Created once, when `demo.trips` does not
+/// exist yet in the first catalog.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DemoConfig {
+    /// Whether to create the demo dataset on first start.
+    ///
+    /// _Default:_ `true`.
+    pub enabled: bool,
+    /// Rows in `demo.trips`.
+    ///
+    /// _Default:_ `1000000`.
+    pub rows: u64,
+    /// How many appends (and so snapshots) `demo.trips` is written in.
+    ///
+    /// _Default:_ `100`.
+    pub appends: u64,
+}
+
+impl Default for DemoConfig {
+    fn default() -> Self {
+        DemoConfig {
+            enabled: true,
+            rows: 1_000_000,
+            appends: 100,
+        }
+    }
+}
+
+/// Logging.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LoggingConfig {
+    /// `plain` for people, `json` for log pipelines.
+    ///
+    /// _Default:_ `plain`.
+    pub format: LogFormat,
+    /// A `tracing` filter such as `info` or `floe=debug,info`; `RUST_LOG` wins
+    /// when set.
+    ///
+    /// _Default:_ `info`.
+    pub level: String,
+}
+
+impl Default for LoggingConfig {
+    fn default() -> Self {
+        LoggingConfig {
+            format: LogFormat::Plain,
+            level: "info".to_owned(),
+        }
+    }
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Plain,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Why a configuration cannot be used: each line names the key and the reason.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", problems.join("\n"))]
+pub struct ConfigError {
+    /// One line per problem, `file: key: reason`.
+    pub problems: Vec<String>,
+}
+
+impl FloeConfig {
+    /// Reads a configuration file (or none, for the defaults), applies
+    /// `FLOE_*` environment overrides, fills in defaults and validates.
+    ///
+    /// # Errors
+    ///
+    /// Every problem found, each on its own line with the key and a reason.
+    pub fn load(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<FloeConfig, ConfigError> {
+        let (origin, text) = match path {
+            Some(path) => (
+                path.display().to_string(),
+                std::fs::read_to_string(path).map_err(|e| ConfigError {
+                    problems: vec![format!("{}: cannot read: {e}", path.display())],
+                })?,
+            ),
+            None => ("defaults".to_owned(), String::new()),
+        };
+        let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| ConfigError {
+            problems: vec![format!("{origin}: {}", one_line(&e.to_string()))],
+        })?;
+        apply_env(&mut table, env).map_err(|problems| ConfigError { problems })?;
+        // Re-serialising keeps serde's messages (`unknown field`, `invalid type`)
+        // and lets toml attach line numbers to them for the file's own keys.
+        let merged = toml::to_string(&table).map_err(|e| ConfigError {
+            problems: vec![format!("{origin}: {e}")],
+        })?;
+        let config: FloeConfig = toml::from_str(&merged).map_err(|e: toml::de::Error| {
+            // Point at the line in the original file when the key came from it.
+            let located = toml::from_str::<FloeConfig>(&text).err().unwrap_or(e);
+            ConfigError {
+                problems: vec![format!("{origin}: {}", one_line(&located.to_string()))],
+            }
+        })?;
+        let config = config.with_defaults();
+        let problems: Vec<String> = config
+            .validate()
+            .into_iter()
+            .map(|p| format!("{origin}: {p}"))
+            .collect();
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError { problems })
+        }
+    }
+
+    /// Fills in the catalog and engine a configuration without them gets.
+    pub fn with_defaults(mut self) -> Self {
+        if self.catalogs.is_empty() {
+            self.catalogs.push(CatalogConfig::local("lake", &self.server.data_dir));
+        }
+        if self.engines.is_empty() {
+            self.engines.push(EngineConfig {
+                name: "local".to_owned(),
+                kind: EngineKind::Datafusion,
+                serves: Vec::new(),
+                writes: true,
+            });
+        }
+        for engine in &mut self.engines {
+            if engine.serves.is_empty() {
+                engine.serves = self.catalogs.iter().map(|c| format!("{}.*", c.name)).collect();
+            }
+        }
+        self
+    }
+
+    /// Checks everything that can be checked before starting; returns one line
+    /// per problem, naming the key.
+    pub fn validate(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.server.max_connections == 0 {
+            problems.push("server.max_connections: must be at least 1".to_owned());
+        }
+        if self.listen.mysql.is_some() {
+            problems.push("listen.mysql: the MySQL front end is not part of this build yet".to_owned());
+        }
+        if self.listen.flight_sql.is_some() {
+            problems.push(
+                "listen.flight_sql: the Flight SQL front end is not part of this build yet".to_owned(),
+            );
+        }
+        if self.listen.postgres.is_none() {
+            problems.push("listen.postgres: at least one front end must listen".to_owned());
+        }
+        match (&self.postgres.tls_cert, &self.postgres.tls_key) {
+            (Some(_), None) => problems.push("postgres.tls_key: required with postgres.tls_cert".to_owned()),
+            (None, Some(_)) => problems.push("postgres.tls_cert: required with postgres.tls_key".to_owned()),
+            _ => {}
+        }
+        if self.postgres.tls_required && self.postgres.tls_cert.is_none() {
+            problems.push("postgres.tls_required: needs postgres.tls_cert and postgres.tls_key".to_owned());
+        }
+        let mut names = BTreeSet::new();
+        for user in &self.users {
+            if !names.insert(user.name.as_str()) {
+                problems.push(format!("users.name: `{}` is listed twice", user.name));
+            }
+            match (&user.password_env, &user.password) {
+                (Some(var), None) => {
+                    if std::env::var_os(var).is_none() {
+                        problems.push(format!(
+                            "users.password_env: user `{}` reads its password from `{var}`, which is not set",
+                            user.name
+                        ));
+                    }
+                }
+                (None, Some(_)) => {}
+                (Some(_), Some(_)) => problems.push(format!(
+                    "users: user `{}` sets both password and password_env; keep one",
+                    user.name
+                )),
+                (None, None) => {
+                    if self.postgres.auth_method != AuthMethod::Trust {
+                        problems.push(format!(
+                            "users.password_env: user `{}` has no password (set password_env)",
+                            user.name
+                        ))
+                    }
+                }
+            }
+        }
+        let mut catalog_names = BTreeSet::new();
+        for catalog in &self.catalogs {
+            if !catalog_names.insert(catalog.name.as_str()) {
+                problems.push(format!("catalogs.name: `{}` is listed twice", catalog.name));
+            }
+            problems.extend(catalog.problems());
+        }
+        let mut engine_names = BTreeSet::new();
+        for engine in &self.engines {
+            if !engine_names.insert(engine.name.as_str()) {
+                problems.push(format!("engines.name: `{}` is listed twice", engine.name));
+            }
+            if engine.kind != EngineKind::Datafusion {
+                problems.push(format!(
+                    "engines.type: engine `{}` is `{:?}`, but this build runs only the embedded `datafusion` engine",
+                    engine.name, engine.kind
+                ).to_lowercase());
+            }
+            for pattern in &engine.serves {
+                let catalog = pattern.split('.').next().unwrap_or_default();
+                if !catalog_names.contains(catalog) {
+                    problems.push(format!(
+                        "engines.serves: engine `{}` serves `{pattern}`, but no catalog is named `{catalog}`",
+                        engine.name
+                    ));
+                }
+            }
+        }
+        if self.engines.len() > 1 {
+            problems.push(
+                "engines: this build runs one engine; routing between several arrives with the router".to_owned(),
+            );
+        }
+        if self.demo.enabled && (self.demo.appends == 0 || self.demo.appends > self.demo.rows.max(1)) {
+            problems.push("demo.appends: must be between 1 and demo.rows".to_owned());
+        }
+        problems
+    }
+}
+
+/// Applies `FLOE_<SECTION>_<KEY>=value` overrides for the sections in
+/// [`ENV_SECTIONS`]; other `FLOE_*` variables (passwords, `FLOE_CONFIG`) are
+/// left alone. Values are read as TOML when they parse (`1000`, `true`) and as
+/// strings otherwise.
+fn apply_env(
+    table: &mut toml::Table,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<(), Vec<String>> {
+    let mut problems = Vec::new();
+    for (name, value) in env {
+        let Some(rest) = name.strip_prefix("FLOE_") else {
+            continue;
+        };
+        let rest = rest.to_ascii_lowercase();
+        let Some((section, key)) = rest.split_once('_') else {
+            continue;
+        };
+        if !ENV_SECTIONS.contains(&section) {
+            continue;
+        }
+        let parsed = format!("v = {value}")
+            .parse::<toml::Table>()
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or_else(|| toml::Value::String(value.clone()));
+        match table
+            .entry(section.to_owned())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+        {
+            toml::Value::Table(section_table) => {
+                section_table.insert(key.to_owned(), parsed);
+            }
+            _ => problems.push(format!("{name}: `{section}` is not a section")),
+        }
+    }
+    if problems.is_empty() { Ok(()) } else { Err(problems) }
+}
+
+/// toml's messages span several lines with a source excerpt; a config error
+/// is reported on one line.
+fn one_line(message: &str) -> String {
+    let lines: Vec<&str> = message
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('|') && !l.chars().all(|c| c == '^' || c == ' '))
+        .collect();
+    lines.join(": ").replace("TOML parse error at ", "")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_str(text: &str, env: &[(&str, &str)]) -> Result<FloeConfig, ConfigError> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("floe.toml");
+        std::fs::write(&path, text).expect("write config");
+        FloeConfig::load(
+            Some(&path),
+            env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        )
+    }
+
+    #[test]
+    fn no_file_gives_the_embedded_defaults() {
+        let config = FloeConfig::load(None, []).expect("defaults are valid");
+        assert_eq!(config.listen.postgres, Some("127.0.0.1:15432".parse().expect("addr")));
+        assert_eq!(config.listen.admin, Some("127.0.0.1:18080".parse().expect("addr")));
+        assert_eq!(config.catalogs[0].name, "lake");
+        assert_eq!(config.engines[0].serves, vec!["lake.*".to_owned()]);
+    }
+
+    #[test]
+    fn unknown_key_names_the_key_and_line() {
+        let err = load_str("[listen]\npostgres = \"127.0.0.1:1\"\npostgress = \"x\"\n", &[])
+            .expect_err("typo must fail");
+        let text = err.to_string();
+        assert!(text.contains("postgress"), "{text}");
+        assert!(text.contains("line 3"), "{text}");
+        assert_eq!(text.lines().count(), 1, "{text}");
+    }
+
+    #[test]
+    fn bad_value_names_the_key() {
+        let err = load_str("[server]\nshutdown_timeout = \"soon\"\n", &[]).expect_err("bad duration");
+        assert!(err.to_string().contains("shutdown_timeout"), "{err}");
+    }
+
+    #[test]
+    fn env_overrides_the_file() {
+        let config = load_str(
+            "[server]\nmax_connections = 5\n",
+            &[("FLOE_SERVER_MAX_CONNECTIONS", "7"), ("FLOE_LISTEN_ADMIN", "127.0.0.1:0")],
+        )
+        .expect("valid");
+        assert_eq!(config.server.max_connections, 7);
+        assert_eq!(config.listen.admin, Some("127.0.0.1:0".parse().expect("addr")));
+    }
+
+    #[test]
+    fn env_override_with_unknown_key_is_rejected() {
+        let err = load_str("", &[("FLOE_SERVER_MAX_CONECTIONS", "7")]).expect_err("typo");
+        assert!(err.to_string().contains("max_conections"), "{err}");
+    }
+
+    #[test]
+    fn every_semantic_problem_is_reported_at_once() {
+        let err = load_str(
+            "[server]\nmax_connections = 0\n[listen]\nmysql = \"127.0.0.1:1\"\n[postgres]\ntls_cert = \"c.pem\"\n",
+            &[],
+        )
+        .expect_err("invalid");
+        assert_eq!(err.problems.len(), 3, "{err}");
+    }
+
+    #[test]
+    fn user_without_password_source_is_rejected() {
+        let err = load_str("[[users]]\nname = \"app\"\npassword_env = \"FLOE_TEST_SURELY_UNSET\"\n", &[])
+            .expect_err("unset env");
+        assert!(err.to_string().contains("FLOE_TEST_SURELY_UNSET"), "{err}");
+    }
+}

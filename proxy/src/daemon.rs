@@ -1,0 +1,202 @@
+//! `floe serve`: builds every part from the validated configuration, serves
+//! until SIGINT or SIGTERM, then drains.
+//!
+//! Start-up order matters: the admin listener comes first so `/healthz`
+//! answers while the demo dataset loads; the engine is built after the demo
+//! tables exist because it lists tables when it starts; the client listeners
+//! come last, and the ready file is written once they are bound.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use floe_maintenance::catalog::{ensure_namespaces, open_catalog};
+use floe_router::engine::{DataFusionEngine, DataFusionEngineOptions, Engine};
+use serde::Serialize;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::admin::{self, AdminState};
+use crate::config::FloeConfig;
+use crate::demo::{self, DemoState};
+use crate::frontend::pg;
+use crate::session::Shared;
+use crate::shutdown::{self, Drain};
+
+/// The bound addresses, written to `--ready-file` once the daemon serves.
+#[derive(Debug, Serialize)]
+struct Ready {
+    pid: u32,
+    postgres: Option<SocketAddr>,
+    admin: Option<SocketAddr>,
+}
+
+/// How `floe serve` was asked to run, beyond its configuration.
+#[derive(Debug, Default)]
+pub struct RunOptions {
+    /// Where to write the bound addresses once serving.
+    pub ready_file: Option<PathBuf>,
+    /// Shut down when standard input reaches end of file.
+    pub exit_on_stdin_eof: bool,
+}
+
+/// Runs the daemon until a signal (or `shutdown` being cancelled) and the drain
+/// that follows are over.
+///
+/// # Errors
+///
+/// When a listener cannot bind or a catalog or engine cannot start.
+pub async fn run(config: FloeConfig, options: RunOptions, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let prometheus = crate::metrics::install()?;
+    let mut tasks = JoinSet::new();
+    tasks.spawn(shutdown::cancel_on_signal(shutdown.clone()));
+    if options.exit_on_stdin_eof {
+        tasks.spawn(shutdown::cancel_on_stdin_eof(shutdown.clone()));
+    }
+    tasks.spawn({
+        let prometheus = prometheus.clone();
+        let shutdown = shutdown.clone();
+        async move {
+            // Histograms need periodic upkeep to drain their buffers.
+            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            while tokio::select! { _ = tick.tick() => true, _ = shutdown.cancelled() => false } {
+                prometheus.run_upkeep();
+            }
+        }
+    });
+
+    let ready = Arc::new(AtomicBool::new(false));
+    let catalogs = Arc::new(std::sync::RwLock::new(Vec::new()));
+    let admin_addr = match config.listen.admin {
+        Some(addr) => {
+            let listener = bind(addr, "admin").await?;
+            let local = listener.local_addr()?;
+            tracing::info!(addr = %local, "admin HTTP listening (metrics, healthz, readyz)");
+            tasks.spawn(admin::serve(
+                listener,
+                AdminState {
+                    prometheus,
+                    ready: Arc::clone(&ready),
+                    shutdown: shutdown.clone(),
+                    catalogs: Arc::clone(&catalogs),
+                },
+            ));
+            Some(local)
+        }
+        None => None,
+    };
+
+    let mut opened = Vec::with_capacity(config.catalogs.len());
+    for catalog in &config.catalogs {
+        opened.push((catalog.name.clone(), open_catalog(catalog).await?));
+    }
+    let (default_name, default_catalog) = opened.first().cloned().context("no catalog configured")?;
+    let mut namespaces = vec!["public"];
+    if config.demo.enabled {
+        namespaces.push(demo::NAMESPACE);
+    }
+    ensure_namespaces(default_catalog.as_ref(), &default_name, &namespaces).await?;
+    let demo_state = demo::prepare(default_catalog.as_ref(), &config.demo).await?;
+    if let Ok(mut list) = catalogs.write() {
+        list.clone_from(&opened);
+    }
+
+    let engine_config = config.engines.first().context("no engine configured")?;
+    let mut engine_options = DataFusionEngineOptions::new(&engine_config.name, default_name, default_catalog);
+    engine_options.catalogs = opened
+        .iter()
+        .filter(|(name, _)| engine_config.serves.iter().any(|p| p.split('.').next() == Some(name)))
+        .cloned()
+        .collect();
+    let engine: Arc<dyn Engine> = Arc::new(DataFusionEngine::try_new(engine_options).await?);
+    tracing::info!(engine = engine.name(), "engine ready");
+
+    if demo_state == DemoState::NeedsLoad {
+        tracing::info!(rows = config.demo.rows, appends = config.demo.appends, "creating the demo dataset");
+        let catalog = opened.first().map(|(_, c)| Arc::clone(c)).context("no catalog")?;
+        tokio::select! {
+            loaded = demo::load(engine.as_ref(), catalog.as_ref(), &config.demo) => loaded?,
+            _ = shutdown.cancelled() => {
+                tracing::warn!("shutdown during demo creation; it resumes on the next start");
+                return Ok(());
+            }
+        }
+    }
+
+    let drain = Drain::default();
+    let shared = Shared {
+        engine,
+        drain: drain.clone(),
+        statement_timeout: config.server.statement_timeout,
+    };
+    let connections = Arc::new(Semaphore::new(config.server.max_connections));
+    let mut postgres_addr = None;
+    if let Some(addr) = config.listen.postgres {
+        let listener = bind(addr, "listen.postgres").await?;
+        let local = listener.local_addr()?;
+        let tls = match (&config.postgres.tls_cert, &config.postgres.tls_key) {
+            (Some(cert), Some(key)) => Some(pg::tls_acceptor(cert, key)?),
+            _ => None,
+        };
+        tracing::info!(addr = %local, tls = tls.is_some(), "PostgreSQL wire listening");
+        tasks.spawn(pg::serve(
+            listener,
+            pg::Options {
+                shared: shared.clone(),
+                tls,
+                users: pg::user_passwords(&config)?,
+                config: config.postgres.clone(),
+                connections: Arc::clone(&connections),
+            },
+            shutdown.clone(),
+        ));
+        postgres_addr = Some(local);
+    }
+
+    if let Some(path) = &options.ready_file {
+        write_ready_file(
+            path,
+            &Ready {
+                pid: std::process::id(),
+                postgres: postgres_addr,
+                admin: admin_addr,
+            },
+        )?;
+    }
+    ready.store(true, Ordering::Release);
+    tracing::info!("Floe is ready");
+
+    shutdown.cancelled().await;
+    drain.close();
+    let running = drain.running();
+    if running > 0 {
+        tracing::info!(running, timeout = ?config.server.shutdown_timeout, "waiting for running statements");
+    }
+    let left = drain.wait_idle(config.server.shutdown_timeout).await;
+    if left > 0 {
+        tracing::warn!(left, "shutdown timeout reached; cancelling the statements still running");
+    }
+    tasks.abort_all();
+    tracing::info!("Floe stopped");
+    Ok(())
+}
+
+async fn bind(addr: SocketAddr, key: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("{key}: cannot listen on {addr}"))
+}
+
+/// Writes the ready file atomically, so a reader never sees half of it.
+fn write_ready_file(path: &Path, ready: &Ready) -> anyhow::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, serde_json::to_vec_pretty(ready)?)
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}

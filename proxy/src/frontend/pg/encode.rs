@@ -1,0 +1,226 @@
+//! Arrow → PostgreSQL: row descriptions and data rows, batch by batch.
+//!
+//! `arrow-pg` does the per-value encoding in text and binary formats. Floe adds
+//! what it lacks: `Decimal256` (narrowed to `Decimal128` when its precision
+//! allows, text otherwise), and the canonical Arrow extension types `arrow.uuid`
+//! and `arrow.json`, which become PostgreSQL `uuid` and `json`.
+
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef};
+use arrow_pg::datatypes::arrow_schema_to_pg_fields;
+use arrow_pg::encoder::encode_value;
+use futures::{StreamExt, stream};
+use pgwire::api::Type;
+use pgwire::api::portal::Format;
+use pgwire::api::results::{DataRowEncoder, FieldFormat, FieldInfo, QueryResponse, Response, Tag};
+use pgwire::error::{PgWireError, PgWireResult};
+use pgwire::messages::data::DataRow;
+
+use super::error::to_pgwire;
+use crate::session::Outcome;
+
+/// The Arrow extension name key, as the Arrow columnar format specifies it.
+const EXTENSION_NAME: &str = "ARROW:extension:name";
+
+/// How a column is written, decided once per result from its Arrow field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Column {
+    /// Handed to `arrow-pg`.
+    Arrow,
+    /// `arrow.uuid` on `FixedSizeBinary(16)`.
+    Uuid,
+    /// `arrow.json` on a string type.
+    Json,
+}
+
+/// A result's row layout: the Arrow schema after Floe's conversions, the
+/// PostgreSQL fields and how each column is written.
+#[derive(Debug, Clone)]
+pub(super) struct RowLayout {
+    schema: SchemaRef,
+    fields: Arc<Vec<FieldInfo>>,
+    columns: Arc<Vec<Column>>,
+}
+
+impl RowLayout {
+    /// The layout for an Arrow schema in the given result formats.
+    pub(super) fn new(schema: &Schema, format: &Format) -> PgWireResult<Self> {
+        let converted = Arc::new(Schema::new_with_metadata(
+            schema.fields().iter().map(|f| convert_field(f)).collect::<Vec<_>>(),
+            schema.metadata().clone(),
+        ));
+        let columns: Vec<Column> = converted.fields().iter().map(|f| column_kind(f)).collect();
+        let mut fields = arrow_schema_to_pg_fields(&converted, format, None)?;
+        for (idx, (field, column)) in fields.iter_mut().zip(&columns).enumerate() {
+            let ty = match column {
+                Column::Arrow => continue,
+                Column::Uuid => Type::UUID,
+                Column::Json => Type::JSON,
+            };
+            *field = FieldInfo::new(field.name().to_owned(), None, None, ty, format.format_for(idx));
+        }
+        Ok(RowLayout {
+            schema: converted,
+            fields: Arc::new(fields),
+            columns: Arc::new(columns),
+        })
+    }
+
+    /// The PostgreSQL fields, for `RowDescription`.
+    pub(super) fn fields(&self) -> Vec<FieldInfo> {
+        self.fields.as_ref().clone()
+    }
+
+    /// Encodes every row of a batch.
+    fn encode(&self, batch: RecordBatch) -> Vec<PgWireResult<DataRow>> {
+        let arrays: Result<Vec<ArrayRef>, PgWireError> = batch
+            .columns()
+            .iter()
+            .zip(self.schema.fields())
+            .map(|(array, field)| {
+                if array.data_type() == field.data_type() {
+                    Ok(Arc::clone(array))
+                } else {
+                    cast(array, field.data_type()).map_err(|e| PgWireError::ApiError(Box::new(e)))
+                }
+            })
+            .collect();
+        let arrays = match arrays {
+            Ok(arrays) => arrays,
+            Err(e) => return vec![Err(e)],
+        };
+        let mut rows = Vec::with_capacity(batch.num_rows());
+        for row in 0..batch.num_rows() {
+            let mut encoder = DataRowEncoder::new(Arc::clone(&self.fields));
+            let encoded = arrays
+                .iter()
+                .zip(self.schema.fields())
+                .zip(self.fields.iter().zip(self.columns.iter()))
+                .try_for_each(|((array, field), (pg_field, column))| {
+                    encode_column(&mut encoder, array, row, field, pg_field, *column)
+                });
+            rows.push(encoded.map(|()| encoder.take_row()));
+        }
+        rows
+    }
+}
+
+fn encode_column(
+    encoder: &mut DataRowEncoder,
+    array: &ArrayRef,
+    row: usize,
+    field: &Field,
+    pg_field: &FieldInfo,
+    column: Column,
+) -> PgWireResult<()> {
+    let encode = |encoder: &mut DataRowEncoder, text: Option<&str>, binary: Option<&[u8]>| match pg_field.format() {
+        FieldFormat::Binary => encoder.encode_field_with_type_and_format(&binary, pg_field.datatype(), pg_field.format(), pg_field.format_options()),
+        FieldFormat::Text => encoder.encode_field_with_type_and_format(&text, pg_field.datatype(), pg_field.format(), pg_field.format_options()),
+    };
+    match column {
+        Column::Arrow => encode_value(encoder, array, row, field, pg_field),
+        Column::Uuid => {
+            let bytes = array.as_fixed_size_binary_opt().filter(|a| !a.is_null(row)).map(|a| a.value(row));
+            let text = bytes.map(format_uuid);
+            encode(encoder, text.as_deref(), bytes)
+        }
+        Column::Json => {
+            let text = string_value(array, row);
+            encode(encoder, text, text.map(str::as_bytes))
+        }
+    }
+}
+
+fn string_value(array: &ArrayRef, row: usize) -> Option<&str> {
+    if array.is_null(row) {
+        return None;
+    }
+    match array.data_type() {
+        DataType::Utf8 => Some(array.as_string::<i32>().value(row)),
+        DataType::LargeUtf8 => Some(array.as_string::<i64>().value(row)),
+        DataType::Utf8View => Some(array.as_string_view().value(row)),
+        _ => None,
+    }
+}
+
+fn format_uuid(bytes: &[u8]) -> String {
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    if hex.len() != 32 {
+        return hex;
+    }
+    format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])
+}
+
+fn column_kind(field: &Field) -> Column {
+    match (field.metadata().get(EXTENSION_NAME).map(String::as_str), field.data_type()) {
+        (Some("arrow.uuid"), DataType::FixedSizeBinary(16)) => Column::Uuid,
+        (Some("arrow.json"), DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) => Column::Json,
+        _ => Column::Arrow,
+    }
+}
+
+/// The type a column is sent as, where `arrow-pg` cannot send the original.
+fn convert_field(field: &FieldRef) -> FieldRef {
+    let converted = match field.data_type() {
+        // arrow-pg encodes Decimal128 only; a Decimal256 whose precision fits
+        // is narrowed, and a wider one goes out as text so that no digit is lost.
+        DataType::Decimal256(p, s) if *p <= 38 => DataType::Decimal128(*p, *s),
+        DataType::Decimal256(..) => DataType::Utf8,
+        _ => return Arc::clone(field),
+    };
+    Arc::new(field.as_ref().clone().with_data_type(converted))
+}
+
+/// Turns a session outcome into pgwire's response, streaming rows.
+pub(super) fn response(outcome: Outcome, format: &Format) -> PgWireResult<Response> {
+    Ok(match outcome {
+        Outcome::Rows { schema, stream } => {
+            let layout = RowLayout::new(&schema, format)?;
+            let fields = Arc::clone(&layout.fields);
+            let rows = stream
+                .map(move |batch| match batch {
+                    Ok(batch) => stream::iter(layout.encode(batch)),
+                    Err(e) => stream::iter(vec![Err(to_pgwire(e.into()))]),
+                })
+                .flatten();
+            Response::Query(QueryResponse::new(fields, rows))
+        }
+        Outcome::Command { command, rows } => {
+            let tag = match (command, rows) {
+                // PostgreSQL's INSERT tag carries an OID, always 0 nowadays.
+                ("INSERT", Some(rows)) => Tag::new("INSERT").with_oid(0).with_rows(usize_rows(rows)),
+                (command, Some(rows)) => Tag::new(command).with_rows(usize_rows(rows)),
+                (command, None) => Tag::new(command),
+            };
+            Response::Execution(tag)
+        }
+        Outcome::TransactionStart => Response::TransactionStart(Tag::new("BEGIN")),
+        Outcome::TransactionEnd { command } => Response::TransactionEnd(Tag::new(command)),
+    })
+}
+
+fn usize_rows(rows: u64) -> usize {
+    usize::try_from(rows).unwrap_or(usize::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uuid_bytes_print_in_canonical_form() {
+        let bytes: Vec<u8> = (0u8..16).collect();
+        assert_eq!(format_uuid(&bytes), "00010203-0405-0607-0809-0a0b0c0d0e0f");
+    }
+
+    #[test]
+    fn wide_decimals_go_out_as_text_and_narrow_ones_as_numeric() {
+        let wide = Arc::new(Field::new("d", DataType::Decimal256(60, 10), true));
+        assert_eq!(convert_field(&wide).data_type(), &DataType::Utf8);
+        let narrow = Arc::new(Field::new("d", DataType::Decimal256(20, 4), true));
+        assert_eq!(convert_field(&narrow).data_type(), &DataType::Decimal128(20, 4));
+    }
+}

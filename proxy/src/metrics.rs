@@ -1,0 +1,129 @@
+//! Metrics: names, labels and the Prometheus exporter.
+//!
+//! Every metric Floe records is named here, so the set that `/metrics` shows is
+//! readable in one file. Recording goes through the `metrics` facade and costs
+//! a few atomic operations; rendering happens only when `/metrics` is scraped.
+
+use std::time::Duration;
+
+use floe_dialects::StatementKind;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+/// Connections accepted, by protocol.
+pub const CONNECTIONS_TOTAL: &str = "floe_connections_total";
+/// Connections open now, by protocol.
+pub const CONNECTIONS_ACTIVE: &str = "floe_connections_active";
+/// Connections refused, by protocol and reason (`limit`, `shutdown`).
+pub const CONNECTIONS_REJECTED: &str = "floe_connections_rejected_total";
+/// Statements finished, by protocol, kind and outcome.
+pub const QUERIES_TOTAL: &str = "floe_queries_total";
+/// Statement latency in seconds, from start to last row, by protocol and kind.
+pub const QUERY_DURATION: &str = "floe_query_duration_seconds";
+/// Rows returned to clients, by protocol.
+pub const ROWS_TOTAL: &str = "floe_rows_returned_total";
+/// Bytes of Arrow data returned to clients, by protocol.
+pub const BYTES_TOTAL: &str = "floe_bytes_returned_total";
+
+/// The front end a client came through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// PostgreSQL wire.
+    Postgres,
+}
+
+impl Protocol {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Postgres => "postgres",
+        }
+    }
+}
+
+/// How a statement ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// It completed.
+    Ok,
+    /// It failed.
+    Error,
+    /// The client cancelled it or went away.
+    Cancelled,
+}
+
+impl Outcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Error => "error",
+            Outcome::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// Installs the global recorder and returns the handle that renders `/metrics`.
+///
+/// # Errors
+///
+/// When a recorder is installed already.
+pub fn install() -> anyhow::Result<PrometheusHandle> {
+    let buckets = [
+        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+    ];
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Full(QUERY_DURATION.to_owned()), &buckets)?
+        .install_recorder()?;
+    metrics::describe_counter!(CONNECTIONS_TOTAL, "Client connections accepted");
+    metrics::describe_gauge!(CONNECTIONS_ACTIVE, "Client connections open now");
+    metrics::describe_counter!(CONNECTIONS_REJECTED, "Client connections refused");
+    metrics::describe_counter!(QUERIES_TOTAL, "Statements finished");
+    metrics::describe_histogram!(QUERY_DURATION, metrics::Unit::Seconds, "Statement latency");
+    metrics::describe_counter!(ROWS_TOTAL, "Rows returned to clients");
+    metrics::describe_counter!(BYTES_TOTAL, metrics::Unit::Bytes, "Arrow bytes returned to clients");
+    Ok(handle)
+}
+
+/// Records a finished statement.
+pub fn query_finished(
+    protocol: Protocol,
+    kind: StatementKind,
+    outcome: Outcome,
+    elapsed: Duration,
+    rows: u64,
+    bytes: u64,
+) {
+    let protocol = protocol.as_str();
+    metrics::counter!(QUERIES_TOTAL, "protocol" => protocol, "kind" => kind.as_str(), "outcome" => outcome.as_str())
+        .increment(1);
+    metrics::histogram!(QUERY_DURATION, "protocol" => protocol, "kind" => kind.as_str()).record(elapsed.as_secs_f64());
+    if rows > 0 {
+        metrics::counter!(ROWS_TOTAL, "protocol" => protocol).increment(rows);
+    }
+    if bytes > 0 {
+        metrics::counter!(BYTES_TOTAL, "protocol" => protocol).increment(bytes);
+    }
+}
+
+/// Records an accepted connection; the returned guard records its close.
+pub fn connection_opened(protocol: Protocol) -> ConnectionGauge {
+    metrics::counter!(CONNECTIONS_TOTAL, "protocol" => protocol.as_str()).increment(1);
+    metrics::gauge!(CONNECTIONS_ACTIVE, "protocol" => protocol.as_str()).increment(1.0);
+    ConnectionGauge { protocol }
+}
+
+/// Records a refused connection.
+pub fn connection_rejected(protocol: Protocol, reason: &'static str) {
+    metrics::counter!(CONNECTIONS_REJECTED, "protocol" => protocol.as_str(), "reason" => reason).increment(1);
+}
+
+/// Decrements the open-connections gauge when dropped.
+#[derive(Debug)]
+pub struct ConnectionGauge {
+    protocol: Protocol,
+}
+
+impl Drop for ConnectionGauge {
+    fn drop(&mut self) {
+        metrics::gauge!(CONNECTIONS_ACTIVE, "protocol" => self.protocol.as_str()).decrement(1.0);
+    }
+}

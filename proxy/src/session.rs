@@ -1,0 +1,559 @@
+//! The protocol-independent session layer: per-connection state and the
+//! execution of one statement, shared by every front end.
+//!
+//! A front end decodes its protocol into SQL text (and parameters), hands it to
+//! [`Session::run`], and encodes the [`Outcome`] it gets back. Session
+//! statements (`SET`, `SHOW`, `RESET`, transaction control) are answered here;
+//! everything else goes to the engine. Every statement that reaches the engine
+//! is counted in metrics and registered with the drain tracker, so shutdown
+//! waits for it.
+
+use std::collections::BTreeMap;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use arrow::array::{RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::scalar::ScalarValue;
+use floe_dialects::sqlparser::ast::{Expr, Set, Statement, Value, ValueWithSpan};
+use floe_dialects::{Analysis, StatementKind};
+use floe_router::engine::{BatchStream, Engine, Prepared, QueryOutput, Request};
+use futures::Stream;
+use std::future::Future;
+
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+
+use crate::error::{Error, Result};
+use crate::metrics::{self, Protocol};
+use crate::shutdown::{Drain, DrainGuard};
+
+/// What every session of the daemon shares.
+#[derive(Debug, Clone)]
+pub struct Shared {
+    /// The engine statements run on.
+    pub engine: Arc<dyn Engine>,
+    /// Tracks running statements so shutdown can wait for them.
+    pub drain: Drain,
+    /// `server.statement_timeout`; zero means none.
+    pub statement_timeout: Duration,
+}
+
+/// Where a session stands with respect to transactions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxnState {
+    /// Autocommit: no transaction block is open.
+    Idle,
+    /// Inside `BEGIN ... COMMIT`.
+    InBlock,
+    /// A statement failed inside the block; only `ROLLBACK` (or `COMMIT`,
+    /// which then rolls back) is accepted.
+    Failed,
+}
+
+/// The result of one statement, for a front end to encode.
+pub enum Outcome {
+    /// Rows, streamed.
+    Rows {
+        /// The schema of every batch.
+        schema: SchemaRef,
+        /// The batches; dropping the stream cancels the statement.
+        stream: BatchStream,
+    },
+    /// A command with its tag and, where meaningful, the rows it touched.
+    Command {
+        /// The command name (`INSERT`, `CREATE TABLE`, `SET`, ...).
+        command: &'static str,
+        /// Rows touched.
+        rows: Option<u64>,
+    },
+    /// `BEGIN` opened a transaction block.
+    TransactionStart,
+    /// `COMMIT` or `ROLLBACK` closed it; the command is the tag to send.
+    TransactionEnd {
+        /// `COMMIT` or `ROLLBACK`.
+        command: &'static str,
+    },
+}
+
+/// One client connection's state.
+#[derive(Debug)]
+pub struct Session {
+    shared: Shared,
+    protocol: Protocol,
+    settings: BTreeMap<String, String>,
+    txn: TxnState,
+    /// Where a cancel request finds the running statement's token.
+    cancel: Arc<CancelSlot>,
+}
+
+/// The cancellation token of a session's running statement, shared with the
+/// front end's cancel-request handler.
+#[derive(Debug, Default)]
+pub struct CancelSlot(std::sync::Mutex<CancellationToken>);
+
+impl CancelSlot {
+    /// Cancels the statement running now, if any.
+    pub fn cancel(&self) {
+        if let Ok(token) = self.0.lock() {
+            token.cancel();
+        }
+    }
+
+    /// A fresh token for the next statement: a cancel request aimed at an
+    /// earlier statement must not hit this one.
+    fn renew(&self) -> CancellationToken {
+        let token = CancellationToken::new();
+        if let Ok(mut slot) = self.0.lock() {
+            *slot = token.clone();
+        }
+        token
+    }
+}
+
+/// Session parameters PostgreSQL clients read or set, with their defaults. A
+/// `SET` of a name not listed here (and without a dot) is rejected as
+/// PostgreSQL rejects it.
+const DEFAULT_SETTINGS: &[(&str, &str)] = &[
+    ("application_name", ""),
+    ("bytea_output", "hex"),
+    ("client_encoding", "UTF8"),
+    ("client_min_messages", "notice"),
+    ("datestyle", "ISO, MDY"),
+    ("default_transaction_isolation", "read committed"),
+    ("default_transaction_read_only", "off"),
+    ("extra_float_digits", "1"),
+    ("idle_in_transaction_session_timeout", "0"),
+    ("integer_datetimes", "on"),
+    ("intervalstyle", "postgres"),
+    ("is_superuser", "on"),
+    ("jit", "off"),
+    ("lc_collate", "C"),
+    ("lc_ctype", "C"),
+    ("lc_messages", "C"),
+    ("lc_monetary", "C"),
+    ("lc_numeric", "C"),
+    ("lc_time", "C"),
+    ("lock_timeout", "0"),
+    ("max_identifier_length", "63"),
+    ("row_security", "on"),
+    ("search_path", "\"$user\", public"),
+    ("server_encoding", "UTF8"),
+    ("server_version", "16.6"),
+    ("server_version_num", "160006"),
+    ("standard_conforming_strings", "on"),
+    ("statement_timeout", "0"),
+    ("synchronous_commit", "on"),
+    ("timezone", "UTC"),
+    ("transaction_isolation", "read committed"),
+    ("transaction_read_only", "off"),
+    ("work_mem", "4MB"),
+];
+
+impl Session {
+    /// A new session for a client of `protocol`.
+    pub fn new(shared: Shared, protocol: Protocol) -> Self {
+        Session {
+            shared,
+            protocol,
+            settings: DEFAULT_SETTINGS
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            txn: TxnState::Idle,
+            cancel: Arc::new(CancelSlot::default()),
+        }
+    }
+
+    /// The transaction state after the last statement.
+    pub fn txn(&self) -> TxnState {
+        self.txn
+    }
+
+    /// Marks the open transaction block failed, after an error the front end
+    /// raised itself (a bad parameter, say).
+    pub fn fail_transaction(&mut self) {
+        if self.txn == TxnState::InBlock {
+            self.txn = TxnState::Failed;
+        }
+    }
+
+    /// The slot a cancel request for this session goes through.
+    pub fn cancel_slot(&self) -> Arc<CancelSlot> {
+        Arc::clone(&self.cancel)
+    }
+
+    /// Plans a statement for the extended protocol's `Parse`/`Describe`.
+    ///
+    /// # Errors
+    ///
+    /// The engine's planning error.
+    pub async fn prepare(&self, analysis: &Analysis) -> Result<Prepared> {
+        Session::prepare_with(&self.shared, analysis).await
+    }
+
+    /// [`Session::prepare`] for callers that have no session yet (pgwire's
+    /// `Parse` handler sees only the connection).
+    ///
+    /// # Errors
+    ///
+    /// The engine's planning error.
+    pub async fn prepare_with(shared: &Shared, analysis: &Analysis) -> Result<Prepared> {
+        if handled_locally(analysis) {
+            return Ok(match local_schema(analysis) {
+                Some(schema) => Prepared {
+                    returns_rows: true,
+                    schema,
+                    ..Prepared::command()
+                },
+                None => Prepared::command(),
+            });
+        }
+        Ok(shared.engine.prepare(analysis).await?)
+    }
+
+    /// Runs one statement.
+    ///
+    /// # Errors
+    ///
+    /// Why it failed; inside a transaction block the block is then failed.
+    pub async fn run(
+        &mut self,
+        analysis: &Analysis,
+        params: &[ScalarValue],
+        prepared: Option<&Prepared>,
+    ) -> Result<Outcome> {
+        let result = self.run_inner(analysis, params, prepared).await;
+        if result.is_err() {
+            self.fail_transaction();
+        }
+        result
+    }
+
+    async fn run_inner(
+        &mut self,
+        analysis: &Analysis,
+        params: &[ScalarValue],
+        prepared: Option<&Prepared>,
+    ) -> Result<Outcome> {
+        if self.txn == TxnState::Failed
+            && !matches!(analysis.statement, Statement::Rollback { .. } | Statement::Commit { .. })
+        {
+            return Err(Error::InFailedTransaction);
+        }
+        if handled_locally(analysis) {
+            return self.run_locally(analysis);
+        }
+        let cancel = self.cancel.renew();
+        let guard = self.shared.drain.enter().ok_or(Error::ShuttingDown)?;
+        let started = Instant::now();
+        let request = Request {
+            statement: analysis,
+            params,
+            prepared,
+        };
+        let execution = self.shared.engine.execute(request);
+        let output = tokio::select! {
+            biased;
+            _ = cancel.cancelled() => Err(Error::Engine(floe_router::Error::Cancelled)),
+            output = with_timeout(self.shared.statement_timeout, execution) => output,
+        };
+        let kind = analysis.kind;
+        match output {
+            Err(e) => {
+                metrics::query_finished(self.protocol, kind, metrics::Outcome::Error, started.elapsed(), 0, 0);
+                Err(e)
+            }
+            Ok(QueryOutput::Command { rows }) => {
+                metrics::query_finished(self.protocol, kind, metrics::Outcome::Ok, started.elapsed(), rows.unwrap_or(0), 0);
+                Ok(Outcome::Command {
+                    command: analysis.command,
+                    rows,
+                })
+            }
+            Ok(QueryOutput::Rows { schema, stream }) => Ok(Outcome::Rows {
+                schema,
+                stream: Box::pin(Metered {
+                    inner: stream,
+                    protocol: self.protocol,
+                    kind,
+                    started,
+                    cancelled: Box::pin(cancel.cancelled_owned()),
+                    timeout: remaining(self.shared.statement_timeout, started).map(|d| Box::pin(tokio::time::sleep(d))),
+                    rows: 0,
+                    bytes: 0,
+                    done: false,
+                    _guard: guard,
+                }),
+            }),
+        }
+    }
+
+    fn run_locally(&mut self, analysis: &Analysis) -> Result<Outcome> {
+        match &analysis.statement {
+            Statement::StartTransaction { .. } => {
+                // PostgreSQL warns and stays in the block on a nested BEGIN.
+                self.txn = TxnState::InBlock;
+                Ok(Outcome::TransactionStart)
+            }
+            Statement::Commit { .. } => {
+                let command = if self.txn == TxnState::Failed { "ROLLBACK" } else { "COMMIT" };
+                self.txn = TxnState::Idle;
+                Ok(Outcome::TransactionEnd { command })
+            }
+            Statement::Rollback { .. } => {
+                self.txn = TxnState::Idle;
+                Ok(Outcome::TransactionEnd { command: "ROLLBACK" })
+            }
+            Statement::Set(set) => {
+                self.set(set)?;
+                Ok(Outcome::Command {
+                    command: "SET",
+                    rows: None,
+                })
+            }
+            Statement::Reset(reset) => {
+                use floe_dialects::sqlparser::ast::Reset;
+                match reset {
+                    Reset::ALL => {
+                        self.settings = Session::new(self.shared.clone(), self.protocol).settings;
+                    }
+                    Reset::ConfigurationParameter(name) => {
+                        let name = normalise(&name.to_string());
+                        let default = DEFAULT_SETTINGS
+                            .iter()
+                            .find(|(k, _)| *k == name)
+                            .map(|(_, v)| (*v).to_owned());
+                        match default {
+                            Some(v) => {
+                                self.settings.insert(name, v);
+                            }
+                            None if name.contains('.') => {
+                                self.settings.remove(&name);
+                            }
+                            None => return Err(Error::UnknownSetting(name)),
+                        }
+                    }
+                }
+                Ok(Outcome::Command {
+                    command: "RESET",
+                    rows: None,
+                })
+            }
+            Statement::ShowVariable { variable } => {
+                let name = normalise(
+                    &variable
+                        .iter()
+                        .map(|i| i.value.as_str())
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                );
+                let batch = if name == "all" {
+                    let names: Vec<&str> = self.settings.keys().map(String::as_str).collect();
+                    let values: Vec<&str> = self.settings.values().map(String::as_str).collect();
+                    RecordBatch::try_new(
+                        show_all_schema(),
+                        vec![
+                            Arc::new(StringArray::from(names)),
+                            Arc::new(StringArray::from(values)),
+                        ],
+                    )
+                } else {
+                    let value = self
+                        .settings
+                        .get(&name)
+                        .ok_or_else(|| Error::UnknownSetting(name.clone()))?;
+                    RecordBatch::try_new(
+                        show_schema(&name),
+                        vec![Arc::new(StringArray::from(vec![value.as_str()]))],
+                    )
+                };
+                let batch = batch.map_err(|e| Error::Engine(floe_router::Error::Internal(e.to_string())))?;
+                let schema = batch.schema();
+                Ok(Outcome::Rows {
+                    schema,
+                    stream: Box::pin(futures::stream::iter([Ok(batch)])),
+                })
+            }
+            other => Err(Error::Engine(floe_router::Error::Internal(format!(
+                "statement routed to the session layer by mistake: {other}"
+            )))),
+        }
+    }
+
+    fn set(&mut self, set: &Set) -> Result<()> {
+        let assignments: Vec<(String, String)> = match set {
+            Set::SingleAssignment {
+                variable, values, ..
+            } => vec![(variable.to_string(), values_text(values))],
+            Set::SetTimeZone { value, .. } => vec![("timezone".to_owned(), expr_text(value))],
+            Set::SetNames { charset_name, .. } => {
+                vec![("client_encoding".to_owned(), charset_name.value.clone())]
+            }
+            Set::MultipleAssignments { assignments } => assignments
+                .iter()
+                .map(|a| (a.name.to_string(), expr_text(&a.value)))
+                .collect(),
+            // SET TRANSACTION, SET ROLE, SET SESSION AUTHORIZATION: accepted, as
+            // the embedded engine has one isolation level and no roles.
+            _ => Vec::new(),
+        };
+        for (name, value) in assignments {
+            let name = normalise(&name);
+            if !name.contains('.') && !DEFAULT_SETTINGS.iter().any(|(k, _)| *k == name) {
+                return Err(Error::UnknownSetting(name));
+            }
+            self.settings.insert(name, value);
+        }
+        Ok(())
+    }
+}
+
+/// Whether the session layer answers this statement without an engine.
+fn handled_locally(analysis: &Analysis) -> bool {
+    match analysis.kind {
+        StatementKind::Transaction => true,
+        StatementKind::Session => matches!(
+            analysis.statement,
+            Statement::Set(_) | Statement::Reset(_) | Statement::ShowVariable { .. }
+        ),
+        _ => false,
+    }
+}
+
+/// The result schema of a locally answered statement that returns rows.
+fn local_schema(analysis: &Analysis) -> Option<SchemaRef> {
+    match &analysis.statement {
+        Statement::ShowVariable { variable } => {
+            let name = normalise(&variable.iter().map(|i| i.value.as_str()).collect::<Vec<_>>().join(" "));
+            Some(if name == "all" { show_all_schema() } else { show_schema(&name) })
+        }
+        _ => None,
+    }
+}
+
+fn show_schema(name: &str) -> SchemaRef {
+    Arc::new(Schema::new(vec![Field::new(name, DataType::Utf8, false)]))
+}
+
+fn show_all_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("name", DataType::Utf8, false),
+        Field::new("setting", DataType::Utf8, false),
+    ]))
+}
+
+/// Setting names are case-insensitive; `TIME ZONE` is `timezone`.
+fn normalise(name: &str) -> String {
+    let lower = name.trim().to_ascii_lowercase();
+    match lower.as_str() {
+        "time zone" => "timezone".to_owned(),
+        "transaction isolation level" => "transaction_isolation".to_owned(),
+        _ => lower,
+    }
+}
+
+fn values_text(values: &[Expr]) -> String {
+    values.iter().map(expr_text).collect::<Vec<_>>().join(", ")
+}
+
+/// The text of a `SET` value as PostgreSQL stores it: strings unquoted.
+fn expr_text(expr: &Expr) -> String {
+    match expr {
+        Expr::Value(ValueWithSpan {
+            value: Value::SingleQuotedString(s) | Value::DoubleQuotedString(s),
+            ..
+        }) => s.clone(),
+        Expr::Identifier(ident) => ident.value.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// What is left of the statement timeout; `None` when there is no timeout.
+fn remaining(timeout: Duration, started: Instant) -> Option<Duration> {
+    (!timeout.is_zero()).then(|| timeout.saturating_sub(started.elapsed()))
+}
+
+async fn with_timeout<F>(timeout: Duration, future: F) -> Result<QueryOutput>
+where
+    F: std::future::Future<Output = floe_router::Result<QueryOutput>>,
+{
+    if timeout.is_zero() {
+        return Ok(future.await?);
+    }
+    match tokio::time::timeout(timeout, future).await {
+        Ok(output) => Ok(output?),
+        Err(_) => Err(Error::StatementTimeout),
+    }
+}
+
+/// Wraps a result stream: counts rows and bytes for metrics when it ends, stops
+/// it on cancel or timeout, and holds the drain guard until the last row is sent.
+struct Metered {
+    inner: BatchStream,
+    protocol: Protocol,
+    kind: StatementKind,
+    started: Instant,
+    /// Resolves when a cancel request arrives; polled first so that a cancel
+    /// wakes the stream even while the engine is idle.
+    cancelled: Pin<Box<WaitForCancellationFutureOwned>>,
+    /// Resolves at the statement timeout, if there is one.
+    timeout: Option<Pin<Box<tokio::time::Sleep>>>,
+    rows: u64,
+    bytes: u64,
+    done: bool,
+    _guard: DrainGuard,
+}
+
+impl Metered {
+    fn finish(&mut self, outcome: metrics::Outcome) {
+        if !self.done {
+            self.done = true;
+            metrics::query_finished(self.protocol, self.kind, outcome, self.started.elapsed(), self.rows, self.bytes);
+        }
+    }
+}
+
+impl Stream for Metered {
+    type Item = floe_router::Result<RecordBatch>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        if self.cancelled.as_mut().poll(cx).is_ready() {
+            self.finish(metrics::Outcome::Cancelled);
+            return Poll::Ready(Some(Err(floe_router::Error::Cancelled)));
+        }
+        if let Some(timeout) = self.timeout.as_mut()
+            && timeout.as_mut().poll(cx).is_ready()
+        {
+            self.finish(metrics::Outcome::Error);
+            return Poll::Ready(Some(Err(floe_router::Error::Cancelled)));
+        }
+        match self.inner.as_mut().poll_next(cx) {
+            Poll::Ready(Some(Ok(batch))) => {
+                self.rows += batch.num_rows() as u64;
+                self.bytes += batch.get_array_memory_size() as u64;
+                Poll::Ready(Some(Ok(batch)))
+            }
+            Poll::Ready(Some(Err(e))) => {
+                self.finish(metrics::Outcome::Error);
+                Poll::Ready(Some(Err(e)))
+            }
+            Poll::Ready(None) => {
+                self.finish(metrics::Outcome::Ok);
+                Poll::Ready(None)
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl Drop for Metered {
+    fn drop(&mut self) {
+        // A client that disconnects mid-result drops the stream unfinished.
+        self.finish(metrics::Outcome::Cancelled);
+    }
+}

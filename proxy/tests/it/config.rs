@@ -1,0 +1,62 @@
+//! Configuration errors stop start-up with the key's name and a reason.
+
+use std::process::Command;
+
+#[test]
+fn config_check_reports_the_unknown_key_and_its_line() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("floe.toml");
+    std::fs::write(&path, "[listen]\npostgres = \"127.0.0.1:15432\"\nadmn = \"127.0.0.1:1\"\n").expect("write");
+    let output = Command::new(env!("CARGO_BIN_EXE_floe"))
+        .args(["config", "check"])
+        .arg(&path)
+        .output()
+        .expect("run floe");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("admn"), "{stderr}");
+    assert!(stderr.contains("line 3"), "{stderr}");
+}
+
+#[test]
+fn config_check_accepts_a_valid_file() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("floe.toml");
+    std::fs::write(&path, "[listen]\npostgres = \"127.0.0.1:15432\"\n\n[server]\nmax_connections = 10\n").expect("write");
+    let output = Command::new(env!("CARGO_BIN_EXE_floe"))
+        .args(["config", "check"])
+        .arg(&path)
+        .output()
+        .expect("run floe");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+}
+
+#[test]
+fn serve_with_a_bad_value_exits_with_the_key_and_reason() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("floe.toml");
+    std::fs::write(&path, "[server]\nshutdown_timeout = \"whenever\"\n").expect("write");
+    let output = Command::new(env!("CARGO_BIN_EXE_floe"))
+        .args(["serve", "--config"])
+        .arg(&path)
+        .current_dir(dir.path())
+        .output()
+        .expect("run floe");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("shutdown_timeout"), "{stderr}");
+}
+
+#[test]
+fn environment_overrides_reach_the_daemon() {
+    let output = Command::new(env!("CARGO_BIN_EXE_floe"))
+        .args(["config", "show"])
+        .env("FLOE_SERVER_MAX_CONNECTIONS", "17")
+        .env("FLOE_LISTEN_POSTGRES", "127.0.0.1:25432")
+        .output()
+        .expect("run floe");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("max_connections = 17"), "{stdout}");
+    assert!(stdout.contains("127.0.0.1:25432"), "{stdout}");
+}

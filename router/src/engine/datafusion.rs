@@ -1,0 +1,360 @@
+//! The embedded engine: DataFusion over an Iceberg catalog, in process.
+//!
+//! The Iceberg catalog is registered through `iceberg-datafusion`, wrapped in
+//! [`LakeCatalogProvider`] so that in-memory schemas (`pg_catalog`, which
+//! `datafusion-pg-catalog` provides for psql, JDBC and BI tools) can sit beside
+//! the Iceberg namespaces. Statements that arrive in the PostgreSQL dialect go
+//! through `datafusion-pg-catalog`'s compatibility parser first, which rewrites
+//! the PostgreSQL-isms clients send (`::regclass`, `pg_catalog.` prefixes, ...)
+//! into SQL DataFusion plans.
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use arrow::datatypes::{DataType, Schema};
+use arrow::error::ArrowError;
+use async_trait::async_trait;
+use datafusion::catalog::{CatalogProvider, SchemaProvider};
+use datafusion::common::{ParamValues, SchemaError};
+use datafusion::error::DataFusionError;
+use datafusion::logical_expr::{ColumnarValue, LogicalPlan, Volatility, create_udf};
+use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::scalar::ScalarValue;
+use datafusion::sql::parser::Statement as DfStatement;
+use datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
+use datafusion_pg_catalog::setup_pg_catalog;
+use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
+use floe_dialects::{Analysis, Dialect};
+use futures::{StreamExt, TryStreamExt};
+use iceberg_datafusion::IcebergCatalogProvider;
+
+use super::{Engine, Prepared, QueryOutput, Request};
+use crate::{DataErrorKind, Error, Result};
+
+/// How to build a [`DataFusionEngine`].
+#[derive(Debug, Clone)]
+pub struct DataFusionEngineOptions {
+    /// The engine's name in configuration, logs and metrics.
+    pub name: String,
+    /// The Iceberg catalogs, each under the name it has in SQL (`lake` in
+    /// `lake.demo.trips`). The first is the default catalog. Invariant: not empty.
+    pub catalogs: Vec<(String, Arc<dyn iceberg::Catalog>)>,
+    /// The schema unqualified table names resolve in. It must exist in the
+    /// default catalog.
+    pub default_schema: String,
+    /// How many partitions DataFusion plans with; 0 means one per core.
+    pub target_partitions: usize,
+    /// The version string `SELECT version()` reports.
+    pub version: String,
+}
+
+impl DataFusionEngineOptions {
+    /// Options for one catalog with the defaults: schema `public`, one
+    /// partition per core.
+    pub fn new(
+        name: impl Into<String>,
+        catalog_name: impl Into<String>,
+        catalog: Arc<dyn iceberg::Catalog>,
+    ) -> Self {
+        DataFusionEngineOptions {
+            name: name.into(),
+            catalogs: vec![(catalog_name.into(), catalog)],
+            default_schema: "public".to_owned(),
+            target_partitions: 0,
+            version: format!("PostgreSQL 16.6 (Floe {})", env!("CARGO_PKG_VERSION")),
+        }
+    }
+}
+
+/// DataFusion over an Iceberg catalog.
+#[derive(Debug)]
+pub struct DataFusionEngine {
+    name: String,
+    ctx: SessionContext,
+    pg_parser: PostgresCompatibilityParser,
+}
+
+impl DataFusionEngine {
+    /// Builds the engine: registers the Iceberg catalog, `pg_catalog` and the
+    /// PostgreSQL compatibility functions.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::EngineUnavailable`] when the catalog cannot be listed.
+    pub async fn try_new(options: DataFusionEngineOptions) -> Result<Self> {
+        let unavailable = |message: String| Error::EngineUnavailable {
+            engine: options.name.clone(),
+            message,
+            retryable: true,
+        };
+        let Some((default_catalog, _)) = options.catalogs.first() else {
+            return Err(Error::Internal("an engine needs at least one catalog".to_owned()));
+        };
+        let mut config = SessionConfig::new()
+            .with_information_schema(true)
+            .with_default_catalog_and_schema(default_catalog, &options.default_schema)
+            .with_create_default_catalog_and_schema(false);
+        if options.target_partitions > 0 {
+            config = config.with_target_partitions(options.target_partitions);
+        }
+        let ctx = SessionContext::new_with_config(config);
+        for (name, catalog) in &options.catalogs {
+            let iceberg = IcebergCatalogProvider::try_new(Arc::clone(catalog))
+                .await
+                .map_err(|e| unavailable(format!("cannot list catalog {name}: {e}")))?;
+            ctx.register_catalog(name, Arc::new(LakeCatalogProvider::new(Arc::new(iceberg))));
+        }
+        setup_pg_catalog(&ctx, default_catalog, EmptyContextProvider)
+            .map_err(|e| Error::Internal(format!("cannot register pg_catalog: {e}")))?;
+        let version = options.version.clone();
+        ctx.register_udf(create_udf(
+            "version",
+            vec![],
+            DataType::Utf8,
+            Volatility::Immutable,
+            Arc::new(move |_| Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(version.clone()))))),
+        ));
+        Ok(DataFusionEngine {
+            name: options.name,
+            ctx,
+            pg_parser: PostgresCompatibilityParser::new(),
+        })
+    }
+
+    /// Parses (with PostgreSQL compatibility rewrites where the client spoke
+    /// PostgreSQL) and plans a statement.
+    async fn plan(&self, statement: &Analysis) -> Result<LogicalPlan> {
+        let ast = if statement.dialect == Dialect::Postgres {
+            let mut rewritten = self
+                .pg_parser
+                .parse(&statement.sql)
+                .map_err(|e| Error::Syntax(e.to_string()))?;
+            if rewritten.len() != 1 {
+                return Err(Error::Internal(format!(
+                    "compatibility rewrite produced {} statements from one",
+                    rewritten.len()
+                )));
+            }
+            rewritten.remove(0)
+        } else {
+            statement.statement.clone()
+        };
+        self.ctx
+            .state()
+            .statement_to_plan(DfStatement::Statement(Box::new(ast)))
+            .await
+            .map_err(map_error)
+    }
+}
+
+#[async_trait]
+impl Engine for DataFusionEngine {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn dialect(&self) -> Dialect {
+        Dialect::DataFusion
+    }
+
+    async fn prepare(&self, statement: &Analysis) -> Result<Prepared> {
+        let plan = self.plan(statement).await?;
+        let mut params: Vec<(usize, Option<DataType>)> = plan
+            .get_parameter_types()
+            .map_err(map_error)?
+            .into_iter()
+            .filter_map(|(name, ty)| {
+                // DataFusion names positional parameters `$1`, `$2`, ...
+                name.trim_start_matches('$').parse::<usize>().ok().map(|n| (n, ty))
+            })
+            .collect();
+        params.sort_by_key(|(n, _)| *n);
+        let param_count = params.last().map_or(0, |(n, _)| *n);
+        let mut param_types = vec![None; param_count];
+        for (n, ty) in params {
+            if let Some(slot) = n.checked_sub(1).and_then(|i| param_types.get_mut(i)) {
+                *slot = ty;
+            }
+        }
+        let returns_rows = returns_rows(&plan);
+        let schema = if returns_rows {
+            Arc::new(plan.schema().as_arrow().clone())
+        } else {
+            Arc::new(Schema::empty())
+        };
+        Ok(Prepared {
+            param_types,
+            schema,
+            returns_rows,
+            plan: Some(Arc::new(plan)),
+        })
+    }
+
+    async fn execute(&self, request: Request<'_>) -> Result<QueryOutput> {
+        let cached = request
+            .prepared
+            .and_then(|p| p.plan.as_ref())
+            .and_then(|plan| plan.downcast_ref::<LogicalPlan>());
+        let mut plan = match cached {
+            Some(plan) => plan.clone(),
+            None => self.plan(request.statement).await?,
+        };
+        if !request.params.is_empty() {
+            plan = plan
+                .replace_params_with_values(&ParamValues::from(request.params.to_vec()))
+                .map_err(map_error)?;
+        }
+        let is_dml = matches!(plan, LogicalPlan::Dml(_));
+        let returns_rows = returns_rows(&plan);
+        let frame = self.ctx.execute_logical_plan(plan).await.map_err(map_error)?;
+        if is_dml {
+            // DML plans return one row with the count of rows written; the write
+            // and its Iceberg commit happen while this stream is drained.
+            let batches = frame.collect().await.map_err(map_error)?;
+            let rows = batches
+                .iter()
+                .filter_map(|b| b.column_by_name("count"))
+                .filter_map(|c| c.as_any().downcast_ref::<arrow::array::UInt64Array>())
+                .flat_map(|a| a.iter().flatten())
+                .sum();
+            return Ok(QueryOutput::Command { rows: Some(rows) });
+        }
+        if !returns_rows {
+            // DDL and statements ran while the frame was created.
+            return Ok(QueryOutput::Command { rows: None });
+        }
+        let stream = frame.execute_stream().await.map_err(map_error)?;
+        let schema = stream.schema();
+        Ok(QueryOutput::Rows {
+            schema,
+            stream: stream.map_err(map_error).boxed(),
+        })
+    }
+}
+
+fn returns_rows(plan: &LogicalPlan) -> bool {
+    !matches!(
+        plan,
+        LogicalPlan::Dml(_) | LogicalPlan::Ddl(_) | LogicalPlan::Statement(_) | LogicalPlan::Copy(_)
+    )
+}
+
+/// Maps a DataFusion error to the category a client can act on. This is the
+/// one place that reads DataFusion's error variants.
+pub(crate) fn map_error(e: DataFusionError) -> Error {
+    match e {
+        DataFusionError::Context(_, inner) | DataFusionError::Diagnostic(_, inner) => map_error(*inner),
+        DataFusionError::Shared(inner) => map_error(
+            Arc::try_unwrap(inner).unwrap_or_else(|shared| DataFusionError::Execution(shared.to_string())),
+        ),
+        DataFusionError::Collection(mut errors) if !errors.is_empty() => map_error(errors.remove(0)),
+        DataFusionError::SQL(e, _) => Error::Syntax(e.to_string()),
+        DataFusionError::SchemaError(e, _) => match *e {
+            SchemaError::FieldNotFound { .. } => Error::UndefinedColumn(e.to_string()),
+            other => Error::InvalidInput(other.to_string()),
+        },
+        DataFusionError::Plan(message) => {
+            let lower = message.to_ascii_lowercase();
+            if (lower.starts_with("table '") && lower.contains("not found"))
+                || lower.contains("failed to resolve schema")
+            {
+                Error::UndefinedTable(message)
+            } else {
+                Error::InvalidInput(message)
+            }
+        }
+        DataFusionError::NotImplemented(message) => Error::Unsupported(message),
+        DataFusionError::ArrowError(e, _) => map_arrow_error(*e),
+        DataFusionError::Execution(message) => {
+            if message.to_ascii_lowercase().contains("divide by zero") {
+                Error::Data {
+                    kind: DataErrorKind::DivisionByZero,
+                    message,
+                }
+            } else {
+                Error::InvalidInput(message)
+            }
+        }
+        DataFusionError::Configuration(message) => Error::InvalidInput(message),
+        DataFusionError::ResourcesExhausted(message) => Error::EngineUnavailable {
+            engine: "datafusion".to_owned(),
+            message,
+            retryable: true,
+        },
+        DataFusionError::External(e) => match e.downcast::<ArrowError>() {
+            Ok(arrow) => map_arrow_error(*arrow),
+            Err(e) => Error::Internal(e.to_string()),
+        },
+        other => Error::Internal(other.to_string()),
+    }
+}
+
+fn map_arrow_error(e: ArrowError) -> Error {
+    let kind = match &e {
+        ArrowError::DivideByZero => DataErrorKind::DivisionByZero,
+        ArrowError::ArithmeticOverflow(_) => DataErrorKind::NumericOutOfRange,
+        ArrowError::CastError(_) | ArrowError::ParseError(_) | ArrowError::InvalidArgumentError(_) => {
+            DataErrorKind::InvalidText
+        }
+        _ => DataErrorKind::Other,
+    };
+    Error::Data {
+        kind,
+        message: e.to_string(),
+    }
+}
+
+/// The Iceberg catalog as DataFusion sees it, plus in-memory schemas
+/// (`pg_catalog`) registered beside the Iceberg namespaces.
+///
+/// `iceberg-datafusion`'s provider cannot register schemas, which
+/// `datafusion-pg-catalog` needs; this wrapper holds those extra schemas and
+/// asks Iceberg for everything else.
+#[derive(Debug)]
+struct LakeCatalogProvider {
+    iceberg: Arc<dyn CatalogProvider>,
+    extra: RwLock<HashMap<String, Arc<dyn SchemaProvider>>>,
+}
+
+impl LakeCatalogProvider {
+    fn new(iceberg: Arc<dyn CatalogProvider>) -> Self {
+        LakeCatalogProvider {
+            iceberg,
+            extra: RwLock::new(HashMap::new()),
+        }
+    }
+}
+
+impl CatalogProvider for LakeCatalogProvider {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn schema_names(&self) -> Vec<String> {
+        let mut names = self.iceberg.schema_names();
+        if let Ok(extra) = self.extra.read() {
+            names.extend(extra.keys().cloned());
+        }
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
+        let extra = self.extra.read().ok().and_then(|extra| extra.get(name).cloned());
+        extra.or_else(|| self.iceberg.schema(name))
+    }
+
+    fn register_schema(
+        &self,
+        name: &str,
+        schema: Arc<dyn SchemaProvider>,
+    ) -> datafusion::error::Result<Option<Arc<dyn SchemaProvider>>> {
+        let mut extra = self
+            .extra
+            .write()
+            .map_err(|_| DataFusionError::Internal("catalog lock poisoned".to_owned()))?;
+        Ok(extra.insert(name.to_owned(), schema))
+    }
+}

@@ -1,0 +1,148 @@
+//! The [`Engine`] trait and the engines that implement it.
+//!
+//! | engine | when to choose it |
+//! |---|---|
+//! | [`DataFusionEngine`] | the embedded default: DataFusion over Iceberg catalogs, in process |
+//!
+//! Construction from configuration happens in one place per engine kind; the
+//! daemon builds engines and hands them to the front ends as `Arc<dyn Engine>`.
+
+mod datafusion;
+
+use std::any::Any;
+use std::fmt;
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Schema, SchemaRef};
+use async_trait::async_trait;
+use arrow::record_batch::RecordBatch;
+use futures::Stream;
+use std::pin::Pin;
+use datafusion::scalar::ScalarValue;
+use floe_dialects::{Analysis, Dialect};
+
+pub use self::datafusion::{DataFusionEngine, DataFusionEngineOptions};
+use crate::Result;
+
+/// A query engine that runs one statement at a time and streams its result.
+///
+/// **API Boundary**: front ends and the router call engines only through this
+/// trait.
+///
+/// # Streaming
+///
+/// [`Engine::execute`] returns as soon as the result's schema is known; rows
+/// arrive through the returned stream batch by batch. No engine collects a whole
+/// result set in memory.
+///
+/// # Cancellation
+///
+/// Dropping the future or the returned stream cancels the statement and releases
+/// everything it held. Engines spawn no detached tasks.
+///
+/// # Errors
+///
+/// Errors are [`crate::Error`] variants chosen by what the client can do about
+/// them, so that every protocol can give its proper code.
+#[async_trait]
+pub trait Engine: Send + Sync + fmt::Debug {
+    /// The engine's configured name.
+    fn name(&self) -> &str;
+
+    /// The SQL dialect the engine understands.
+    fn dialect(&self) -> Dialect;
+
+    /// Plans a statement without running it: the types of its parameters and the
+    /// schema of its result, as the extended query protocols need for `Describe`.
+    async fn prepare(&self, statement: &Analysis) -> Result<Prepared>;
+
+    /// Runs one statement.
+    async fn execute(&self, request: Request<'_>) -> Result<QueryOutput>;
+}
+
+/// One statement to run, with its parameters.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    /// The statement.
+    pub statement: &'a Analysis,
+    /// Values for `$1`, `$2`, ... (or `?` placeholders), in order.
+    pub params: &'a [ScalarValue],
+    /// What [`Engine::prepare`] returned for this statement on this engine, if
+    /// the client prepared it: engines may reuse their plan.
+    pub prepared: Option<&'a Prepared>,
+}
+
+impl<'a> Request<'a> {
+    /// A request for a statement with no parameters.
+    pub fn new(statement: &'a Analysis) -> Self {
+        Request {
+            statement,
+            params: &[],
+            prepared: None,
+        }
+    }
+}
+
+/// A planned statement: what a client learns from `Describe`.
+#[derive(Clone)]
+pub struct Prepared {
+    /// The type of each parameter, in order; `None` where the engine cannot infer it.
+    pub param_types: Vec<Option<DataType>>,
+    /// The schema of the rows the statement returns; empty for commands.
+    pub schema: SchemaRef,
+    /// Whether the statement returns rows at all.
+    pub returns_rows: bool,
+    /// The engine's own plan, reused by [`Engine::execute`] on the engine that made it.
+    pub(crate) plan: Option<Arc<dyn Any + Send + Sync>>,
+}
+
+impl Prepared {
+    /// A prepared statement with no parameters that returns no rows.
+    pub fn command() -> Self {
+        Prepared {
+            param_types: Vec::new(),
+            schema: Arc::new(Schema::empty()),
+            returns_rows: false,
+            plan: None,
+        }
+    }
+}
+
+impl fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Prepared")
+            .field("param_types", &self.param_types)
+            .field("schema", &self.schema)
+            .field("returns_rows", &self.returns_rows)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A stream of record batches whose errors are already Floe's.
+pub type BatchStream = Pin<Box<dyn Stream<Item = Result<RecordBatch>> + Send>>;
+
+/// The result of running a statement.
+pub enum QueryOutput {
+    /// Rows, streamed batch by batch.
+    Rows {
+        /// The schema of every batch.
+        schema: SchemaRef,
+        /// The batches, produced as the client reads them.
+        stream: BatchStream,
+    },
+    /// A command that returns no rows; `rows` is how many it touched, where that
+    /// is meaningful (`INSERT`).
+    Command {
+        /// The number of rows touched.
+        rows: Option<u64>,
+    },
+}
+
+impl fmt::Debug for QueryOutput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            QueryOutput::Rows { schema, .. } => f.debug_struct("Rows").field("schema", schema).finish_non_exhaustive(),
+            QueryOutput::Command { rows } => f.debug_struct("Command").field("rows", rows).finish(),
+        }
+    }
+}
