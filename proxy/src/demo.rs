@@ -90,7 +90,7 @@ pub async fn prepare(catalog: &dyn Catalog, config: &DemoConfig) -> anyhow::Resu
         let creation = TableCreation::builder()
             .name(name.to_owned())
             .schema(schema)
-            .properties([(STATE_PROPERTY.to_owned(), "loading".to_owned())].into_iter().collect())
+            .properties([(STATE_PROPERTY.to_owned(), "loading".to_owned())])
             .build();
         catalog
             .create_table(&namespace, creation)
@@ -147,9 +147,9 @@ async fn run(engine: &dyn Engine, sql: &str) -> anyhow::Result<()> {
 fn zones_insert() -> String {
     format!(
         "INSERT INTO {NAMESPACE}.zones \
-         SELECT CAST(value AS INT), concat('Zone ', CAST(value AS VARCHAR)), \
+         SELECT CAST(value AS INT) AS zone_id, concat('Zone ', CAST(value AS VARCHAR)) AS name, \
                 CASE value % 5 WHEN 0 THEN 'Manhattan' WHEN 1 THEN 'Brooklyn' WHEN 2 THEN 'Queens' \
-                               WHEN 3 THEN 'Bronx' ELSE 'Staten Island' END \
+                               WHEN 3 THEN 'Bronx' ELSE 'Staten Island' END AS borough \
          FROM generate_series(1, {ZONES})"
     )
 }
@@ -159,16 +159,16 @@ fn zones_insert() -> String {
 fn trips_insert(first: u64, last: u64) -> String {
     format!(
         "INSERT INTO {NAMESPACE}.trips \
-         SELECT value, \
-                to_timestamp_micros({EPOCH_US} + value * {STEP_US}), \
-                to_timestamp_micros({EPOCH_US} + value * {STEP_US} + (300 + (value * 7919) % 3300) * 1000000), \
-                CAST(to_timestamp_micros({EPOCH_US} + value * {STEP_US}) AS DATE), \
-                CAST(1 + (value * 2654435761) % {ZONES} AS INT), \
-                CAST(1 + (value * 31) % 5 AS INT), \
-                CAST((value * 7919) % 40000 AS DOUBLE) / 1000.0, \
-                CAST(CAST(250 + ((value * 7919) % 40000) * 2 AS DECIMAL(12, 0)) / 100 AS DECIMAL(10, 2)), \
-                CASE value % 4 WHEN 0 THEN 'card' WHEN 1 THEN 'cash' WHEN 2 THEN 'card' ELSE 'app' END, \
-                value % 10 = 0 \
+         SELECT value AS trip_id, \
+                to_timestamp_micros({EPOCH_US} + value * {STEP_US}) AS pickup_at, \
+                to_timestamp_micros({EPOCH_US} + value * {STEP_US} + (300 + (value * 7919) % 3300) * 1000000) AS dropoff_at, \
+                CAST(to_timestamp_micros({EPOCH_US} + value * {STEP_US}) AS DATE) AS pickup_date, \
+                CAST(1 + (value * 2654435761) % {ZONES} AS INT) AS zone_id, \
+                CAST(1 + (value * 31) % 5 AS INT) AS passengers, \
+                CAST((value * 7919) % 40000 AS DOUBLE) / 1000.0 AS distance_km, \
+                CAST(CAST(250 + ((value * 7919) % 40000) * 2 AS DECIMAL(12, 0)) / 100 AS DECIMAL(10, 2)) AS fare, \
+                CASE value % 4 WHEN 0 THEN 'card' WHEN 1 THEN 'cash' WHEN 2 THEN 'card' ELSE 'app' END AS payment, \
+                value % 10 = 0 AS shared \
          FROM generate_series({first}, {last})"
     )
 }

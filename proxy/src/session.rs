@@ -166,11 +166,6 @@ impl Session {
         }
     }
 
-    /// The transaction state after the last statement.
-    pub fn txn(&self) -> TxnState {
-        self.txn
-    }
-
     /// Marks the open transaction block failed, after an error the front end
     /// raised itself (a bad parameter, say).
     pub fn fail_transaction(&mut self) {
@@ -184,31 +179,16 @@ impl Session {
         Arc::clone(&self.cancel)
     }
 
-    /// Plans a statement for the extended protocol's `Parse`/`Describe`.
+    /// Plans a statement for the extended protocol's `Parse`/`Describe`. It
+    /// needs no session: planning depends on no session state, and pgwire's
+    /// `Parse` handler sees only the connection.
     ///
     /// # Errors
     ///
     /// The engine's planning error.
-    pub async fn prepare(&self, analysis: &Analysis) -> Result<Prepared> {
-        Session::prepare_with(&self.shared, analysis).await
-    }
-
-    /// [`Session::prepare`] for callers that have no session yet (pgwire's
-    /// `Parse` handler sees only the connection).
-    ///
-    /// # Errors
-    ///
-    /// The engine's planning error.
-    pub async fn prepare_with(shared: &Shared, analysis: &Analysis) -> Result<Prepared> {
+    pub async fn prepare(shared: &Shared, analysis: &Analysis) -> Result<Prepared> {
         if handled_locally(analysis) {
-            return Ok(match local_schema(analysis) {
-                Some(schema) => Prepared {
-                    returns_rows: true,
-                    schema,
-                    ..Prepared::command()
-                },
-                None => Prepared::command(),
-            });
+            return Ok(local_schema(analysis).map_or_else(Prepared::command, Prepared::rows));
         }
         Ok(shared.engine.prepare(analysis).await?)
     }
@@ -315,7 +295,7 @@ impl Session {
             }
             Statement::Reset(reset) => {
                 use floe_dialects::sqlparser::ast::Reset;
-                match reset {
+                match &reset.reset {
                     Reset::ALL => {
                         self.settings = Session::new(self.shared.clone(), self.protocol).settings;
                     }

@@ -68,11 +68,19 @@ impl DataFusionEngineOptions {
 }
 
 /// DataFusion over an Iceberg catalog.
-#[derive(Debug)]
 pub struct DataFusionEngine {
     name: String,
     ctx: SessionContext,
     pg_parser: PostgresCompatibilityParser,
+}
+
+impl std::fmt::Debug for DataFusionEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DataFusionEngine")
+            .field("name", &self.name)
+            .field("session", &self.ctx.session_id())
+            .finish_non_exhaustive()
+    }
 }
 
 impl DataFusionEngine {
@@ -343,7 +351,11 @@ impl CatalogProvider for LakeCatalogProvider {
 
     fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
         let extra = self.extra.read().ok().and_then(|extra| extra.get(name).cloned());
-        extra.or_else(|| self.iceberg.schema(name))
+        extra.or_else(|| {
+            self.iceberg
+                .schema(name)
+                .map(|inner| Arc::new(LakeSchemaProvider { inner }) as Arc<dyn SchemaProvider>)
+        })
     }
 
     fn register_schema(
@@ -356,5 +368,51 @@ impl CatalogProvider for LakeCatalogProvider {
             .write()
             .map_err(|_| DataFusionError::Internal("catalog lock poisoned".to_owned()))?;
         Ok(extra.insert(name.to_owned(), schema))
+    }
+}
+
+/// An Iceberg namespace as DataFusion sees it, without the metadata tables
+/// (`trips$snapshots`, ...) in its table list: they stay queryable by name but
+/// do not clutter `\dt` or `information_schema.tables`.
+#[derive(Debug)]
+struct LakeSchemaProvider {
+    inner: Arc<dyn SchemaProvider>,
+}
+
+#[async_trait]
+impl SchemaProvider for LakeSchemaProvider {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn table_names(&self) -> Vec<String> {
+        self.inner
+            .table_names()
+            .into_iter()
+            .filter(|name| !name.contains('$'))
+            .collect()
+    }
+
+    async fn table(&self, name: &str) -> datafusion::error::Result<Option<Arc<dyn datafusion::catalog::TableProvider>>> {
+        self.inner.table(name).await
+    }
+
+    fn register_table(
+        &self,
+        name: String,
+        table: Arc<dyn datafusion::catalog::TableProvider>,
+    ) -> datafusion::error::Result<Option<Arc<dyn datafusion::catalog::TableProvider>>> {
+        self.inner.register_table(name, table)
+    }
+
+    fn deregister_table(
+        &self,
+        name: &str,
+    ) -> datafusion::error::Result<Option<Arc<dyn datafusion::catalog::TableProvider>>> {
+        self.inner.deregister_table(name)
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        self.inner.table_exist(name)
     }
 }

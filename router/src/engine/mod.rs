@@ -18,7 +18,7 @@ use async_trait::async_trait;
 use arrow::record_batch::RecordBatch;
 use futures::Stream;
 use std::pin::Pin;
-use datafusion::scalar::ScalarValue;
+use ::datafusion::scalar::ScalarValue;
 use floe_dialects::{Analysis, Dialect};
 
 pub use self::datafusion::{DataFusionEngine, DataFusionEngineOptions};
@@ -97,6 +97,17 @@ pub struct Prepared {
 }
 
 impl Prepared {
+    /// A prepared statement with no parameters that returns rows of `schema`,
+    /// for statements answered without an engine (`SHOW`).
+    pub fn rows(schema: SchemaRef) -> Self {
+        Prepared {
+            param_types: Vec::new(),
+            schema,
+            returns_rows: true,
+            plan: None,
+        }
+    }
+
     /// A prepared statement with no parameters that returns no rows.
     pub fn command() -> Self {
         Prepared {

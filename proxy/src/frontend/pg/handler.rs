@@ -171,7 +171,7 @@ impl QueryParser for Parser {
             _ => return Err(to_pgwire(Error::MultipleStatements)),
         };
         let analysis = analyze_statement(piece, Dialect::Postgres).map_err(|e| to_pgwire(e.into()))?;
-        let prepared = Session::prepare_with(&self.shared, &analysis).await.map_err(to_pgwire)?;
+        let prepared = Session::prepare(&self.shared, &analysis).await.map_err(to_pgwire)?;
         let param_types = prepared
             .param_types
             .iter()
