@@ -11,6 +11,7 @@
 use std::collections::BTreeMap;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -86,6 +87,9 @@ pub struct Session {
     txn: TxnState,
     /// Where a cancel request finds the running statement's token.
     cancel: Arc<CancelSlot>,
+    /// Set by a result stream that failed while the front end sent it: the
+    /// transaction block has failed, though `run` returned successfully.
+    stream_failed: Arc<AtomicBool>,
 }
 
 /// The cancellation token of a session's running statement, shared with the
@@ -163,7 +167,17 @@ impl Session {
                 .collect(),
             txn: TxnState::Idle,
             cancel: Arc::new(CancelSlot::default()),
+            stream_failed: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// The transaction state after the last statement, including failures
+    /// that happened while its rows were being sent.
+    pub fn txn(&mut self) -> TxnState {
+        if self.stream_failed.swap(false, Ordering::AcqRel) {
+            self.fail_transaction();
+        }
+        self.txn
     }
 
     /// Marks the open transaction block failed, after an error the front end
@@ -217,7 +231,7 @@ impl Session {
         params: &[ScalarValue],
         prepared: Option<&Prepared>,
     ) -> Result<Outcome> {
-        if self.txn == TxnState::Failed
+        if self.txn() == TxnState::Failed
             && !matches!(analysis.statement, Statement::Rollback { .. } | Statement::Commit { .. })
         {
             return Err(Error::InFailedTransaction);
@@ -260,6 +274,7 @@ impl Session {
                     kind,
                     started,
                     cancelled: Box::pin(cancel.cancelled_owned()),
+                    failed: Arc::clone(&self.stream_failed),
                     timeout: remaining(self.shared.statement_timeout, started).map(|d| Box::pin(tokio::time::sleep(d))),
                     rows: 0,
                     bytes: 0,
@@ -480,6 +495,8 @@ struct Metered {
     cancelled: Pin<Box<WaitForCancellationFutureOwned>>,
     /// Resolves at the statement timeout, if there is one.
     timeout: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Tells the session that the statement failed after `run` returned.
+    failed: Arc<AtomicBool>,
     rows: u64,
     bytes: u64,
     done: bool,
@@ -490,6 +507,9 @@ impl Metered {
     fn finish(&mut self, outcome: metrics::Outcome) {
         if !self.done {
             self.done = true;
+            if outcome != metrics::Outcome::Ok {
+                self.failed.store(true, Ordering::Release);
+            }
             metrics::query_finished(self.protocol, self.kind, outcome, self.started.elapsed(), self.rows, self.bytes);
         }
     }

@@ -138,6 +138,7 @@ pub struct PostgresConfig {
 pub enum AuthMethod {
     /// SCRAM-SHA-256, PostgreSQL's default since version 14.
     #[default]
+    #[serde(rename = "scram-sha-256")]
     ScramSha256,
     /// MD5 password hashes, for old clients.
     Md5,

@@ -17,7 +17,7 @@ fn daemon_with_user(method: &str) -> Daemon {
 async fn login(daemon: &Daemon, user: &str, password: &str) -> Result<(), tokio_postgres::Error> {
     let config = format!("{} password='{password}'", daemon.pg_config(user));
     let client = daemon.try_connect(&config).await?;
-    let one: i32 = client.query_one("SELECT 1", &[]).await?.get(0);
+    let one: i64 = client.query_one("SELECT 1", &[]).await?.get(0);
     assert_eq!(one, 1);
     Ok(())
 }

@@ -18,7 +18,8 @@ use async_trait::async_trait;
 use datafusion::catalog::{CatalogProvider, SchemaProvider};
 use datafusion::common::{ParamValues, SchemaError};
 use datafusion::error::DataFusionError;
-use datafusion::logical_expr::{ColumnarValue, LogicalPlan, Volatility, create_udf};
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::logical_expr::{Cast, ColumnarValue, Expr, LogicalPlan, TryCast, Volatility, create_udf};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::scalar::ScalarValue;
 use datafusion::sql::parser::Statement as DfStatement;
@@ -101,6 +102,9 @@ impl DataFusionEngine {
         };
         let mut config = SessionConfig::new()
             .with_information_schema(true)
+            // `TIMESTAMP WITH TIME ZONE` values carry a zone, as in PostgreSQL,
+            // whose sessions start in UTC here.
+            .set_str("datafusion.execution.time_zone", "UTC")
             .with_default_catalog_and_schema(default_catalog, &options.default_schema)
             .with_create_default_catalog_and_schema(false);
         if options.target_partitions > 0 {
@@ -168,11 +172,14 @@ impl Engine for DataFusionEngine {
 
     async fn prepare(&self, statement: &Analysis) -> Result<Prepared> {
         let plan = self.plan(statement).await?;
+        let cast_to = placeholder_casts(&plan);
         let mut params: Vec<(usize, Option<DataType>)> = plan
             .get_parameter_types()
             .map_err(map_error)?
             .into_iter()
             .filter_map(|(name, ty)| {
+                // PostgreSQL types `$1::bigint` as bigint; DataFusion leaves it open.
+                let ty = ty.or_else(|| cast_to.get(&name).cloned());
                 // DataFusion names positional parameters `$1`, `$2`, ...
                 name.trim_start_matches('$').parse::<usize>().ok().map(|n| (n, ty))
             })
@@ -239,6 +246,25 @@ impl Engine for DataFusionEngine {
             stream: stream.map_err(map_error).boxed(),
         })
     }
+}
+
+/// The type each placeholder is cast to (`$1::BIGINT`), where it is.
+fn placeholder_casts(plan: &LogicalPlan) -> HashMap<String, DataType> {
+    let mut casts = HashMap::new();
+    // The closures never fail, so the traversal's result carries nothing.
+    let _ = plan.apply_with_subqueries(|node| {
+        node.apply_expressions(|expr| {
+            expr.apply(|e| {
+                if let Expr::Cast(Cast { expr, data_type }) | Expr::TryCast(TryCast { expr, data_type }) = e
+                    && let Expr::Placeholder(placeholder) = expr.as_ref()
+                {
+                    casts.entry(placeholder.id.clone()).or_insert_with(|| data_type.clone());
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })
+        })
+    });
+    casts
 }
 
 fn returns_rows(plan: &LogicalPlan) -> bool {
@@ -394,7 +420,14 @@ impl SchemaProvider for LakeSchemaProvider {
     }
 
     async fn table(&self, name: &str) -> datafusion::error::Result<Option<Arc<dyn datafusion::catalog::TableProvider>>> {
-        self.inner.table(name).await
+        let table = self.inner.table(name).await?;
+        if name.contains('$') {
+            // iceberg-datafusion 0.10's metadata scans ignore the projection
+            // they are given, which breaks every query that does not select all
+            // columns (`count(*)` included); project on top of a full scan.
+            return Ok(table.map(|inner| Arc::new(ProjectingTable { inner }) as Arc<dyn datafusion::catalog::TableProvider>));
+        }
+        Ok(table)
     }
 
     fn register_table(
@@ -414,5 +447,50 @@ impl SchemaProvider for LakeSchemaProvider {
 
     fn table_exist(&self, name: &str) -> bool {
         self.inner.table_exist(name)
+    }
+}
+
+/// A table whose own scan ignores projections, projected after the scan.
+#[derive(Debug)]
+struct ProjectingTable {
+    inner: Arc<dyn datafusion::catalog::TableProvider>,
+}
+
+#[async_trait]
+impl datafusion::catalog::TableProvider for ProjectingTable {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn schema(&self) -> arrow::datatypes::SchemaRef {
+        self.inner.schema()
+    }
+
+    fn table_type(&self) -> datafusion::datasource::TableType {
+        self.inner.table_type()
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn datafusion::catalog::Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> datafusion::error::Result<Arc<dyn datafusion::physical_plan::ExecutionPlan>> {
+        let full = self.inner.scan(state, None, filters, limit).await?;
+        let Some(projection) = projection else {
+            return Ok(full);
+        };
+        let schema = full.schema();
+        let exprs = projection
+            .iter()
+            .map(|&i| {
+                let field = schema.field(i);
+                let column: Arc<dyn datafusion::physical_plan::PhysicalExpr> =
+                    Arc::new(datafusion::physical_expr::expressions::Column::new(field.name(), i));
+                (column, field.name().clone())
+            })
+            .collect::<Vec<_>>();
+        Ok(Arc::new(datafusion::physical_plan::projection::ProjectionExec::try_new(exprs, full)?))
     }
 }

@@ -120,10 +120,15 @@ fn encode_column(
         FieldFormat::Binary => encoder.encode_field_with_type_and_format(&binary, pg_field.datatype(), pg_field.format(), pg_field.format_options()),
         FieldFormat::Text => encoder.encode_field_with_type_and_format(&text, pg_field.datatype(), pg_field.format(), pg_field.format_options()),
     };
+    if array.is_null(row) {
+        // Checked here for every type: arrow-pg 0.14 encodes a NULL interval
+        // as a value.
+        return encode(encoder, None, None);
+    }
     match column {
         Column::Arrow => encode_value(encoder, array, row, field, pg_field),
         Column::Uuid => {
-            let bytes = array.as_fixed_size_binary_opt().filter(|a| !a.is_null(row)).map(|a| a.value(row));
+            let bytes = array.as_fixed_size_binary_opt().map(|a| a.value(row));
             let text = bytes.map(format_uuid);
             encode(encoder, text.as_deref(), bytes)
         }

@@ -10,21 +10,26 @@ use datafusion::common::ParamValues;
 use datafusion::scalar::ScalarValue;
 use floe_dialects::{Analysis, Dialect, analyze, analyze_statement, split};
 use floe_router::Prepared;
-use futures::Sink;
-use pgwire::api::portal::{Format, Portal};
-use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
-use pgwire::api::results::{FieldInfo, Response};
+use futures::{Sink, SinkExt};
+use pgwire::api::portal::{Format, Portal, PortalExecutionState};
+use pgwire::api::query::{
+    ExtendedQueryHandler, SimpleQueryHandler, send_execution_response, send_query_response, send_ready_for_query,
+};
+use pgwire::api::results::{FieldInfo, Response, Tag};
 use pgwire::api::stmt::QueryParser;
 use pgwire::api::store::PortalStore;
-use pgwire::api::{ClientInfo, ClientPortalStore, Type};
-use pgwire::error::{PgWireError, PgWireResult};
+use pgwire::api::{ClientInfo, ClientPortalStore, DEFAULT_NAME, PgWireConnectionState, Type};
+use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
+use pgwire::messages::response::{EmptyQueryResponse, TransactionStatus};
+use pgwire::messages::extendedquery::Execute;
+use pgwire::messages::simplequery::Query;
 
 use super::encode::{RowLayout, response};
-use super::error::{error_info, to_pgwire};
+use super::error::to_pgwire;
 use crate::error::Error;
 use crate::metrics::Protocol;
-use crate::session::{CancelSlot, Session, Shared};
+use crate::session::{CancelSlot, Session, Shared, TxnState};
 
 /// The session of one connection, kept in pgwire's per-connection extensions.
 type SessionCell = tokio::sync::Mutex<Session>;
@@ -100,40 +105,90 @@ impl Handler {
 
 #[async_trait]
 impl SimpleQueryHandler for Handler {
-    async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    /// Runs each statement of the query string and sends its whole result before
+    /// the next one starts, as PostgreSQL does: a statement after a failing one
+    /// never runs, even when the failure shows only while rows stream. (pgwire's
+    /// default collects every statement's response first, which would run them
+    /// all before the first row is sent.)
+    async fn on_query<C>(&self, client: &mut C, query: Query) -> PgWireResult<()>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::PortalStore: PortalStore,
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        if !matches!(client.state(), PgWireConnectionState::ReadyForQuery) {
+            return Err(PgWireError::NotReadyForQuery);
+        }
+        client.set_state(PgWireConnectionState::QueryInProgress);
         let session = self.session(client);
         let mut session = session.lock().await;
-        // PostgreSQL parses the whole string before running any of it: a
-        // syntax error anywhere runs nothing.
-        let analyses = match analyze(query, Dialect::Postgres) {
-            Ok(analyses) => analyses,
-            Err(e) => {
-                session.fail_transaction();
-                return Err(to_pgwire(e.into()));
+        if let Err(e) = run_simple(client, &mut session, &query.query).await {
+            if matches!(e, PgWireError::IoError(_)) {
+                return Err(e);
             }
-        };
-        let mut responses = Vec::with_capacity(analyses.len());
-        for analysis in &analyses {
-            match session.run(analysis, &[], None).await {
-                Ok(outcome) => responses.push(response(outcome, &Format::UnifiedText)?),
-                Err(e) => {
-                    // The statements after a failed one do not run.
-                    responses.push(Response::Error(Box::new(error_info(&e))));
-                    break;
-                }
-            }
+            session.fail_transaction();
+            client.feed(PgWireBackendMessage::ErrorResponse(ErrorInfo::from(e).into())).await?;
         }
-        if responses.is_empty() {
-            responses.push(Response::EmptyQuery);
-        }
-        Ok(responses)
+        let status = transaction_status(session.txn());
+        client.set_state(PgWireConnectionState::ReadyForQuery);
+        client.set_transaction_status(status);
+        send_ready_for_query(client, status).await
     }
+
+    async fn do_query<C>(&self, _client: &mut C, _query: &str) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        // pgwire calls this only from its default `on_query`, which Floe replaces.
+        Err(to_pgwire(Error::Engine(floe_router::Error::Internal(
+            "simple queries are answered by on_query".to_owned(),
+        ))))
+    }
+}
+
+/// The `ReadyForQuery` status for a session's transaction state.
+fn transaction_status(txn: TxnState) -> TransactionStatus {
+    match txn {
+        TxnState::Idle => TransactionStatus::Idle,
+        TxnState::InBlock => TransactionStatus::Transaction,
+        TxnState::Failed => TransactionStatus::Error,
+    }
+}
+
+/// Runs a simple query's statements one after the other, streaming each result.
+async fn run_simple<C>(client: &mut C, session: &mut Session, query: &str) -> PgWireResult<()>
+where
+    C: Sink<PgWireBackendMessage> + Unpin + Send,
+    C::Error: Debug,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    // PostgreSQL parses the whole string before running any of it: a syntax
+    // error anywhere runs nothing.
+    let analyses = analyze(query, Dialect::Postgres).map_err(|e| to_pgwire(e.into()))?;
+    if analyses.is_empty() {
+        client.feed(PgWireBackendMessage::EmptyQueryResponse(EmptyQueryResponse::new())).await?;
+        return Ok(());
+    }
+    for analysis in &analyses {
+        let outcome = session.run(analysis, &[], None).await.map_err(to_pgwire)?;
+        match response(outcome, &Format::UnifiedText)? {
+            Response::Query(rows) => send_query_response(client, rows, true).await?,
+            Response::Execution(tag) | Response::TransactionStart(tag) | Response::TransactionEnd(tag) => {
+                send_execution_response(client, tag).await?
+            }
+            Response::EmptyQuery => client.feed(PgWireBackendMessage::EmptyQueryResponse(EmptyQueryResponse::new())).await?,
+            other => {
+                return Err(to_pgwire(Error::Engine(floe_router::Error::Internal(format!(
+                    "unexpected response to a simple query: {other:?}"
+                )))));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A statement prepared with `Parse`.
@@ -176,8 +231,9 @@ impl QueryParser for Parser {
             .param_types
             .iter()
             .map(|ty| match ty {
-                Some(ty) => arrow_pg::datatypes::into_pg_type(ty).unwrap_or(Type::UNKNOWN),
-                None => Type::UNKNOWN,
+                Some(ty) => arrow_pg::datatypes::into_pg_type(ty).unwrap_or(Type::TEXT),
+                // PostgreSQL resolves a parameter nothing constrains as text.
+                None => Type::TEXT,
             })
             .collect();
         Ok(Statement {
@@ -206,6 +262,56 @@ impl ExtendedQueryHandler for Handler {
 
     fn query_parser(&self) -> Arc<Self::QueryParser> {
         Arc::clone(&self.parser)
+    }
+
+    /// Streams the result of an `Execute` that asks for every row. pgwire
+    /// 0.40's default collects all rows of such a portal into memory before it
+    /// sends the first one; Floe sends them as the engine produces them. An
+    /// `Execute` with a row limit keeps pgwire's portal suspension, which holds
+    /// at most that many rows.
+    async fn on_execute<C>(&self, client: &mut C, message: Execute) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        if message.max_rows > 0 {
+            return self._on_execute(client, message).await;
+        }
+        if !matches!(client.state(), PgWireConnectionState::ReadyForQuery) {
+            return Err(PgWireError::NotReadyForQuery);
+        }
+        let name = message.name.as_deref().unwrap_or(DEFAULT_NAME);
+        let Some(portal) = client.portal_store().get_portal(name) else {
+            return Err(PgWireError::PortalNotFound(name.to_owned()));
+        };
+        client.set_state(PgWireConnectionState::QueryInProgress);
+        let pending = std::mem::replace(&mut *portal.state.lock().await, PortalExecutionState::Finished);
+        match pending {
+            PortalExecutionState::Initial => match ExtendedQueryHandler::do_query(self, client, &portal, 0).await? {
+                Response::Query(rows) => send_query_response(client, rows, false).await?,
+                Response::Execution(tag) | Response::TransactionStart(tag) | Response::TransactionEnd(tag) => {
+                    send_execution_response(client, tag).await?
+                }
+                Response::EmptyQuery => {
+                    client
+                        .feed(PgWireBackendMessage::EmptyQueryResponse(EmptyQueryResponse::new()))
+                        .await?
+                }
+                other => {
+                    return Err(to_pgwire(Error::Engine(floe_router::Error::Internal(format!(
+                        "unexpected response to Execute: {other:?}"
+                    )))));
+                }
+            },
+            PortalExecutionState::Suspended(rows) => send_query_response(client, rows, false).await?,
+            PortalExecutionState::Finished => send_execution_response(client, Tag::new("SELECT").with_rows(0)).await?,
+        }
+        let status = transaction_status(self.session(client).lock().await.txn());
+        client.set_state(PgWireConnectionState::ReadyForQuery);
+        client.set_transaction_status(status);
+        Ok(())
     }
 
     async fn do_query<C>(&self, client: &mut C, portal: &Portal<Statement>, _max_rows: usize) -> PgWireResult<Response>
