@@ -35,7 +35,11 @@ enum Bench {
         #[arg(long, default_value = "target/release/floe")]
         floe: PathBuf,
         /// PostgreSQL to compare with and to put pgbouncer in front of.
-        #[arg(long, env = "FLOE_BENCH_PG", default_value = "host=127.0.0.1 port=5432 user=postgres dbname=test")]
+        #[arg(
+            long,
+            env = "FLOE_BENCH_PG",
+            default_value = "host=127.0.0.1 port=5432 user=postgres dbname=test"
+        )]
         postgres: String,
         /// Sequential queries for the latency figure.
         #[arg(long, default_value_t = 5000)]
@@ -57,7 +61,10 @@ struct Target {
 
 impl Target {
     fn conninfo(&self) -> String {
-        format!("host={} port={} user={} dbname={}", self.host, self.port, self.user, self.dbname)
+        format!(
+            "host={} port={} user={} dbname={}",
+            self.host, self.port, self.user, self.dbname
+        )
     }
 }
 
@@ -79,7 +86,10 @@ fn pg(floe: PathBuf, postgres: &str, queries: usize, seconds: u32) -> anyhow::Re
     // Fail early, with the address, when the peer to compare with is not there.
     drop(
         runtime
-            .block_on(tokio_postgres::connect(&pg.conninfo(), tokio_postgres::NoTls))
+            .block_on(tokio_postgres::connect(
+                &pg.conninfo(),
+                tokio_postgres::NoTls,
+            ))
             .with_context(|| format!("PostgreSQL at `{postgres}` is unreachable"))?,
     );
     let daemon = Daemon::start(DaemonOptions::new(floe));
@@ -98,7 +108,10 @@ fn pg(floe: PathBuf, postgres: &str, queries: usize, seconds: u32) -> anyhow::Re
         user: pg.user.clone(),
         dbname: pg.dbname.clone(),
     };
-    let pg_target = Target { name: "postgres", ..pg };
+    let pg_target = Target {
+        name: "postgres",
+        ..pg
+    };
     let targets = [&floe_target, &pg_target, &bouncer_target];
 
     println!("# floe-bench pg: {queries} sequential queries for latency, pgbench -T {seconds}");
@@ -120,7 +133,11 @@ fn pg(floe: PathBuf, postgres: &str, queries: usize, seconds: u32) -> anyhow::Re
             for target in targets {
                 tps.push(pgbench(target, mode, clients, seconds)?);
             }
-            row(&format!("pgbench SELECT 1 tps, {clients} client(s), {mode}"), &tps, true);
+            row(
+                &format!("pgbench SELECT 1 tps, {clients} client(s), {mode}"),
+                &tps,
+                true,
+            );
         }
     }
     drop(bouncer);
@@ -158,7 +175,9 @@ async fn latency(target: &Target, queries: usize) -> anyhow::Result<(f64, f64)> 
     drop(client);
     let _ = driver.await;
     samples.sort();
-    let at = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)].as_secs_f64() * 1e6;
+    let at = |q: f64| {
+        samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)].as_secs_f64() * 1e6
+    };
     Ok((at(0.50), at(0.99)))
 }
 
@@ -167,10 +186,26 @@ fn pgbench(target: &Target, mode: &str, clients: u32, seconds: u32) -> anyhow::R
     let script = dir.path().join("select1.sql");
     std::fs::write(&script, "SELECT 1;\n")?;
     let output = Command::new("pgbench")
-        .args(["-n", "-M", mode, "-c", &clients.to_string(), "-j", &clients.min(2).to_string()])
+        .args([
+            "-n",
+            "-M",
+            mode,
+            "-c",
+            &clients.to_string(),
+            "-j",
+            &clients.min(2).to_string(),
+        ])
         .args(["-T", &seconds.to_string(), "-f"])
         .arg(&script)
-        .args(["-h", &target.host, "-p", &target.port.to_string(), "-U", &target.user, &target.dbname])
+        .args([
+            "-h",
+            &target.host,
+            "-p",
+            &target.port.to_string(),
+            "-U",
+            &target.user,
+            &target.dbname,
+        ])
         .output()
         .context("cannot run pgbench (apt-get install postgresql-contrib or postgresql-client)")?;
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -198,7 +233,9 @@ fn parse_conninfo(conninfo: &str) -> anyhow::Result<Target> {
         dbname: "test".to_owned(),
     };
     for pair in conninfo.split_whitespace() {
-        let (key, value) = pair.split_once('=').with_context(|| format!("`{pair}` is not key=value"))?;
+        let (key, value) = pair
+            .split_once('=')
+            .with_context(|| format!("`{pair}` is not key=value"))?;
         match key {
             "host" => target.host = value.to_owned(),
             "port" => target.port = value.parse()?,
@@ -220,7 +257,9 @@ struct Pgbouncer {
 impl Pgbouncer {
     fn start(pg: &Target) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
         let ini = dir.path().join("pgbouncer.ini");
         let users = dir.path().join("users.txt");
         std::fs::write(&users, format!("\"{}\" \"\"\n", pg.user))?;

@@ -121,7 +121,10 @@ impl Daemon {
         let dir = tempfile::tempdir().expect("temp dir");
         let data_dir = dir.path().join("data");
         let demo = match options.demo_rows {
-            Some(rows) => format!("[demo]\nenabled = true\nrows = {rows}\nappends = {}\n", (rows / 10_000).clamp(1, 100)),
+            Some(rows) => format!(
+                "[demo]\nenabled = true\nrows = {rows}\nappends = {}\n",
+                (rows / 10_000).clamp(1, 100)
+            ),
             None => "[demo]\nenabled = false\n".to_owned(),
         };
         let mut config = format!(
@@ -155,12 +158,15 @@ impl Daemon {
             command.env(k, v);
         }
         let command_line = format!("{command:?}");
-        let mut child = command.spawn().unwrap_or_else(|e| panic!("cannot start {command_line}: {e}"));
+        let mut child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {command_line}: {e}"));
         let stdin = child.stdin.take().expect("stdin is piped");
         let deadline = Instant::now() + options.start_timeout;
         let ready = loop {
             if let Ok(text) = std::fs::read_to_string(&ready_path) {
-                break serde_json::from_str::<serde_json::Value>(&text).expect("ready file is JSON");
+                break serde_json::from_str::<serde_json::Value>(&text)
+                    .expect("ready file is JSON");
             }
             if let Ok(Some(status)) = child.try_wait() {
                 panic!(
@@ -170,7 +176,10 @@ impl Daemon {
             }
             if Instant::now() > deadline {
                 let _ = child.kill();
-                panic!("floe did not become ready in time\ncommand: {command_line}\nlog:\n{}", read(&log_path));
+                panic!(
+                    "floe did not become ready in time\ncommand: {command_line}\nlog:\n{}",
+                    read(&log_path)
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         };
@@ -231,7 +240,10 @@ impl Daemon {
     /// # Errors
     ///
     /// The connection error, for tests that expect one.
-    pub async fn try_connect(&self, config: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+    pub async fn try_connect(
+        &self,
+        config: &str,
+    ) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
         let (client, connection) = tokio_postgres::connect(config, tokio_postgres::NoTls).await?;
         tokio::spawn(async move {
             let _ = connection.await;
@@ -251,7 +263,10 @@ impl Daemon {
             .nth(1)
             .and_then(|s| s.parse().ok())
             .unwrap_or(0);
-        let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+        let body = response
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default();
         (status, body)
     }
 
@@ -283,7 +298,11 @@ impl Daemon {
 impl Drop for Daemon {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            eprintln!("--- floe log ({}) ---\n{}\n--- end of floe log ---", self.command_line, self.log());
+            eprintln!(
+                "--- floe log ({}) ---\n{}\n--- end of floe log ---",
+                self.command_line,
+                self.log()
+            );
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -291,7 +310,8 @@ impl Drop for Daemon {
 }
 
 fn read(path: &Path) -> String {
-    std::fs::read_to_string(path).unwrap_or_else(|e| format!("<cannot read {}: {e}>", path.display()))
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| format!("<cannot read {}: {e}>", path.display()))
 }
 
 /// Polls `condition` until it holds or `timeout` passes; returns whether it held.

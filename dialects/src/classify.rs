@@ -129,7 +129,12 @@ pub fn split(sql: &str, dialect: Dialect) -> Result<Vec<&str>> {
     for token in &tokens {
         match &token.token {
             Token::SemiColon => {
-                let end = byte_offset(sql, &line_starts, token.span.start.line, token.span.start.column);
+                let end = byte_offset(
+                    sql,
+                    &line_starts,
+                    token.span.start.line,
+                    token.span.start.column,
+                );
                 if meaningful {
                     pieces.push(sql[start..end].trim());
                 }
@@ -240,10 +245,11 @@ fn query_is_read_only(query: &Query) -> bool {
     if !query.locks.is_empty() {
         return false;
     }
-    let ctes_read_only = query
-        .with
-        .as_ref()
-        .is_none_or(|with| with.cte_tables.iter().all(|cte| query_is_read_only(&cte.query)));
+    let ctes_read_only = query.with.as_ref().is_none_or(|with| {
+        with.cte_tables
+            .iter()
+            .all(|cte| query_is_read_only(&cte.query))
+    });
     ctes_read_only && set_expr_is_read_only(&query.body)
 }
 
@@ -271,14 +277,19 @@ mod tests {
     fn split_keeps_semicolons_inside_strings_comments_and_identifiers() {
         let sql = "SELECT ';' AS \"a;b\"; -- c;d\n SELECT $$x;y$$ ;; /* e;f */";
         let pieces = split(sql, Dialect::Postgres).expect("tokenizes");
-        assert_eq!(pieces, vec!["SELECT ';' AS \"a;b\"", "-- c;d\n SELECT $$x;y$$"]);
+        assert_eq!(
+            pieces,
+            vec!["SELECT ';' AS \"a;b\"", "-- c;d\n SELECT $$x;y$$"]
+        );
     }
 
     #[test]
     fn split_of_only_comments_gives_no_statement() {
-        assert!(split(" -- nothing\n /* here */ ;", Dialect::Postgres)
-            .expect("tokenizes")
-            .is_empty());
+        assert!(
+            split(" -- nothing\n /* here */ ;", Dialect::Postgres)
+                .expect("tokenizes")
+                .is_empty()
+        );
     }
 
     #[test]
@@ -290,7 +301,10 @@ mod tests {
     #[test]
     fn select_is_a_read_only_read() {
         let a = one("SELECT id FROM demo.trips WHERE id = 1");
-        assert_eq!((a.kind, a.read_only, a.command), (StatementKind::Read, true, "SELECT"));
+        assert_eq!(
+            (a.kind, a.read_only, a.command),
+            (StatementKind::Read, true, "SELECT")
+        );
     }
 
     #[test]

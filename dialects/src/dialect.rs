@@ -4,7 +4,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use sqlparser::dialect::{
-    DuckDbDialect, GenericDialect, MySqlDialect, PostgreSqlDialect, Dialect as ParserDialect,
+    Dialect as ParserDialect, DuckDbDialect, GenericDialect, MySqlDialect, PostgreSqlDialect,
 };
 
 /// A SQL dialect: what a client speaks or what an engine understands.

@@ -47,14 +47,22 @@ pub async fn inventory(catalog: &dyn iceberg::Catalog) -> Result<Vec<TableSignal
         tables.sort_by(|a, b| a.name().cmp(b.name()));
         for ident in tables {
             let table = catalog.load_table(&ident).await.map_err(wrap)?;
-            out.push(signals(&namespace.to_url_string(), ident.name(), table.metadata()));
+            out.push(signals(
+                &namespace.to_url_string(),
+                ident.name(),
+                table.metadata(),
+            ));
         }
     }
     Ok(out)
 }
 
 /// The signals of one table's metadata.
-pub fn signals(namespace: &str, name: &str, metadata: &iceberg::spec::TableMetadata) -> TableSignals {
+pub fn signals(
+    namespace: &str,
+    name: &str,
+    metadata: &iceberg::spec::TableMetadata,
+) -> TableSignals {
     let current = metadata.current_snapshot();
     let summary = |key: &str| -> u64 {
         current

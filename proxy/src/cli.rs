@@ -69,9 +69,19 @@ impl Common {
         let mut env: Vec<(String, String)> = std::env::vars().collect();
         if let Some(dir) = &self.data_dir {
             // The flag beats the file and FLOE_SERVER_DATA_DIR: it goes last.
-            env.push(("FLOE_SERVER_DATA_DIR".to_owned(), format!("\"{}\"", dir.display().to_string().replace('\\', "\\\\").replace('"', "\\\""))));
+            env.push((
+                "FLOE_SERVER_DATA_DIR".to_owned(),
+                format!(
+                    "\"{}\"",
+                    dir.display()
+                        .to_string()
+                        .replace('\\', "\\\\")
+                        .replace('"', "\\\"")
+                ),
+            ));
         }
-        FloeConfig::load(self.config.as_deref(), env).map_err(|e| anyhow::anyhow!("invalid configuration:\n{e}"))
+        FloeConfig::load(self.config.as_deref(), env)
+            .map_err(|e| anyhow::anyhow!("invalid configuration:\n{e}"))
     }
 }
 
@@ -101,7 +111,11 @@ pub fn run() -> anyhow::Result<std::process::ExitCode> {
                 ready_file,
                 exit_on_stdin_eof,
             };
-            let result = runtime.block_on(crate::daemon::run(config, options, CancellationToken::new()));
+            let result = runtime.block_on(crate::daemon::run(
+                config,
+                options,
+                CancellationToken::new(),
+            ));
             // Sessions left after the drain are cut off here, not waited for.
             runtime.shutdown_timeout(std::time::Duration::from_millis(100));
             if let Err(e) = result {

@@ -51,7 +51,11 @@ pub struct RunOptions {
 /// # Errors
 ///
 /// When a listener cannot bind or a catalog or engine cannot start.
-pub async fn run(config: FloeConfig, options: RunOptions, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn run(
+    config: FloeConfig,
+    options: RunOptions,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let prometheus = crate::metrics::install()?;
     let mut tasks = JoinSet::new();
     tasks.spawn(shutdown::cancel_on_signal(shutdown.clone()));
@@ -95,7 +99,8 @@ pub async fn run(config: FloeConfig, options: RunOptions, shutdown: Cancellation
     for catalog in &config.catalogs {
         opened.push((catalog.name.clone(), open_catalog(catalog).await?));
     }
-    let (default_name, default_catalog) = opened.first().cloned().context("no catalog configured")?;
+    let (default_name, default_catalog) =
+        opened.first().cloned().context("no catalog configured")?;
     let mut namespaces = vec!["public"];
     if config.demo.enabled {
         namespaces.push(demo::NAMESPACE);
@@ -107,18 +112,31 @@ pub async fn run(config: FloeConfig, options: RunOptions, shutdown: Cancellation
     }
 
     let engine_config = config.engines.first().context("no engine configured")?;
-    let mut engine_options = DataFusionEngineOptions::new(&engine_config.name, default_name, default_catalog);
+    let mut engine_options =
+        DataFusionEngineOptions::new(&engine_config.name, default_name, default_catalog);
     engine_options.catalogs = opened
         .iter()
-        .filter(|(name, _)| engine_config.serves.iter().any(|p| p.split('.').next() == Some(name)))
+        .filter(|(name, _)| {
+            engine_config
+                .serves
+                .iter()
+                .any(|p| p.split('.').next() == Some(name))
+        })
         .cloned()
         .collect();
     let engine: Arc<dyn Engine> = Arc::new(DataFusionEngine::try_new(engine_options).await?);
     tracing::info!(engine = engine.name(), "engine ready");
 
     if demo_state == DemoState::NeedsLoad {
-        tracing::info!(rows = config.demo.rows, appends = config.demo.appends, "creating the demo dataset");
-        let catalog = opened.first().map(|(_, c)| Arc::clone(c)).context("no catalog")?;
+        tracing::info!(
+            rows = config.demo.rows,
+            appends = config.demo.appends,
+            "creating the demo dataset"
+        );
+        let catalog = opened
+            .first()
+            .map(|(_, c)| Arc::clone(c))
+            .context("no catalog")?;
         tokio::select! {
             loaded = demo::load(engine.as_ref(), catalog.as_ref(), &config.demo) => loaded?,
             _ = shutdown.cancelled() => {
@@ -179,7 +197,10 @@ pub async fn run(config: FloeConfig, options: RunOptions, shutdown: Cancellation
     }
     let left = drain.wait_idle(config.server.shutdown_timeout).await;
     if left > 0 {
-        tracing::warn!(left, "shutdown timeout reached; cancelling the statements still running");
+        tracing::warn!(
+            left,
+            "shutdown timeout reached; cancelling the statements still running"
+        );
     }
     tasks.abort_all();
     tracing::info!("Floe stopped");

@@ -55,16 +55,25 @@ pub async fn prepare(catalog: &dyn Catalog, config: &DemoConfig) -> anyhow::Resu
     let zones = TableIdent::new(namespace.clone(), "zones".to_owned());
     if catalog.table_exists(&trips).await? {
         let table = catalog.load_table(&trips).await?;
-        if table.metadata().properties().get(STATE_PROPERTY).map(String::as_str) != Some("loading") {
+        if table
+            .metadata()
+            .properties()
+            .get(STATE_PROPERTY)
+            .map(String::as_str)
+            != Some("loading")
+        {
             return Ok(DemoState::Ready);
         }
-        tracing::warn!("the demo dataset was left half-written by an earlier start; creating it again");
+        tracing::warn!(
+            "the demo dataset was left half-written by an earlier start; creating it again"
+        );
         catalog.drop_table(&trips).await?;
     }
     if catalog.table_exists(&zones).await? {
         catalog.drop_table(&zones).await?;
     }
-    let optional = |id, name: &str, ty| Arc::new(NestedField::optional(id, name, Type::Primitive(ty)));
+    let optional =
+        |id, name: &str, ty| Arc::new(NestedField::optional(id, name, Type::Primitive(ty)));
     let trips_schema = Schema::builder()
         .with_fields(vec![
             optional(1, "trip_id", PrimitiveType::Long),
@@ -74,7 +83,14 @@ pub async fn prepare(catalog: &dyn Catalog, config: &DemoConfig) -> anyhow::Resu
             optional(5, "zone_id", PrimitiveType::Int),
             optional(6, "passengers", PrimitiveType::Int),
             optional(7, "distance_km", PrimitiveType::Double),
-            optional(8, "fare", PrimitiveType::Decimal { precision: 10, scale: 2 }),
+            optional(
+                8,
+                "fare",
+                PrimitiveType::Decimal {
+                    precision: 10,
+                    scale: 2,
+                },
+            ),
             optional(9, "payment", PrimitiveType::String),
             optional(10, "shared", PrimitiveType::Boolean),
         ])
@@ -107,7 +123,11 @@ pub async fn prepare(catalog: &dyn Catalog, config: &DemoConfig) -> anyhow::Resu
 ///
 /// When an append fails; the tables stay marked `loading` and the next start
 /// creates them again.
-pub async fn load(engine: &dyn Engine, catalog: &dyn Catalog, config: &DemoConfig) -> anyhow::Result<()> {
+pub async fn load(
+    engine: &dyn Engine,
+    catalog: &dyn Catalog,
+    config: &DemoConfig,
+) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     run(engine, &zones_insert()).await?;
     let per_append = config.rows.div_ceil(config.appends);

@@ -68,7 +68,8 @@ impl Outcome {
 /// When a recorder is installed already.
 pub fn install() -> anyhow::Result<PrometheusHandle> {
     let buckets = [
-        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+        5.0, 10.0, 30.0, 60.0,
     ];
     let handle = PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Full(QUERY_DURATION.to_owned()), &buckets)?
@@ -79,7 +80,11 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
     metrics::describe_counter!(QUERIES_TOTAL, "Statements finished");
     metrics::describe_histogram!(QUERY_DURATION, metrics::Unit::Seconds, "Statement latency");
     metrics::describe_counter!(ROWS_TOTAL, "Rows returned to clients");
-    metrics::describe_counter!(BYTES_TOTAL, metrics::Unit::Bytes, "Arrow bytes returned to clients");
+    metrics::describe_counter!(
+        BYTES_TOTAL,
+        metrics::Unit::Bytes,
+        "Arrow bytes returned to clients"
+    );
     Ok(handle)
 }
 
@@ -95,7 +100,8 @@ pub fn query_finished(
     let protocol = protocol.as_str();
     metrics::counter!(QUERIES_TOTAL, "protocol" => protocol, "kind" => kind.as_str(), "outcome" => outcome.as_str())
         .increment(1);
-    metrics::histogram!(QUERY_DURATION, "protocol" => protocol, "kind" => kind.as_str()).record(elapsed.as_secs_f64());
+    metrics::histogram!(QUERY_DURATION, "protocol" => protocol, "kind" => kind.as_str())
+        .record(elapsed.as_secs_f64());
     if rows > 0 {
         metrics::counter!(ROWS_TOTAL, "protocol" => protocol).increment(rows);
     }
@@ -113,7 +119,8 @@ pub fn connection_opened(protocol: Protocol) -> ConnectionGauge {
 
 /// Records a refused connection.
 pub fn connection_rejected(protocol: Protocol, reason: &'static str) {
-    metrics::counter!(CONNECTIONS_REJECTED, "protocol" => protocol.as_str(), "reason" => reason).increment(1);
+    metrics::counter!(CONNECTIONS_REJECTED, "protocol" => protocol.as_str(), "reason" => reason)
+        .increment(1);
 }
 
 /// Decrements the open-connections gauge when dropped.

@@ -232,7 +232,10 @@ impl Session {
         prepared: Option<&Prepared>,
     ) -> Result<Outcome> {
         if self.txn() == TxnState::Failed
-            && !matches!(analysis.statement, Statement::Rollback { .. } | Statement::Commit { .. })
+            && !matches!(
+                analysis.statement,
+                Statement::Rollback { .. } | Statement::Commit { .. }
+            )
         {
             return Err(Error::InFailedTransaction);
         }
@@ -256,11 +259,25 @@ impl Session {
         let kind = analysis.kind;
         match output {
             Err(e) => {
-                metrics::query_finished(self.protocol, kind, metrics::Outcome::Error, started.elapsed(), 0, 0);
+                metrics::query_finished(
+                    self.protocol,
+                    kind,
+                    metrics::Outcome::Error,
+                    started.elapsed(),
+                    0,
+                    0,
+                );
                 Err(e)
             }
             Ok(QueryOutput::Command { rows }) => {
-                metrics::query_finished(self.protocol, kind, metrics::Outcome::Ok, started.elapsed(), rows.unwrap_or(0), 0);
+                metrics::query_finished(
+                    self.protocol,
+                    kind,
+                    metrics::Outcome::Ok,
+                    started.elapsed(),
+                    rows.unwrap_or(0),
+                    0,
+                );
                 Ok(Outcome::Command {
                     command: analysis.command,
                     rows,
@@ -275,7 +292,8 @@ impl Session {
                     started,
                     cancelled: Box::pin(cancel.cancelled_owned()),
                     failed: Arc::clone(&self.stream_failed),
-                    timeout: remaining(self.shared.statement_timeout, started).map(|d| Box::pin(tokio::time::sleep(d))),
+                    timeout: remaining(self.shared.statement_timeout, started)
+                        .map(|d| Box::pin(tokio::time::sleep(d))),
                     rows: 0,
                     bytes: 0,
                     done: false,
@@ -293,13 +311,19 @@ impl Session {
                 Ok(Outcome::TransactionStart)
             }
             Statement::Commit { .. } => {
-                let command = if self.txn == TxnState::Failed { "ROLLBACK" } else { "COMMIT" };
+                let command = if self.txn == TxnState::Failed {
+                    "ROLLBACK"
+                } else {
+                    "COMMIT"
+                };
                 self.txn = TxnState::Idle;
                 Ok(Outcome::TransactionEnd { command })
             }
             Statement::Rollback { .. } => {
                 self.txn = TxnState::Idle;
-                Ok(Outcome::TransactionEnd { command: "ROLLBACK" })
+                Ok(Outcome::TransactionEnd {
+                    command: "ROLLBACK",
+                })
             }
             Statement::Set(set) => {
                 self.set(set)?;
@@ -364,7 +388,8 @@ impl Session {
                         vec![Arc::new(StringArray::from(vec![value.as_str()]))],
                     )
                 };
-                let batch = batch.map_err(|e| Error::Engine(floe_router::Error::Internal(e.to_string())))?;
+                let batch = batch
+                    .map_err(|e| Error::Engine(floe_router::Error::Internal(e.to_string())))?;
                 let schema = batch.schema();
                 Ok(Outcome::Rows {
                     schema,
@@ -421,8 +446,18 @@ fn handled_locally(analysis: &Analysis) -> bool {
 fn local_schema(analysis: &Analysis) -> Option<SchemaRef> {
     match &analysis.statement {
         Statement::ShowVariable { variable } => {
-            let name = normalise(&variable.iter().map(|i| i.value.as_str()).collect::<Vec<_>>().join(" "));
-            Some(if name == "all" { show_all_schema() } else { show_schema(&name) })
+            let name = normalise(
+                &variable
+                    .iter()
+                    .map(|i| i.value.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            );
+            Some(if name == "all" {
+                show_all_schema()
+            } else {
+                show_schema(&name)
+            })
         }
         _ => None,
     }
@@ -510,7 +545,14 @@ impl Metered {
             if outcome != metrics::Outcome::Ok {
                 self.failed.store(true, Ordering::Release);
             }
-            metrics::query_finished(self.protocol, self.kind, outcome, self.started.elapsed(), self.rows, self.bytes);
+            metrics::query_finished(
+                self.protocol,
+                self.kind,
+                outcome,
+                self.started.elapsed(),
+                self.rows,
+                self.bytes,
+            );
         }
     }
 }

@@ -18,7 +18,9 @@ pub const DEMO_ROWS: u64 = 200_000;
 /// A daemon with demo data, shared by the suites that only read it.
 pub fn demo_daemon() -> &'static Daemon {
     static DAEMON: OnceLock<Daemon> = OnceLock::new();
-    DAEMON.get_or_init(|| Daemon::start(DaemonOptions::new(floe_conformance::floe_bin()).demo(DEMO_ROWS)))
+    DAEMON.get_or_init(|| {
+        Daemon::start(DaemonOptions::new(floe_conformance::floe_bin()).demo(DEMO_ROWS))
+    })
 }
 
 /// Runs a client program, failing with a clear message if it is not installed.
@@ -37,7 +39,9 @@ pub fn run(program: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
 pub fn python() -> PathBuf {
     match std::env::var_os("FLOE_PYTHON") {
         Some(python) => PathBuf::from(python),
-        None => panic!("FLOE_PYTHON is not set: run the tests with `bash scripts/test`, which creates the venv with psycopg"),
+        None => panic!(
+            "FLOE_PYTHON is not set: run the tests with `bash scripts/test`, which creates the venv with psycopg"
+        ),
     }
 }
 

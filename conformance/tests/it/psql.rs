@@ -5,9 +5,24 @@ use crate::{DEMO_ROWS, demo_daemon, run, success};
 fn psql(args: &[&str]) -> String {
     let daemon = demo_daemon();
     let port = daemon.postgres.port().to_string();
-    let mut all = vec!["-X", "-h", "127.0.0.1", "-p", &port, "-U", "floe", "-d", "floe", "-v", "ON_ERROR_STOP=1"];
+    let mut all = vec![
+        "-X",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        &port,
+        "-U",
+        "floe",
+        "-d",
+        "floe",
+        "-v",
+        "ON_ERROR_STOP=1",
+    ];
     all.extend_from_slice(args);
-    success(&run("psql", &all, &[("PGSSLMODE", "prefer")]), &format!("psql {args:?}"))
+    success(
+        &run("psql", &all, &[("PGSSLMODE", "prefer")]),
+        &format!("psql {args:?}"),
+    )
 }
 
 #[test]
@@ -47,7 +62,10 @@ fn psql_dt_lists_the_demo_tables() {
 fn psql_d_describes_a_demo_table() {
     let out = psql(&["-c", "\\d demo.trips"]);
     for column in ["trip_id", "pickup_at", "fare", "payment", "shared"] {
-        assert!(out.contains(column), "\\d demo.trips lacks {column}:\n{out}");
+        assert!(
+            out.contains(column),
+            "\\d demo.trips lacks {column}:\n{out}"
+        );
     }
 }
 
@@ -57,7 +75,21 @@ fn psql_reports_errors_with_sqlstate() {
     let port = daemon.postgres.port().to_string();
     let output = run(
         "psql",
-        &["-X", "-h", "127.0.0.1", "-p", &port, "-U", "floe", "-d", "floe", "-v", "VERBOSITY=verbose", "-c", "SELECT * FROM nope"],
+        &[
+            "-X",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-U",
+            "floe",
+            "-d",
+            "floe",
+            "-v",
+            "VERBOSITY=verbose",
+            "-c",
+            "SELECT * FROM nope",
+        ],
         &[],
     );
     assert!(!output.status.success());

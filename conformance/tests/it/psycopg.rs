@@ -11,7 +11,11 @@ fn psycopg_suite_passes() {
     let python = python();
     let output = run(
         python.to_str().expect("utf-8 path"),
-        &[script.to_str().expect("utf-8 path"), &daemon.pg_url("floe"), &DEMO_ROWS.to_string()],
+        &[
+            script.to_str().expect("utf-8 path"),
+            &daemon.pg_url("floe"),
+            &DEMO_ROWS.to_string(),
+        ],
         &[],
     );
     let out = success(&output, "psycopg suite");

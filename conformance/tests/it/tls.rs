@@ -8,8 +8,9 @@ use crate::{run, success};
 fn tls_daemon(required: bool) -> (Daemon, tempfile::TempDir) {
     let certs = tempfile::tempdir().expect("temp dir");
     let dir = certs.path();
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
-        .expect("self-signed certificate");
+    let cert =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+            .expect("self-signed certificate");
     let cert_path = dir.join("server.crt");
     let key_path = dir.join("server.key");
     std::fs::write(&cert_path, cert.cert.pem()).expect("write cert");
@@ -24,7 +25,20 @@ fn psql(daemon: &Daemon, sslmode: &str, sql: &str) -> std::process::Output {
     let port = daemon.postgres.port().to_string();
     run(
         "psql",
-        &["-X", "-At", "-h", "127.0.0.1", "-p", &port, "-U", "floe", "-d", "floe", "-c", sql],
+        &[
+            "-X",
+            "-At",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-U",
+            "floe",
+            "-d",
+            "floe",
+            "-c",
+            sql,
+        ],
         &[("PGSSLMODE", sslmode)],
     )
 }
@@ -38,7 +52,10 @@ fn sslmode_require_connects_over_tls() {
     );
     assert_eq!(out.trim(), "secure");
     // `sslmode=disable` is still allowed unless TLS is required.
-    let out = success(&psql(&daemon, "disable", "SELECT 'plain'"), "psql sslmode=disable");
+    let out = success(
+        &psql(&daemon, "disable", "SELECT 'plain'"),
+        "psql sslmode=disable",
+    );
     assert_eq!(out.trim(), "plain");
 }
 
@@ -49,6 +66,9 @@ fn tls_required_refuses_plain_connections() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("SSL"), "{stderr}");
-    let out = success(&psql(&daemon, "require", "SELECT 2"), "psql sslmode=require");
+    let out = success(
+        &psql(&daemon, "require", "SELECT 2"),
+        "psql sslmode=require",
+    );
     assert_eq!(out.trim(), "2");
 }

@@ -75,7 +75,9 @@ impl CatalogConfig {
                 self.kind.as_str()
             ));
         }
-        if self.kind == CatalogKind::Sql && !(self.uri.starts_with("sqlite:") || !self.uri.contains("://")) {
+        if self.kind == CatalogKind::Sql
+            && !(self.uri.starts_with("sqlite:") || !self.uri.contains("://"))
+        {
             problems.push(format!(
                 "catalogs.uri: catalog `{}` needs a `sqlite://` URL or a file path, got `{}`",
                 self.name, self.uri
@@ -115,7 +117,10 @@ pub async fn open_catalog(config: &CatalogConfig) -> Result<Arc<dyn iceberg::Cat
         CatalogKind::Sql => sql::open(config).await,
         other => Err(Error::InvalidConfig {
             catalog: config.name.clone(),
-            message: format!("`{}` catalogs are not supported by this build", other.as_str()),
+            message: format!(
+                "`{}` catalogs are not supported by this build",
+                other.as_str()
+            ),
         }),
     }
 }

@@ -26,7 +26,10 @@ pub(super) async fn open(config: &CatalogConfig) -> Result<Arc<dyn iceberg::Cata
         .unwrap_or(&config.uri);
     // Query parameters are SQLite options, not part of the path.
     let db_file = db_path.split('?').next().unwrap_or(db_path);
-    if let Some(parent) = Path::new(db_file).parent().filter(|p| !p.as_os_str().is_empty()) {
+    if let Some(parent) = Path::new(db_file)
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+    {
         std::fs::create_dir_all(parent)
             .map_err(|e| invalid(format!("cannot create {}: {e}", parent.display())))?;
     }
@@ -34,8 +37,12 @@ pub(super) async fn open(config: &CatalogConfig) -> Result<Arc<dyn iceberg::Cata
         .map_err(|e| invalid(format!("cannot create {}: {e}", config.warehouse.display())))?;
     // Iceberg writes absolute locations into table metadata; a relative
     // warehouse would make them depend on the directory the daemon started in.
-    let warehouse = std::fs::canonicalize(&config.warehouse)
-        .map_err(|e| invalid(format!("cannot resolve {}: {e}", config.warehouse.display())))?;
+    let warehouse = std::fs::canonicalize(&config.warehouse).map_err(|e| {
+        invalid(format!(
+            "cannot resolve {}: {e}",
+            config.warehouse.display()
+        ))
+    })?;
     let uri = if db_path.contains('?') {
         format!("sqlite://{db_path}")
     } else {

@@ -74,12 +74,17 @@ struct CatalogTables {
 async fn tables(State(state): State<AdminState>) -> Response {
     let catalogs = match state.catalogs.read() {
         Ok(catalogs) => catalogs.clone(),
-        Err(_) => return (StatusCode::INTERNAL_SERVER_ERROR, "catalog list poisoned\n").into_response(),
+        Err(_) => {
+            return (StatusCode::INTERNAL_SERVER_ERROR, "catalog list poisoned\n").into_response();
+        }
     };
     let mut out = Vec::with_capacity(catalogs.len());
     for (name, catalog) in catalogs {
         match floe_maintenance::inventory::inventory(catalog.as_ref()).await {
-            Ok(tables) => out.push(CatalogTables { catalog: name, tables }),
+            Ok(tables) => out.push(CatalogTables {
+                catalog: name,
+                tables,
+            }),
             Err(e) => {
                 return (StatusCode::BAD_GATEWAY, format!("catalog {name}: {e}\n")).into_response();
             }

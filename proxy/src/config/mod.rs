@@ -324,7 +324,8 @@ impl FloeConfig {
     /// Fills in the catalog and engine a configuration without them gets.
     pub fn with_defaults(mut self) -> Self {
         if self.catalogs.is_empty() {
-            self.catalogs.push(CatalogConfig::local("lake", &self.server.data_dir));
+            self.catalogs
+                .push(CatalogConfig::local("lake", &self.server.data_dir));
         }
         if self.engines.is_empty() {
             self.engines.push(EngineConfig {
@@ -336,7 +337,11 @@ impl FloeConfig {
         }
         for engine in &mut self.engines {
             if engine.serves.is_empty() {
-                engine.serves = self.catalogs.iter().map(|c| format!("{}.*", c.name)).collect();
+                engine.serves = self
+                    .catalogs
+                    .iter()
+                    .map(|c| format!("{}.*", c.name))
+                    .collect();
             }
         }
         self
@@ -350,23 +355,31 @@ impl FloeConfig {
             problems.push("server.max_connections: must be at least 1".to_owned());
         }
         if self.listen.mysql.is_some() {
-            problems.push("listen.mysql: the MySQL front end is not part of this build yet".to_owned());
+            problems
+                .push("listen.mysql: the MySQL front end is not part of this build yet".to_owned());
         }
         if self.listen.flight_sql.is_some() {
             problems.push(
-                "listen.flight_sql: the Flight SQL front end is not part of this build yet".to_owned(),
+                "listen.flight_sql: the Flight SQL front end is not part of this build yet"
+                    .to_owned(),
             );
         }
         if self.listen.postgres.is_none() {
             problems.push("listen.postgres: at least one front end must listen".to_owned());
         }
         match (&self.postgres.tls_cert, &self.postgres.tls_key) {
-            (Some(_), None) => problems.push("postgres.tls_key: required with postgres.tls_cert".to_owned()),
-            (None, Some(_)) => problems.push("postgres.tls_cert: required with postgres.tls_key".to_owned()),
+            (Some(_), None) => {
+                problems.push("postgres.tls_key: required with postgres.tls_cert".to_owned())
+            }
+            (None, Some(_)) => {
+                problems.push("postgres.tls_cert: required with postgres.tls_key".to_owned())
+            }
             _ => {}
         }
         if self.postgres.tls_required && self.postgres.tls_cert.is_none() {
-            problems.push("postgres.tls_required: needs postgres.tls_cert and postgres.tls_key".to_owned());
+            problems.push(
+                "postgres.tls_required: needs postgres.tls_cert and postgres.tls_key".to_owned(),
+            );
         }
         let mut names = BTreeSet::new();
         for user in &self.users {
@@ -430,7 +443,9 @@ impl FloeConfig {
                 "engines: this build runs one engine; routing between several arrives with the router".to_owned(),
             );
         }
-        if self.demo.enabled && (self.demo.appends == 0 || self.demo.appends > self.demo.rows.max(1)) {
+        if self.demo.enabled
+            && (self.demo.appends == 0 || self.demo.appends > self.demo.rows.max(1))
+        {
             problems.push("demo.appends: must be between 1 and demo.rows".to_owned());
         }
         problems
@@ -472,7 +487,11 @@ fn apply_env(
             _ => problems.push(format!("{name}: `{section}` is not a section")),
         }
     }
-    if problems.is_empty() { Ok(()) } else { Err(problems) }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems)
+    }
 }
 
 /// toml's messages span several lines with a source excerpt; a config error
@@ -481,7 +500,9 @@ fn one_line(message: &str) -> String {
     let lines: Vec<&str> = message
         .lines()
         .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('|') && !l.chars().all(|c| c == '^' || c == ' '))
+        .filter(|l| {
+            !l.is_empty() && !l.starts_with('|') && !l.chars().all(|c| c == '^' || c == ' ')
+        })
         .collect();
     lines.join(": ").replace("TOML parse error at ", "")
 }
@@ -503,16 +524,25 @@ mod tests {
     #[test]
     fn no_file_gives_the_embedded_defaults() {
         let config = FloeConfig::load(None, []).expect("defaults are valid");
-        assert_eq!(config.listen.postgres, Some("127.0.0.1:15432".parse().expect("addr")));
-        assert_eq!(config.listen.admin, Some("127.0.0.1:18080".parse().expect("addr")));
+        assert_eq!(
+            config.listen.postgres,
+            Some("127.0.0.1:15432".parse().expect("addr"))
+        );
+        assert_eq!(
+            config.listen.admin,
+            Some("127.0.0.1:18080".parse().expect("addr"))
+        );
         assert_eq!(config.catalogs[0].name, "lake");
         assert_eq!(config.engines[0].serves, vec!["lake.*".to_owned()]);
     }
 
     #[test]
     fn unknown_key_names_the_key_and_line() {
-        let err = load_str("[listen]\npostgres = \"127.0.0.1:1\"\npostgress = \"x\"\n", &[])
-            .expect_err("typo must fail");
+        let err = load_str(
+            "[listen]\npostgres = \"127.0.0.1:1\"\npostgress = \"x\"\n",
+            &[],
+        )
+        .expect_err("typo must fail");
         let text = err.to_string();
         assert!(text.contains("postgress"), "{text}");
         assert!(text.contains("line 3"), "{text}");
@@ -521,7 +551,8 @@ mod tests {
 
     #[test]
     fn bad_value_names_the_key() {
-        let err = load_str("[server]\nshutdown_timeout = \"soon\"\n", &[]).expect_err("bad duration");
+        let err =
+            load_str("[server]\nshutdown_timeout = \"soon\"\n", &[]).expect_err("bad duration");
         assert!(err.to_string().contains("shutdown_timeout"), "{err}");
     }
 
@@ -529,11 +560,17 @@ mod tests {
     fn env_overrides_the_file() {
         let config = load_str(
             "[server]\nmax_connections = 5\n",
-            &[("FLOE_SERVER_MAX_CONNECTIONS", "7"), ("FLOE_LISTEN_ADMIN", "127.0.0.1:0")],
+            &[
+                ("FLOE_SERVER_MAX_CONNECTIONS", "7"),
+                ("FLOE_LISTEN_ADMIN", "127.0.0.1:0"),
+            ],
         )
         .expect("valid");
         assert_eq!(config.server.max_connections, 7);
-        assert_eq!(config.listen.admin, Some("127.0.0.1:0".parse().expect("addr")));
+        assert_eq!(
+            config.listen.admin,
+            Some("127.0.0.1:0".parse().expect("addr"))
+        );
     }
 
     #[test]
@@ -554,8 +591,11 @@ mod tests {
 
     #[test]
     fn user_without_password_source_is_rejected() {
-        let err = load_str("[[users]]\nname = \"app\"\npassword_env = \"FLOE_TEST_SURELY_UNSET\"\n", &[])
-            .expect_err("unset env");
+        let err = load_str(
+            "[[users]]\nname = \"app\"\npassword_env = \"FLOE_TEST_SURELY_UNSET\"\n",
+            &[],
+        )
+        .expect_err("unset env");
         assert!(err.to_string().contains("FLOE_TEST_SURELY_UNSET"), "{err}");
     }
 }

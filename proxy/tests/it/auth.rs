@@ -25,18 +25,30 @@ async fn login(daemon: &Daemon, user: &str, password: &str) -> Result<(), tokio_
 #[tokio::test]
 async fn scram_accepts_the_right_password_and_refuses_a_wrong_one() {
     let daemon = daemon_with_user("scram-sha-256");
-    login(&daemon, "app", "s3cret pass").await.expect("right password");
-    let err = login(&daemon, "app", "wrong").await.expect_err("wrong password");
+    login(&daemon, "app", "s3cret pass")
+        .await
+        .expect("right password");
+    let err = login(&daemon, "app", "wrong")
+        .await
+        .expect_err("wrong password");
     assert_eq!(err.code().map(|c| c.code()), Some("28P01"), "{err}");
-    let err = login(&daemon, "nobody", "s3cret pass").await.expect_err("unknown user");
+    let err = login(&daemon, "nobody", "s3cret pass")
+        .await
+        .expect_err("unknown user");
     assert_eq!(err.code().map(|c| c.code()), Some("28P01"), "{err}");
-    login(&daemon, "app", "s3cret pass").await.expect("still serving after failures");
+    login(&daemon, "app", "s3cret pass")
+        .await
+        .expect("still serving after failures");
 }
 
 #[tokio::test]
 async fn md5_accepts_the_right_password_and_refuses_a_wrong_one() {
     let daemon = daemon_with_user("md5");
-    login(&daemon, "app", "s3cret pass").await.expect("right password");
-    let err = login(&daemon, "app", "wrong").await.expect_err("wrong password");
+    login(&daemon, "app", "s3cret pass")
+        .await
+        .expect("right password");
+    let err = login(&daemon, "app", "wrong")
+        .await
+        .expect_err("wrong password");
     assert_eq!(err.code().map(|c| c.code()), Some("28P01"), "{err}");
 }

@@ -35,7 +35,11 @@ fn startup(user: &str) -> Vec<u8> {
 
 async fn still_serving() {
     let client = demo_daemon().connect().await;
-    let n: i64 = client.query_one("SELECT count(*) FROM demo.zones", &[]).await.expect("query").get(0);
+    let n: i64 = client
+        .query_one("SELECT count(*) FROM demo.zones", &[])
+        .await
+        .expect("query")
+        .get(0);
     assert_eq!(n, 263);
 }
 

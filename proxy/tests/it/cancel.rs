@@ -14,11 +14,16 @@ async fn cancel_request_stops_a_running_query() {
     // A cross join of the demo table with itself runs for far longer than the test.
     let query = tokio::spawn(async move {
         client
-            .simple_query("SELECT count(*) FROM demo.trips a, demo.trips b WHERE a.fare + b.fare < 0")
+            .simple_query(
+                "SELECT count(*) FROM demo.trips a, demo.trips b WHERE a.fare + b.fare < 0",
+            )
             .await
     });
     tokio::time::sleep(Duration::from_millis(500)).await;
-    token.cancel_query(tokio_postgres::NoTls).await.expect("send cancel request");
+    token
+        .cancel_query(tokio_postgres::NoTls)
+        .await
+        .expect("send cancel request");
     let result = tokio::time::timeout(Duration::from_secs(30), query)
         .await
         .expect("the query stops soon after the cancel")
@@ -37,7 +42,10 @@ async fn cancel_request_stops_a_streaming_result() {
         .prepare("SELECT a.trip_id FROM demo.trips a, demo.zones b")
         .await
         .expect("prepare");
-    let stream = client.query_raw(&statement, Vec::<i64>::new()).await.expect("start streaming");
+    let stream = client
+        .query_raw(&statement, Vec::<i64>::new())
+        .await
+        .expect("start streaming");
     let mut stream = std::pin::pin!(stream);
     let mut rows = 0u64;
     let err = loop {
@@ -45,7 +53,10 @@ async fn cancel_request_stops_a_streaming_result() {
             Some(Ok(_)) => {
                 rows += 1;
                 if rows == 1000 {
-                    token.cancel_query(tokio_postgres::NoTls).await.expect("send cancel");
+                    token
+                        .cancel_query(tokio_postgres::NoTls)
+                        .await
+                        .expect("send cancel");
                 }
             }
             Some(Err(e)) => break e,

@@ -6,7 +6,11 @@ use std::process::Command;
 fn config_check_reports_the_unknown_key_and_its_line() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("floe.toml");
-    std::fs::write(&path, "[listen]\npostgres = \"127.0.0.1:15432\"\nadmn = \"127.0.0.1:1\"\n").expect("write");
+    std::fs::write(
+        &path,
+        "[listen]\npostgres = \"127.0.0.1:15432\"\nadmn = \"127.0.0.1:1\"\n",
+    )
+    .expect("write");
     let output = Command::new(env!("CARGO_BIN_EXE_floe"))
         .args(["config", "check"])
         .arg(&path)
@@ -22,13 +26,21 @@ fn config_check_reports_the_unknown_key_and_its_line() {
 fn config_check_accepts_a_valid_file() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("floe.toml");
-    std::fs::write(&path, "[listen]\npostgres = \"127.0.0.1:15432\"\n\n[server]\nmax_connections = 10\n").expect("write");
+    std::fs::write(
+        &path,
+        "[listen]\npostgres = \"127.0.0.1:15432\"\n\n[server]\nmax_connections = 10\n",
+    )
+    .expect("write");
     let output = Command::new(env!("CARGO_BIN_EXE_floe"))
         .args(["config", "check"])
         .arg(&path)
         .output()
         .expect("run floe");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 #[test]
@@ -55,7 +67,11 @@ fn environment_overrides_reach_the_daemon() {
         .env("FLOE_LISTEN_POSTGRES", "127.0.0.1:25432")
         .output()
         .expect("run floe");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("max_connections = 17"), "{stdout}");
     assert!(stdout.contains("127.0.0.1:25432"), "{stdout}");

@@ -35,8 +35,15 @@ async fn demo_trips_content_matches_its_checksum() {
     assert_eq!(row.get::<_, i64>(2), passengers);
     assert_eq!(row.get::<_, i64>(3), fare_cents);
     assert_eq!(row.get::<_, i64>(4), cash);
-    assert_eq!((row.get::<_, i64>(5), row.get::<_, i64>(6)), (1, DEMO_ROWS as i64));
-    let zones: i64 = client.query_one("SELECT count(*) FROM demo.zones", &[]).await.expect("zones").get(0);
+    assert_eq!(
+        (row.get::<_, i64>(5), row.get::<_, i64>(6)),
+        (1, DEMO_ROWS as i64)
+    );
+    let zones: i64 = client
+        .query_one("SELECT count(*) FROM demo.zones", &[])
+        .await
+        .expect("zones")
+        .get(0);
     assert_eq!(zones, 263);
 }
 
@@ -54,12 +61,21 @@ async fn demo_trips_has_many_small_files_and_many_snapshots() {
         .expect("demo.trips in the inventory")
         .clone();
     assert_eq!(trips["records"], DEMO_ROWS);
-    assert!(trips["snapshots"].as_u64().expect("snapshots") >= 100, "{trips}");
-    assert!(trips["data_files"].as_u64().expect("files") >= 100, "{trips}");
+    assert!(
+        trips["snapshots"].as_u64().expect("snapshots") >= 100,
+        "{trips}"
+    );
+    assert!(
+        trips["data_files"].as_u64().expect("files") >= 100,
+        "{trips}"
+    );
     // The same through SQL, from Iceberg's own metadata table.
     let client = daemon.connect().await;
     let snapshots: i64 = client
-        .query_one("SELECT count(snapshot_id) FROM demo.\"trips$snapshots\"", &[])
+        .query_one(
+            "SELECT count(snapshot_id) FROM demo.\"trips$snapshots\"",
+            &[],
+        )
         .await
         .expect("snapshots metadata table")
         .get(0);

@@ -13,7 +13,11 @@ async fn describe_reports_parameter_and_column_types() {
         .await
         .expect("prepare");
     assert_eq!(statement.params(), &[Type::INT8, Type::TEXT]);
-    let columns: Vec<(&str, &Type)> = statement.columns().iter().map(|c| (c.name(), c.type_())).collect();
+    let columns: Vec<(&str, &Type)> = statement
+        .columns()
+        .iter()
+        .map(|c| (c.name(), c.type_()))
+        .collect();
     assert_eq!(
         columns,
         vec![
@@ -50,7 +54,10 @@ async fn text_format_parameters_with_explicit_types_work() {
         .prepare_typed("SELECT $1 || '-' || $2", &[Type::TEXT, Type::TEXT])
         .await
         .expect("prepare typed");
-    let row = client.query_one(&statement, &[&"a", &"b"]).await.expect("execute");
+    let row = client
+        .query_one(&statement, &[&"a", &"b"])
+        .await
+        .expect("execute");
     assert_eq!(row.get::<_, String>(0), "a-b");
 }
 
@@ -58,11 +65,16 @@ async fn text_format_parameters_with_explicit_types_work() {
 async fn null_and_typed_parameters_round_trip() {
     let client = demo_daemon().connect().await;
     let statement = client
-        .prepare("SELECT $1::BIGINT AS a, $2::DOUBLE PRECISION AS b, $3::TEXT AS c, $4::BOOLEAN AS d")
+        .prepare(
+            "SELECT $1::BIGINT AS a, $2::DOUBLE PRECISION AS b, $3::TEXT AS c, $4::BOOLEAN AS d",
+        )
         .await
         .expect("prepare");
     let params: [&(dyn ToSql + Sync); 4] = [&Some(7i64), &None::<f64>, &Some("x"), &Some(true)];
-    let row = client.query_one(&statement, &params).await.expect("execute");
+    let row = client
+        .query_one(&statement, &params)
+        .await
+        .expect("execute");
     assert_eq!(row.get::<_, Option<i64>>(0), Some(7));
     assert_eq!(row.get::<_, Option<f64>>(1), None);
     assert_eq!(row.get::<_, Option<String>>(2).as_deref(), Some("x"));
@@ -75,7 +87,10 @@ async fn unnamed_statements_and_portals_work_through_query() {
     // `query` with a string uses the unnamed statement and portal.
     for n in 0..5i64 {
         let rows = client
-            .query("SELECT zone_id FROM demo.zones WHERE zone_id <= $1 ORDER BY zone_id", &[&(n as i32)])
+            .query(
+                "SELECT zone_id FROM demo.zones WHERE zone_id <= $1 ORDER BY zone_id",
+                &[&(n as i32)],
+            )
             .await
             .expect("query");
         assert_eq!(rows.len() as i64, n);
@@ -85,7 +100,13 @@ async fn unnamed_statements_and_portals_work_through_query() {
 #[tokio::test]
 async fn multiple_statements_in_parse_are_rejected() {
     let client = demo_daemon().connect().await;
-    let err = client.prepare("SELECT 1; SELECT 2").await.expect_err("two statements");
+    let err = client
+        .prepare("SELECT 1; SELECT 2")
+        .await
+        .expect_err("two statements");
     assert_eq!(err.code().map(|c| c.code()), Some("42601"));
-    client.query_one("SELECT 1", &[]).await.expect("connection still works");
+    client
+        .query_one("SELECT 1", &[])
+        .await
+        .expect("connection still works");
 }

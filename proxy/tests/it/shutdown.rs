@@ -22,13 +22,18 @@ async fn sigterm_lets_the_running_query_finish_and_refuses_new_connections() {
     });
     tokio::time::sleep(Duration::from_millis(200)).await;
     daemon.terminate();
-    let count = running.await.expect("task").expect("the running query completes during the drain");
+    let count = running
+        .await
+        .expect("task")
+        .expect("the running query completes during the drain");
     assert_eq!(count, 9_000_000);
     let refused = floe_conformance::eventually(Duration::from_secs(10), || async {
         daemon.try_connect(&daemon.pg_config("floe")).await.is_err()
     })
     .await;
     assert!(refused, "new connections are refused while draining");
-    let status = daemon.wait(Duration::from_secs(20)).expect("the daemon exits after the drain");
+    let status = daemon
+        .wait(Duration::from_secs(20))
+        .expect("the daemon exits after the drain");
     assert!(status.success(), "clean exit: {status}");
 }

@@ -8,7 +8,11 @@ fn rows(messages: &[SimpleQueryMessage]) -> Vec<Vec<Option<String>>> {
     messages
         .iter()
         .filter_map(|m| match m {
-            SimpleQueryMessage::Row(row) => Some((0..row.len()).map(|i| row.get(i).map(str::to_owned)).collect()),
+            SimpleQueryMessage::Row(row) => Some(
+                (0..row.len())
+                    .map(|i| row.get(i).map(str::to_owned))
+                    .collect(),
+            ),
             _ => None,
         })
         .collect()
@@ -43,31 +47,68 @@ async fn multi_statement_simple_query_returns_every_result_in_order() {
 }
 
 #[tokio::test]
+async fn output_columns_are_named_as_postgresql_names_them() {
+    let client = demo_daemon().connect().await;
+    let statement = client
+        .prepare("SELECT count(*), sum(z.zone_id), z.borough, 1, CAST('7' AS INT), max(zone_id) AS top FROM demo.zones z GROUP BY z.borough")
+        .await
+        .expect("prepare");
+    let names: Vec<&str> = statement.columns().iter().map(|c| c.name()).collect();
+    assert_eq!(
+        names,
+        vec!["count", "sum", "borough", "?column?", "int4", "top"]
+    );
+}
+
+#[tokio::test]
 async fn empty_query_is_answered() {
     let client = demo_daemon().connect().await;
     let messages = client.simple_query(" ; ").await.expect("empty query");
     assert!(rows(&messages).is_empty());
-    let messages = client.simple_query("-- only a comment").await.expect("comment only");
+    let messages = client
+        .simple_query("-- only a comment")
+        .await
+        .expect("comment only");
     assert!(rows(&messages).is_empty());
 }
 
 #[tokio::test]
 async fn connect_time_statements_work() {
     let client = demo_daemon().connect().await;
-    let version: String = client.query_one("SELECT version()", &[]).await.expect("version").get(0);
+    let version: String = client
+        .query_one("SELECT version()", &[])
+        .await
+        .expect("version")
+        .get(0);
     assert!(version.starts_with("PostgreSQL 16"), "{version}");
     assert!(version.contains("Floe"), "{version}");
-    let db: String = client.query_one("SELECT current_database()", &[]).await.expect("db").get(0);
+    let db: String = client
+        .query_one("SELECT current_database()", &[])
+        .await
+        .expect("db")
+        .get(0);
     assert!(!db.is_empty());
-    let schema: String = client.query_one("SELECT current_schema()", &[]).await.expect("schema").get(0);
+    let schema: String = client
+        .query_one("SELECT current_schema()", &[])
+        .await
+        .expect("schema")
+        .get(0);
     assert_eq!(schema, "public");
     client
-        .batch_execute("SET application_name = 'floe-test'; SET extra_float_digits = 3; SET TIME ZONE 'UTC'")
+        .batch_execute(
+            "SET application_name = 'floe-test'; SET extra_float_digits = 3; SET TIME ZONE 'UTC'",
+        )
         .await
         .expect("SET");
-    let messages = client.simple_query("SHOW application_name").await.expect("SHOW");
+    let messages = client
+        .simple_query("SHOW application_name")
+        .await
+        .expect("SHOW");
     assert_eq!(rows(&messages), vec![vec![Some("floe-test".to_owned())]]);
-    let messages = client.simple_query("SHOW server_version").await.expect("SHOW");
+    let messages = client
+        .simple_query("SHOW server_version")
+        .await
+        .expect("SHOW");
     assert_eq!(rows(&messages), vec![vec![Some("16.6".to_owned())]]);
     let messages = client.simple_query("SHOW ALL").await.expect("SHOW ALL");
     assert!(rows(&messages).len() > 10);
@@ -77,23 +118,42 @@ async fn connect_time_statements_work() {
 async fn transaction_statements_are_accepted_for_reads() {
     let mut client = demo_daemon().connect().await;
     let tx = client.transaction().await.expect("BEGIN");
-    let n: i64 = tx.query_one("SELECT count(*) FROM demo.zones", &[]).await.expect("read").get(0);
+    let n: i64 = tx
+        .query_one("SELECT count(*) FROM demo.zones", &[])
+        .await
+        .expect("read")
+        .get(0);
     assert_eq!(n, 263);
     tx.commit().await.expect("COMMIT");
-    client.batch_execute("BEGIN; SELECT 1; ROLLBACK").await.expect("rollback");
-    client.batch_execute("START TRANSACTION; COMMIT").await.expect("start transaction");
+    client
+        .batch_execute("BEGIN; SELECT 1; ROLLBACK")
+        .await
+        .expect("rollback");
+    client
+        .batch_execute("START TRANSACTION; COMMIT")
+        .await
+        .expect("start transaction");
 }
 
 #[tokio::test]
 async fn failed_transaction_rejects_statements_until_rollback() {
     let client = demo_daemon().connect().await;
     client.batch_execute("BEGIN").await.expect("BEGIN");
-    let err = client.simple_query("SELECT * FROM no_such_table").await.expect_err("fails");
+    let err = client
+        .simple_query("SELECT * FROM no_such_table")
+        .await
+        .expect_err("fails");
     assert_eq!(err.code().map(|c| c.code()), Some("42P01"));
-    let err = client.simple_query("SELECT 1").await.expect_err("aborted block");
+    let err = client
+        .simple_query("SELECT 1")
+        .await
+        .expect_err("aborted block");
     assert_eq!(err.code().map(|c| c.code()), Some("25P02"));
     client.batch_execute("ROLLBACK").await.expect("ROLLBACK");
-    client.simple_query("SELECT 1").await.expect("usable after ROLLBACK");
+    client
+        .simple_query("SELECT 1")
+        .await
+        .expect("usable after ROLLBACK");
 }
 
 #[tokio::test]
@@ -112,7 +172,10 @@ async fn create_table_insert_and_information_schema_work() {
         .expect("INSERT");
     assert_eq!(inserted, 3);
     let again = client
-        .execute("INSERT INTO simple_notes SELECT id + 10, body, score FROM simple_notes", &[])
+        .execute(
+            "INSERT INTO simple_notes SELECT id + 10, body, score FROM simple_notes",
+            &[],
+        )
         .await
         .expect("INSERT ... SELECT");
     assert_eq!(again, 3);
@@ -152,14 +215,28 @@ async fn fifty_concurrent_clients_each_run_a_hundred_queries_correctly() {
     for c in 0..50i64 {
         let client = daemon.connect().await;
         tasks.spawn(async move {
-            let statement = client.prepare("SELECT $1::BIGINT * 2 + 1").await.expect("prepare");
+            let statement = client
+                .prepare("SELECT $1::BIGINT * 2 + 1")
+                .await
+                .expect("prepare");
             for q in 0..100i64 {
                 let n = c * 1000 + q;
                 let got: i64 = if q % 2 == 0 {
-                    client.query_one(&statement, &[&n]).await.expect("extended").get(0)
+                    client
+                        .query_one(&statement, &[&n])
+                        .await
+                        .expect("extended")
+                        .get(0)
                 } else {
-                    let messages = client.simple_query(&format!("SELECT {n} * 2 + 1")).await.expect("simple");
-                    rows(&messages)[0][0].as_deref().expect("value").parse().expect("number")
+                    let messages = client
+                        .simple_query(&format!("SELECT {n} * 2 + 1"))
+                        .await
+                        .expect("simple");
+                    rows(&messages)[0][0]
+                        .as_deref()
+                        .expect("value")
+                        .parse()
+                        .expect("number")
                 };
                 assert_eq!(got, n * 2 + 1, "client {c} query {q}");
             }

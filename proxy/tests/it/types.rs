@@ -24,7 +24,11 @@ const ALL_TYPES: &str = "SELECT * FROM (VALUES \
 async fn every_mapped_type_and_null_in_binary_format() {
     let client = demo_daemon().connect().await;
     let statement = client.prepare(ALL_TYPES).await.expect("prepare");
-    let types: Vec<Type> = statement.columns().iter().map(|c| c.type_().clone()).collect();
+    let types: Vec<Type> = statement
+        .columns()
+        .iter()
+        .map(|c| c.type_().clone())
+        .collect();
     assert_eq!(
         types,
         vec![
@@ -59,10 +63,14 @@ async fn every_mapped_type_and_null_in_binary_format() {
     assert_eq!(r.get::<_, Vec<u8>>(8), vec![0xde, 0xad, 0xbe, 0xef]);
     let date = NaiveDate::from_ymd_opt(2024, 2, 29).expect("date");
     assert_eq!(r.get::<_, NaiveDate>(9), date);
-    assert_eq!(r.get::<_, NaiveTime>(10), NaiveTime::from_hms_opt(13, 14, 15).expect("time"));
+    assert_eq!(
+        r.get::<_, NaiveTime>(10),
+        NaiveTime::from_hms_opt(13, 14, 15).expect("time")
+    );
     assert_eq!(
         r.get::<_, NaiveDateTime>(11),
-        date.and_hms_micro_opt(13, 14, 15, 123_456).expect("timestamp")
+        date.and_hms_micro_opt(13, 14, 15, 123_456)
+            .expect("timestamp")
     );
     assert_eq!(
         r.get::<_, DateTime<Utc>>(12),
@@ -84,12 +92,19 @@ async fn every_mapped_type_and_null_in_text_format() {
     let rows: Vec<Vec<Option<String>>> = messages
         .iter()
         .filter_map(|m| match m {
-            SimpleQueryMessage::Row(row) => Some((0..row.len()).map(|i| row.get(i).map(str::to_owned)).collect()),
+            SimpleQueryMessage::Row(row) => Some(
+                (0..row.len())
+                    .map(|i| row.get(i).map(str::to_owned))
+                    .collect(),
+            ),
             _ => None,
         })
         .collect();
     assert_eq!(rows.len(), 2);
-    let text: Vec<&str> = rows[0].iter().map(|v| v.as_deref().unwrap_or("NULL")).collect();
+    let text: Vec<&str> = rows[0]
+        .iter()
+        .map(|v| v.as_deref().unwrap_or("NULL"))
+        .collect();
     assert_eq!(
         text,
         vec![

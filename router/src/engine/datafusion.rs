@@ -16,13 +16,16 @@ use arrow::datatypes::{DataType, Schema};
 use arrow::error::ArrowError;
 use async_trait::async_trait;
 use datafusion::catalog::{CatalogProvider, SchemaProvider};
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::common::{ParamValues, SchemaError};
 use datafusion::error::DataFusionError;
-use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
-use datafusion::logical_expr::{Cast, ColumnarValue, Expr, LogicalPlan, TryCast, Volatility, create_udf};
+use datafusion::logical_expr::{
+    Cast, ColumnarValue, Expr, LogicalPlan, TryCast, Volatility, create_udf,
+};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::scalar::ScalarValue;
 use datafusion::sql::parser::Statement as DfStatement;
+use datafusion::sql::sqlparser::ast;
 use datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
 use datafusion_pg_catalog::setup_pg_catalog;
 use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
@@ -98,7 +101,9 @@ impl DataFusionEngine {
             retryable: true,
         };
         let Some((default_catalog, _)) = options.catalogs.first() else {
-            return Err(Error::Internal("an engine needs at least one catalog".to_owned()));
+            return Err(Error::Internal(
+                "an engine needs at least one catalog".to_owned(),
+            ));
         };
         let mut config = SessionConfig::new()
             .with_information_schema(true)
@@ -125,7 +130,11 @@ impl DataFusionEngine {
             vec![],
             DataType::Utf8,
             Volatility::Immutable,
-            Arc::new(move |_| Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(version.clone()))))),
+            Arc::new(move |_| {
+                Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(
+                    version.clone(),
+                ))))
+            }),
         ));
         Ok(DataFusionEngine {
             name: options.name,
@@ -152,11 +161,19 @@ impl DataFusionEngine {
         } else {
             statement.statement.clone()
         };
-        self.ctx
+        let names = (statement.dialect == Dialect::Postgres)
+            .then(|| postgres_column_names(&ast))
+            .flatten();
+        let plan = self
+            .ctx
             .state()
             .statement_to_plan(DfStatement::Statement(Box::new(ast)))
             .await
-            .map_err(map_error)
+            .map_err(map_error)?;
+        Ok(match names {
+            Some(names) => rename_columns(plan, &names)?,
+            None => plan,
+        })
     }
 }
 
@@ -181,7 +198,10 @@ impl Engine for DataFusionEngine {
                 // PostgreSQL types `$1::bigint` as bigint; DataFusion leaves it open.
                 let ty = ty.or_else(|| cast_to.get(&name).cloned());
                 // DataFusion names positional parameters `$1`, `$2`, ...
-                name.trim_start_matches('$').parse::<usize>().ok().map(|n| (n, ty))
+                name.trim_start_matches('$')
+                    .parse::<usize>()
+                    .ok()
+                    .map(|n| (n, ty))
             })
             .collect();
         params.sort_by_key(|(n, _)| *n);
@@ -222,7 +242,11 @@ impl Engine for DataFusionEngine {
         }
         let is_dml = matches!(plan, LogicalPlan::Dml(_));
         let returns_rows = returns_rows(&plan);
-        let frame = self.ctx.execute_logical_plan(plan).await.map_err(map_error)?;
+        let frame = self
+            .ctx
+            .execute_logical_plan(plan)
+            .await
+            .map_err(map_error)?;
         if is_dml {
             // DML plans return one row with the count of rows written; the write
             // and its Iceberg commit happen while this stream is drained.
@@ -248,6 +272,108 @@ impl Engine for DataFusionEngine {
     }
 }
 
+/// The names PostgreSQL gives the output columns of a plain `SELECT`: `count`
+/// for `count(*)`, `trip_id` for `t.trip_id`, `?column?` for an expression.
+/// `None` when the projection has a wildcard (its width is known only after
+/// planning) or the statement is not a `SELECT`.
+fn postgres_column_names(statement: &ast::Statement) -> Option<Vec<String>> {
+    let ast::Statement::Query(query) = statement else {
+        return None;
+    };
+    let ast::SetExpr::Select(select) = query.body.as_ref() else {
+        return None;
+    };
+    select
+        .projection
+        .iter()
+        .map(|item| match item {
+            ast::SelectItem::UnnamedExpr(expr) => Some(postgres_name(expr)),
+            ast::SelectItem::ExprWithAlias { alias, .. } => Some(alias.value.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn postgres_name(expr: &ast::Expr) -> String {
+    match expr {
+        ast::Expr::Identifier(ident) => ident.value.clone(),
+        ast::Expr::CompoundIdentifier(idents) => idents
+            .last()
+            .map_or_else(|| "?column?".to_owned(), |i| i.value.clone()),
+        ast::Expr::Function(function) => function
+            .name
+            .0
+            .last()
+            .and_then(|part| part.as_ident())
+            .map_or_else(|| "?column?".to_owned(), |i| i.value.to_lowercase()),
+        ast::Expr::Nested(inner) => postgres_name(inner),
+        ast::Expr::Cast {
+            expr, data_type, ..
+        } => match expr.as_ref() {
+            ast::Expr::Identifier(_)
+            | ast::Expr::CompoundIdentifier(_)
+            | ast::Expr::Function(_) => postgres_name(expr),
+            _ => postgres_type_name(data_type),
+        },
+        ast::Expr::Case { .. } => "case".to_owned(),
+        ast::Expr::Exists { .. } => "exists".to_owned(),
+        _ => "?column?".to_owned(),
+    }
+}
+
+/// PostgreSQL's internal name of a type, which it uses for `'1'::int` columns.
+fn postgres_type_name(data_type: &ast::DataType) -> String {
+    use ast::DataType as T;
+    match data_type {
+        T::SmallInt(_) | T::Int2(_) => "int2",
+        T::Int(_) | T::Integer(_) | T::Int4(_) => "int4",
+        T::BigInt(_) | T::Int8(_) => "int8",
+        T::Real | T::Float4 => "float4",
+        T::Double(_) | T::DoublePrecision | T::Float8 => "float8",
+        T::Numeric(_) | T::Decimal(_) => "numeric",
+        T::Boolean | T::Bool => "bool",
+        T::Text => "text",
+        T::Varchar(_) | T::CharacterVarying(_) => "varchar",
+        T::Date => "date",
+        T::Timestamp(_, ast::TimezoneInfo::Tz | ast::TimezoneInfo::WithTimeZone) => "timestamptz",
+        T::Timestamp(..) => "timestamp",
+        T::Bytea => "bytea",
+        _ => "?column?",
+    }
+    .to_owned()
+}
+
+/// Renames the plan's output columns, when there is one name per column and
+/// the names are distinct (DataFusion requires distinct projection names;
+/// PostgreSQL does not, and then DataFusion's own names are kept).
+fn rename_columns(plan: LogicalPlan, names: &[String]) -> Result<LogicalPlan> {
+    let schema = plan.schema();
+    if names.len() != schema.fields().len()
+        || names.iter().collect::<std::collections::HashSet<_>>().len() != names.len()
+        || schema
+            .iter()
+            .zip(names)
+            .all(|((_, field), name)| field.name() == name)
+    {
+        return Ok(plan);
+    }
+    let columns: Vec<Expr> = schema
+        .iter()
+        .zip(names)
+        .map(|((qualifier, field), name)| {
+            Expr::Column(datafusion::common::Column::new(
+                qualifier.cloned(),
+                field.name(),
+            ))
+            .alias(name)
+        })
+        .collect();
+    datafusion::logical_expr::LogicalPlanBuilder::from(plan)
+        .project(columns)
+        .and_then(|builder| builder.build())
+        .map_err(map_error)
+}
+
 /// The type each placeholder is cast to (`$1::BIGINT`), where it is.
 fn placeholder_casts(plan: &LogicalPlan) -> HashMap<String, DataType> {
     let mut casts = HashMap::new();
@@ -255,10 +381,13 @@ fn placeholder_casts(plan: &LogicalPlan) -> HashMap<String, DataType> {
     let _ = plan.apply_with_subqueries(|node| {
         node.apply_expressions(|expr| {
             expr.apply(|e| {
-                if let Expr::Cast(Cast { expr, data_type }) | Expr::TryCast(TryCast { expr, data_type }) = e
+                if let Expr::Cast(Cast { expr, data_type })
+                | Expr::TryCast(TryCast { expr, data_type }) = e
                     && let Expr::Placeholder(placeholder) = expr.as_ref()
                 {
-                    casts.entry(placeholder.id.clone()).or_insert_with(|| data_type.clone());
+                    casts
+                        .entry(placeholder.id.clone())
+                        .or_insert_with(|| data_type.clone());
                 }
                 Ok(TreeNodeRecursion::Continue)
             })
@@ -270,7 +399,10 @@ fn placeholder_casts(plan: &LogicalPlan) -> HashMap<String, DataType> {
 fn returns_rows(plan: &LogicalPlan) -> bool {
     !matches!(
         plan,
-        LogicalPlan::Dml(_) | LogicalPlan::Ddl(_) | LogicalPlan::Statement(_) | LogicalPlan::Copy(_)
+        LogicalPlan::Dml(_)
+            | LogicalPlan::Ddl(_)
+            | LogicalPlan::Statement(_)
+            | LogicalPlan::Copy(_)
     )
 }
 
@@ -278,11 +410,16 @@ fn returns_rows(plan: &LogicalPlan) -> bool {
 /// one place that reads DataFusion's error variants.
 pub(crate) fn map_error(e: DataFusionError) -> Error {
     match e {
-        DataFusionError::Context(_, inner) | DataFusionError::Diagnostic(_, inner) => map_error(*inner),
+        DataFusionError::Context(_, inner) | DataFusionError::Diagnostic(_, inner) => {
+            map_error(*inner)
+        }
         DataFusionError::Shared(inner) => map_error(
-            Arc::try_unwrap(inner).unwrap_or_else(|shared| DataFusionError::Execution(shared.to_string())),
+            Arc::try_unwrap(inner)
+                .unwrap_or_else(|shared| DataFusionError::Execution(shared.to_string())),
         ),
-        DataFusionError::Collection(mut errors) if !errors.is_empty() => map_error(errors.remove(0)),
+        DataFusionError::Collection(mut errors) if !errors.is_empty() => {
+            map_error(errors.remove(0))
+        }
         DataFusionError::SQL(e, _) => Error::Syntax(e.to_string()),
         DataFusionError::SchemaError(e, _) => match *e {
             SchemaError::FieldNotFound { .. } => Error::UndefinedColumn(e.to_string()),
@@ -328,9 +465,9 @@ fn map_arrow_error(e: ArrowError) -> Error {
     let kind = match &e {
         ArrowError::DivideByZero => DataErrorKind::DivisionByZero,
         ArrowError::ArithmeticOverflow(_) => DataErrorKind::NumericOutOfRange,
-        ArrowError::CastError(_) | ArrowError::ParseError(_) | ArrowError::InvalidArgumentError(_) => {
-            DataErrorKind::InvalidText
-        }
+        ArrowError::CastError(_)
+        | ArrowError::ParseError(_)
+        | ArrowError::InvalidArgumentError(_) => DataErrorKind::InvalidText,
         _ => DataErrorKind::Other,
     };
     Error::Data {
@@ -376,7 +513,11 @@ impl CatalogProvider for LakeCatalogProvider {
     }
 
     fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
-        let extra = self.extra.read().ok().and_then(|extra| extra.get(name).cloned());
+        let extra = self
+            .extra
+            .read()
+            .ok()
+            .and_then(|extra| extra.get(name).cloned());
         extra.or_else(|| {
             self.iceberg
                 .schema(name)
@@ -419,13 +560,18 @@ impl SchemaProvider for LakeSchemaProvider {
             .collect()
     }
 
-    async fn table(&self, name: &str) -> datafusion::error::Result<Option<Arc<dyn datafusion::catalog::TableProvider>>> {
+    async fn table(
+        &self,
+        name: &str,
+    ) -> datafusion::error::Result<Option<Arc<dyn datafusion::catalog::TableProvider>>> {
         let table = self.inner.table(name).await?;
         if name.contains('$') {
             // iceberg-datafusion 0.10's metadata scans ignore the projection
             // they are given, which breaks every query that does not select all
             // columns (`count(*)` included); project on top of a full scan.
-            return Ok(table.map(|inner| Arc::new(ProjectingTable { inner }) as Arc<dyn datafusion::catalog::TableProvider>));
+            return Ok(table.map(|inner| {
+                Arc::new(ProjectingTable { inner }) as Arc<dyn datafusion::catalog::TableProvider>
+            }));
         }
         Ok(table)
     }
@@ -486,11 +632,14 @@ impl datafusion::catalog::TableProvider for ProjectingTable {
             .iter()
             .map(|&i| {
                 let field = schema.field(i);
-                let column: Arc<dyn datafusion::physical_plan::PhysicalExpr> =
-                    Arc::new(datafusion::physical_expr::expressions::Column::new(field.name(), i));
+                let column: Arc<dyn datafusion::physical_plan::PhysicalExpr> = Arc::new(
+                    datafusion::physical_expr::expressions::Column::new(field.name(), i),
+                );
                 (column, field.name().clone())
             })
             .collect::<Vec<_>>();
-        Ok(Arc::new(datafusion::physical_plan::projection::ProjectionExec::try_new(exprs, full)?))
+        Ok(Arc::new(
+            datafusion::physical_plan::projection::ProjectionExec::try_new(exprs, full)?,
+        ))
     }
 }

@@ -13,13 +13,13 @@ use std::any::Any;
 use std::fmt;
 use std::sync::Arc;
 
+use ::datafusion::scalar::ScalarValue;
 use arrow::datatypes::{DataType, Schema, SchemaRef};
-use async_trait::async_trait;
 use arrow::record_batch::RecordBatch;
+use async_trait::async_trait;
+use floe_dialects::{Analysis, Dialect};
 use futures::Stream;
 use std::pin::Pin;
-use ::datafusion::scalar::ScalarValue;
-use floe_dialects::{Analysis, Dialect};
 
 pub use self::datafusion::{DataFusionEngine, DataFusionEngineOptions};
 use crate::Result;
@@ -152,7 +152,10 @@ pub enum QueryOutput {
 impl fmt::Debug for QueryOutput {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            QueryOutput::Rows { schema, .. } => f.debug_struct("Rows").field("schema", schema).finish_non_exhaustive(),
+            QueryOutput::Rows { schema, .. } => f
+                .debug_struct("Rows")
+                .field("schema", schema)
+                .finish_non_exhaustive(),
             QueryOutput::Command { rows } => f.debug_struct("Command").field("rows", rows).finish(),
         }
     }

@@ -14,10 +14,13 @@ use pgwire::api::auth::md5pass::{Md5PasswordAuthStartupHandler, hash_md5_passwor
 use pgwire::api::auth::sasl::SASLAuthStartupHandler;
 use pgwire::api::auth::sasl::scram::{ScramAuth, gen_salted_password};
 use pgwire::api::auth::{
-    AuthSource, DefaultServerParameterProvider, LoginInfo, Password, StartupHandler, finish_authentication,
-    protocol_negotiation, save_startup_parameters_to_metadata,
+    AuthSource, DefaultServerParameterProvider, LoginInfo, Password, StartupHandler,
+    finish_authentication, protocol_negotiation, save_startup_parameters_to_metadata,
 };
-use pgwire::api::{ClientInfo, ConnectionHandle, ConnectionManager, PidSecretKeyGenerator, RandomPidSecretKeyGenerator};
+use pgwire::api::{
+    ClientInfo, ConnectionHandle, ConnectionManager, PidSecretKeyGenerator,
+    RandomPidSecretKeyGenerator,
+};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 
@@ -47,7 +50,11 @@ impl Authenticator {
         connections: Arc<ConnectionManager>,
         tls_required: bool,
     ) -> Self {
-        let method = if users.is_empty() { AuthMethod::Trust } else { method };
+        let method = if users.is_empty() {
+            AuthMethod::Trust
+        } else {
+            method
+        };
         let mut parameters = DefaultServerParameterProvider::default();
         parameters.server_version = format!("16.6 (Floe {})", env!("CARGO_PKG_VERSION"));
         parameters.date_style = "ISO, MDY".to_owned();
@@ -70,9 +77,14 @@ impl Authenticator {
                 pids: Arc::clone(&self.pids),
             }),
             AuthMethod::Md5 => Method::Md5(
-                Md5PasswordAuthStartupHandler::new(Arc::clone(&self.source), Arc::clone(&self.parameters))
-                    .with_pid_secret_key_generator(Arc::clone(&self.pids) as Arc<dyn PidSecretKeyGenerator>)
-                    .with_connection_manager(Arc::clone(&self.connections)),
+                Md5PasswordAuthStartupHandler::new(
+                    Arc::clone(&self.source),
+                    Arc::clone(&self.parameters),
+                )
+                .with_pid_secret_key_generator(
+                    Arc::clone(&self.pids) as Arc<dyn PidSecretKeyGenerator>
+                )
+                .with_connection_manager(Arc::clone(&self.connections)),
             ),
             AuthMethod::ScramSha256 => {
                 let mut scram = ScramAuth::new(Arc::clone(&self.source) as Arc<dyn AuthSource>);
@@ -80,7 +92,9 @@ impl Authenticator {
                 Method::Scram(
                     SASLAuthStartupHandler::new(Arc::clone(&self.parameters))
                         .with_scram(scram)
-                        .with_pid_secret_key_generator(Arc::clone(&self.pids) as Arc<dyn PidSecretKeyGenerator>)
+                        .with_pid_secret_key_generator(
+                            Arc::clone(&self.pids) as Arc<dyn PidSecretKeyGenerator>
+                        )
                         .with_connection_manager(Arc::clone(&self.connections)),
                 )
             }
@@ -155,7 +169,11 @@ pub(super) struct Trust {
 }
 
 impl Trust {
-    async fn on_startup<C>(&self, client: &mut C, message: PgWireFrontendMessage) -> PgWireResult<()>
+    async fn on_startup<C>(
+        &self,
+        client: &mut C,
+        message: PgWireFrontendMessage,
+    ) -> PgWireResult<()>
     where
         C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::Error: Debug,
@@ -167,7 +185,9 @@ impl Trust {
             let (pid, secret_key) = self.pids.generate(client);
             client.set_pid_and_secret_key(pid, secret_key.clone());
             let (handle, guard) = self.connections.register(pid, secret_key);
-            client.session_extensions().insert::<Arc<ConnectionHandle>>(handle);
+            client
+                .session_extensions()
+                .insert::<Arc<ConnectionHandle>>(handle);
             client.session_extensions().insert(guard);
             finish_authentication(client, self.parameters.as_ref()).await?;
         }
@@ -189,13 +209,20 @@ pub(super) struct Startup {
 
 #[async_trait]
 impl StartupHandler for Startup {
-    async fn on_startup<C>(&self, client: &mut C, message: PgWireFrontendMessage) -> PgWireResult<()>
+    async fn on_startup<C>(
+        &self,
+        client: &mut C,
+        message: PgWireFrontendMessage,
+    ) -> PgWireResult<()>
     where
         C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        if self.tls_required && !client.is_secure() && matches!(message, PgWireFrontendMessage::Startup(_)) {
+        if self.tls_required
+            && !client.is_secure()
+            && matches!(message, PgWireFrontendMessage::Startup(_))
+        {
             return Err(PgWireError::UserError(Box::new(ErrorInfo::new(
                 "FATAL".to_owned(),
                 "28000".to_owned(),

@@ -49,7 +49,11 @@ impl RowLayout {
     /// The layout for an Arrow schema in the given result formats.
     pub(super) fn new(schema: &Schema, format: &Format) -> PgWireResult<Self> {
         let converted = Arc::new(Schema::new_with_metadata(
-            schema.fields().iter().map(|f| convert_field(f)).collect::<Vec<_>>(),
+            schema
+                .fields()
+                .iter()
+                .map(|f| convert_field(f))
+                .collect::<Vec<_>>(),
             schema.metadata().clone(),
         ));
         let columns: Vec<Column> = converted.fields().iter().map(|f| column_kind(f)).collect();
@@ -60,7 +64,13 @@ impl RowLayout {
                 Column::Uuid => Type::UUID,
                 Column::Json => Type::JSON,
             };
-            *field = FieldInfo::new(field.name().to_owned(), None, None, ty, format.format_for(idx));
+            *field = FieldInfo::new(
+                field.name().to_owned(),
+                None,
+                None,
+                ty,
+                format.format_for(idx),
+            );
         }
         Ok(RowLayout {
             schema: converted,
@@ -116,10 +126,23 @@ fn encode_column(
     pg_field: &FieldInfo,
     column: Column,
 ) -> PgWireResult<()> {
-    let encode = |encoder: &mut DataRowEncoder, text: Option<&str>, binary: Option<&[u8]>| match pg_field.format() {
-        FieldFormat::Binary => encoder.encode_field_with_type_and_format(&binary, pg_field.datatype(), pg_field.format(), pg_field.format_options()),
-        FieldFormat::Text => encoder.encode_field_with_type_and_format(&text, pg_field.datatype(), pg_field.format(), pg_field.format_options()),
-    };
+    let encode =
+        |encoder: &mut DataRowEncoder, text: Option<&str>, binary: Option<&[u8]>| match pg_field
+            .format()
+        {
+            FieldFormat::Binary => encoder.encode_field_with_type_and_format(
+                &binary,
+                pg_field.datatype(),
+                pg_field.format(),
+                pg_field.format_options(),
+            ),
+            FieldFormat::Text => encoder.encode_field_with_type_and_format(
+                &text,
+                pg_field.datatype(),
+                pg_field.format(),
+                pg_field.format_options(),
+            ),
+        };
     if array.is_null(row) {
         // Checked here for every type: arrow-pg 0.14 encodes a NULL interval
         // as a value.
@@ -156,13 +179,25 @@ fn format_uuid(bytes: &[u8]) -> String {
     if hex.len() != 32 {
         return hex;
     }
-    format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
 }
 
 fn column_kind(field: &Field) -> Column {
-    match (field.metadata().get(EXTENSION_NAME).map(String::as_str), field.data_type()) {
+    match (
+        field.metadata().get(EXTENSION_NAME).map(String::as_str),
+        field.data_type(),
+    ) {
         (Some("arrow.uuid"), DataType::FixedSizeBinary(16)) => Column::Uuid,
-        (Some("arrow.json"), DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) => Column::Json,
+        (Some("arrow.json"), DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) => {
+            Column::Json
+        }
         _ => Column::Arrow,
     }
 }
@@ -196,7 +231,9 @@ pub(super) fn response(outcome: Outcome, format: &Format) -> PgWireResult<Respon
         Outcome::Command { command, rows } => {
             let tag = match (command, rows) {
                 // PostgreSQL's INSERT tag carries an OID, always 0 nowadays.
-                ("INSERT", Some(rows)) => Tag::new("INSERT").with_oid(0).with_rows(usize_rows(rows)),
+                ("INSERT", Some(rows)) => {
+                    Tag::new("INSERT").with_oid(0).with_rows(usize_rows(rows))
+                }
                 (command, Some(rows)) => Tag::new(command).with_rows(usize_rows(rows)),
                 (command, None) => Tag::new(command),
             };
@@ -226,6 +263,9 @@ mod tests {
         let wide = Arc::new(Field::new("d", DataType::Decimal256(60, 10), true));
         assert_eq!(convert_field(&wide).data_type(), &DataType::Utf8);
         let narrow = Arc::new(Field::new("d", DataType::Decimal256(20, 4), true));
-        assert_eq!(convert_field(&narrow).data_type(), &DataType::Decimal128(20, 4));
+        assert_eq!(
+            convert_field(&narrow).data_type(),
+            &DataType::Decimal128(20, 4)
+        );
     }
 }

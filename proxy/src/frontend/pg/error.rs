@@ -40,7 +40,11 @@ pub(super) fn sqlstate(e: &Error) -> &'static str {
 
 /// The `ErrorResponse` fields for an error.
 pub(super) fn error_info(e: &Error) -> ErrorInfo {
-    let severity = if matches!(e, Error::ShuttingDown) { "FATAL" } else { "ERROR" };
+    let severity = if matches!(e, Error::ShuttingDown) {
+        "FATAL"
+    } else {
+        "ERROR"
+    };
     ErrorInfo::new(severity.to_owned(), sqlstate(e).to_owned(), e.to_string())
 }
 
@@ -61,20 +65,37 @@ mod tests {
 
     #[test]
     fn every_error_has_the_documented_sqlstate() {
-        let data = |kind| Error::Engine(floe_router::Error::Data {
-            kind,
-            message: String::new(),
-        });
+        let data = |kind| {
+            Error::Engine(floe_router::Error::Data {
+                kind,
+                message: String::new(),
+            })
+        };
         let cases = [
-            (Error::Engine(floe_router::Error::Syntax(String::new())), "42601"),
-            (Error::Engine(floe_router::Error::UndefinedTable(String::new())), "42P01"),
-            (Error::Engine(floe_router::Error::UndefinedColumn(String::new())), "42703"),
-            (Error::Engine(floe_router::Error::InvalidInput(String::new())), "42804"),
+            (
+                Error::Engine(floe_router::Error::Syntax(String::new())),
+                "42601",
+            ),
+            (
+                Error::Engine(floe_router::Error::UndefinedTable(String::new())),
+                "42P01",
+            ),
+            (
+                Error::Engine(floe_router::Error::UndefinedColumn(String::new())),
+                "42703",
+            ),
+            (
+                Error::Engine(floe_router::Error::InvalidInput(String::new())),
+                "42804",
+            ),
             (data(DataErrorKind::DivisionByZero), "22012"),
             (data(DataErrorKind::NumericOutOfRange), "22003"),
             (data(DataErrorKind::InvalidText), "22P02"),
             (data(DataErrorKind::Other), "22000"),
-            (Error::Engine(floe_router::Error::Unsupported(String::new())), "0A000"),
+            (
+                Error::Engine(floe_router::Error::Unsupported(String::new())),
+                "0A000",
+            ),
             (Error::Engine(floe_router::Error::Cancelled), "57014"),
             (
                 Error::Engine(floe_router::Error::EngineUnavailable {
@@ -84,7 +105,10 @@ mod tests {
                 }),
                 "08006",
             ),
-            (Error::Engine(floe_router::Error::Internal(String::new())), "XX000"),
+            (
+                Error::Engine(floe_router::Error::Internal(String::new())),
+                "XX000",
+            ),
             (Error::UnknownSetting("x".into()), "42704"),
             (Error::InFailedTransaction, "25P02"),
             (Error::MultipleStatements, "42601"),

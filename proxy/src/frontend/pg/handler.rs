@@ -13,7 +13,8 @@ use floe_router::Prepared;
 use futures::{Sink, SinkExt};
 use pgwire::api::portal::{Format, Portal, PortalExecutionState};
 use pgwire::api::query::{
-    ExtendedQueryHandler, SimpleQueryHandler, send_execution_response, send_query_response, send_ready_for_query,
+    ExtendedQueryHandler, SimpleQueryHandler, send_execution_response, send_query_response,
+    send_ready_for_query,
 };
 use pgwire::api::results::{FieldInfo, Response, Tag};
 use pgwire::api::stmt::QueryParser;
@@ -21,8 +22,8 @@ use pgwire::api::store::PortalStore;
 use pgwire::api::{ClientInfo, ClientPortalStore, DEFAULT_NAME, PgWireConnectionState, Type};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
-use pgwire::messages::response::{EmptyQueryResponse, TransactionStatus};
 use pgwire::messages::extendedquery::Execute;
+use pgwire::messages::response::{EmptyQueryResponse, TransactionStatus};
 use pgwire::messages::simplequery::Query;
 
 use super::encode::{RowLayout, response};
@@ -44,7 +45,11 @@ pub(super) struct CancelRegistry {
 impl CancelRegistry {
     /// Cancels the statement of the connection with this key, if it exists.
     pub(super) fn cancel(&self, key: &(i32, Vec<u8>)) {
-        let slot = self.slots.lock().ok().and_then(|slots| slots.get(key).and_then(Weak::upgrade));
+        let slot = self
+            .slots
+            .lock()
+            .ok()
+            .and_then(|slots| slots.get(key).and_then(Weak::upgrade));
         if let Some(slot) = slot {
             slot.cancel();
         }
@@ -128,7 +133,11 @@ impl SimpleQueryHandler for Handler {
                 return Err(e);
             }
             session.fail_transaction();
-            client.feed(PgWireBackendMessage::ErrorResponse(ErrorInfo::from(e).into())).await?;
+            client
+                .feed(PgWireBackendMessage::ErrorResponse(
+                    ErrorInfo::from(e).into(),
+                ))
+                .await?;
         }
         let status = transaction_status(session.txn());
         client.set_state(PgWireConnectionState::ReadyForQuery);
@@ -170,21 +179,31 @@ where
     // error anywhere runs nothing.
     let analyses = analyze(query, Dialect::Postgres).map_err(|e| to_pgwire(e.into()))?;
     if analyses.is_empty() {
-        client.feed(PgWireBackendMessage::EmptyQueryResponse(EmptyQueryResponse::new())).await?;
+        client
+            .feed(PgWireBackendMessage::EmptyQueryResponse(
+                EmptyQueryResponse::new(),
+            ))
+            .await?;
         return Ok(());
     }
     for analysis in &analyses {
         let outcome = session.run(analysis, &[], None).await.map_err(to_pgwire)?;
         match response(outcome, &Format::UnifiedText)? {
             Response::Query(rows) => send_query_response(client, rows, true).await?,
-            Response::Execution(tag) | Response::TransactionStart(tag) | Response::TransactionEnd(tag) => {
-                send_execution_response(client, tag).await?
+            Response::Execution(tag)
+            | Response::TransactionStart(tag)
+            | Response::TransactionEnd(tag) => send_execution_response(client, tag).await?,
+            Response::EmptyQuery => {
+                client
+                    .feed(PgWireBackendMessage::EmptyQueryResponse(
+                        EmptyQueryResponse::new(),
+                    ))
+                    .await?
             }
-            Response::EmptyQuery => client.feed(PgWireBackendMessage::EmptyQueryResponse(EmptyQueryResponse::new())).await?,
             other => {
-                return Err(to_pgwire(Error::Engine(floe_router::Error::Internal(format!(
-                    "unexpected response to a simple query: {other:?}"
-                )))));
+                return Err(to_pgwire(Error::Engine(floe_router::Error::Internal(
+                    format!("unexpected response to a simple query: {other:?}"),
+                ))));
             }
         }
     }
@@ -209,7 +228,12 @@ pub(super) struct Parser {
 impl QueryParser for Parser {
     type Statement = Statement;
 
-    async fn parse_sql<C>(&self, _client: &C, sql: &str, _types: &[Option<Type>]) -> PgWireResult<Statement>
+    async fn parse_sql<C>(
+        &self,
+        _client: &C,
+        sql: &str,
+        _types: &[Option<Type>],
+    ) -> PgWireResult<Statement>
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
@@ -225,8 +249,11 @@ impl QueryParser for Parser {
             [one] => *one,
             _ => return Err(to_pgwire(Error::MultipleStatements)),
         };
-        let analysis = analyze_statement(piece, Dialect::Postgres).map_err(|e| to_pgwire(e.into()))?;
-        let prepared = Session::prepare(&self.shared, &analysis).await.map_err(to_pgwire)?;
+        let analysis =
+            analyze_statement(piece, Dialect::Postgres).map_err(|e| to_pgwire(e.into()))?;
+        let prepared = Session::prepare(&self.shared, &analysis)
+            .await
+            .map_err(to_pgwire)?;
         let param_types = prepared
             .param_types
             .iter()
@@ -247,11 +274,19 @@ impl QueryParser for Parser {
         Ok(stmt.param_types.clone())
     }
 
-    fn get_result_schema(&self, stmt: &Statement, format: Option<&Format>) -> PgWireResult<Vec<FieldInfo>> {
+    fn get_result_schema(
+        &self,
+        stmt: &Statement,
+        format: Option<&Format>,
+    ) -> PgWireResult<Vec<FieldInfo>> {
         if !stmt.prepared.returns_rows {
             return Ok(Vec::new());
         }
-        Ok(RowLayout::new(&stmt.prepared.schema, format.unwrap_or(&Format::UnifiedText))?.fields())
+        Ok(RowLayout::new(
+            &stmt.prepared.schema,
+            format.unwrap_or(&Format::UnifiedText),
+        )?
+        .fields())
     }
 }
 
@@ -287,26 +322,37 @@ impl ExtendedQueryHandler for Handler {
             return Err(PgWireError::PortalNotFound(name.to_owned()));
         };
         client.set_state(PgWireConnectionState::QueryInProgress);
-        let pending = std::mem::replace(&mut *portal.state.lock().await, PortalExecutionState::Finished);
+        let pending = std::mem::replace(
+            &mut *portal.state.lock().await,
+            PortalExecutionState::Finished,
+        );
         match pending {
-            PortalExecutionState::Initial => match ExtendedQueryHandler::do_query(self, client, &portal, 0).await? {
-                Response::Query(rows) => send_query_response(client, rows, false).await?,
-                Response::Execution(tag) | Response::TransactionStart(tag) | Response::TransactionEnd(tag) => {
-                    send_execution_response(client, tag).await?
+            PortalExecutionState::Initial => {
+                match ExtendedQueryHandler::do_query(self, client, &portal, 0).await? {
+                    Response::Query(rows) => send_query_response(client, rows, false).await?,
+                    Response::Execution(tag)
+                    | Response::TransactionStart(tag)
+                    | Response::TransactionEnd(tag) => send_execution_response(client, tag).await?,
+                    Response::EmptyQuery => {
+                        client
+                            .feed(PgWireBackendMessage::EmptyQueryResponse(
+                                EmptyQueryResponse::new(),
+                            ))
+                            .await?
+                    }
+                    other => {
+                        return Err(to_pgwire(Error::Engine(floe_router::Error::Internal(
+                            format!("unexpected response to Execute: {other:?}"),
+                        ))));
+                    }
                 }
-                Response::EmptyQuery => {
-                    client
-                        .feed(PgWireBackendMessage::EmptyQueryResponse(EmptyQueryResponse::new()))
-                        .await?
-                }
-                other => {
-                    return Err(to_pgwire(Error::Engine(floe_router::Error::Internal(format!(
-                        "unexpected response to Execute: {other:?}"
-                    )))));
-                }
-            },
-            PortalExecutionState::Suspended(rows) => send_query_response(client, rows, false).await?,
-            PortalExecutionState::Finished => send_execution_response(client, Tag::new("SELECT").with_rows(0)).await?,
+            }
+            PortalExecutionState::Suspended(rows) => {
+                send_query_response(client, rows, false).await?
+            }
+            PortalExecutionState::Finished => {
+                send_execution_response(client, Tag::new("SELECT").with_rows(0)).await?
+            }
         }
         let status = transaction_status(self.session(client).lock().await.txn());
         client.set_state(PgWireConnectionState::ReadyForQuery);
@@ -314,7 +360,12 @@ impl ExtendedQueryHandler for Handler {
         Ok(())
     }
 
-    async fn do_query<C>(&self, client: &mut C, portal: &Portal<Statement>, _max_rows: usize) -> PgWireResult<Response>
+    async fn do_query<C>(
+        &self,
+        client: &mut C,
+        portal: &Portal<Statement>,
+        _max_rows: usize,
+    ) -> PgWireResult<Response>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::PortalStore: PortalStore<Statement = Self::Statement>,
@@ -327,8 +378,12 @@ impl ExtendedQueryHandler for Handler {
         };
         let session = self.session(client);
         let mut session = session.lock().await;
-        let inferred: Vec<Option<&arrow::datatypes::DataType>> =
-            statement.prepared.param_types.iter().map(Option::as_ref).collect();
+        let inferred: Vec<Option<&arrow::datatypes::DataType>> = statement
+            .prepared
+            .param_types
+            .iter()
+            .map(Option::as_ref)
+            .collect();
         let params = match decode_params(portal, &inferred) {
             Ok(params) => params,
             Err(e) => {

@@ -81,7 +81,9 @@ impl CancelHandler for Cancel {
     async fn on_cancel_request(&self, request: CancelRequest) {
         self.registry
             .cancel(&(request.pid, request.secret_key.to_bytes().to_vec()));
-        self.connections.cancel(request.pid, &request.secret_key).await;
+        self.connections
+            .cancel(request.pid, &request.secret_key)
+            .await;
     }
 }
 
@@ -114,21 +116,29 @@ pub struct Options {
 /// When a file cannot be read or holds no usable certificate or key.
 pub fn tls_acceptor(cert: &Path, key: &Path) -> anyhow::Result<TlsAcceptor> {
     let certs = rustls_pemfile::certs(&mut BufReader::new(
-        File::open(cert).with_context(|| format!("postgres.tls_cert: cannot open {}", cert.display()))?,
+        File::open(cert)
+            .with_context(|| format!("postgres.tls_cert: cannot open {}", cert.display()))?,
     ))
     .collect::<Result<Vec<_>, _>>()
     .with_context(|| format!("postgres.tls_cert: {} is not PEM", cert.display()))?;
-    anyhow::ensure!(!certs.is_empty(), "postgres.tls_cert: {} holds no certificate", cert.display());
+    anyhow::ensure!(
+        !certs.is_empty(),
+        "postgres.tls_cert: {} holds no certificate",
+        cert.display()
+    );
     let key = rustls_pemfile::private_key(&mut BufReader::new(
-        File::open(key).with_context(|| format!("postgres.tls_key: cannot open {}", key.display()))?,
+        File::open(key)
+            .with_context(|| format!("postgres.tls_key: cannot open {}", key.display()))?,
     ))
     .with_context(|| format!("postgres.tls_key: {} is not PEM", key.display()))?
     .with_context(|| format!("postgres.tls_key: {} holds no private key", key.display()))?;
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .context("postgres.tls_key: does not match postgres.tls_cert")?;
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .context("postgres.tls_key: does not match postgres.tls_cert")?;
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
@@ -144,8 +154,12 @@ pub fn user_passwords(config: &FloeConfig) -> anyhow::Result<HashMap<String, Str
         .iter()
         .map(|user| {
             let password = match (&user.password_env, &user.password) {
-                (Some(var), _) => std::env::var(var)
-                    .with_context(|| format!("users.password_env: `{var}` for user `{}` is not set", user.name))?,
+                (Some(var), _) => std::env::var(var).with_context(|| {
+                    format!(
+                        "users.password_env: `{var}` for user `{}` is not set",
+                        user.name
+                    )
+                })?,
                 (None, Some(password)) => password.clone(),
                 (None, None) => String::new(),
             };
@@ -238,7 +252,12 @@ async fn refuse(mut socket: TcpStream, code: &str, message: &str) {
     };
     let _ = tokio::time::timeout(Duration::from_secs(2), exchange).await;
     let mut body = Vec::new();
-    for (field, value) in [(b'S', "FATAL"), (b'V', "FATAL"), (b'C', code), (b'M', message)] {
+    for (field, value) in [
+        (b'S', "FATAL"),
+        (b'V', "FATAL"),
+        (b'C', code),
+        (b'M', message),
+    ] {
         body.push(field);
         body.extend_from_slice(value.as_bytes());
         body.push(0);
