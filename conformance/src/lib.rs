@@ -181,7 +181,7 @@ impl Daemon {
                     read(&log_path)
                 );
             }
-            std::thread::sleep(Duration::from_millis(20));
+            poll_pause();
         };
         let addr = |key: &str| -> SocketAddr {
             ready[key]
@@ -290,7 +290,7 @@ impl Daemon {
             if Instant::now() > deadline {
                 return None;
             }
-            std::thread::sleep(Duration::from_millis(20));
+            poll_pause();
         }
     }
 }
@@ -307,6 +307,12 @@ impl Drop for Daemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The pause between two checks of a condition polled with a deadline.
+#[allow(clippy::disallowed_methods)] // polling with a deadline, not synchronising by sleep
+fn poll_pause() {
+    std::thread::sleep(Duration::from_millis(20));
 }
 
 fn read(path: &Path) -> String {

@@ -75,8 +75,10 @@ impl CatalogConfig {
                 self.kind.as_str()
             ));
         }
+        // A plain path (no scheme) is a SQLite file too.
         if self.kind == CatalogKind::Sql
-            && !(self.uri.starts_with("sqlite:") || !self.uri.contains("://"))
+            && !self.uri.starts_with("sqlite:")
+            && self.uri.contains("://")
         {
             problems.push(format!(
                 "catalogs.uri: catalog `{}` needs a `sqlite://` URL or a file path, got `{}`",

@@ -21,6 +21,9 @@ use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+/// Catalogs by configured name.
+pub type NamedCatalogs = Vec<(String, Arc<dyn iceberg::Catalog>)>;
+
 /// What the admin handlers read.
 #[derive(Clone)]
 pub struct AdminState {
@@ -31,7 +34,7 @@ pub struct AdminState {
     /// Cancelled when shutdown begins.
     pub shutdown: CancellationToken,
     /// The catalogs, by configured name, for the inventory.
-    pub catalogs: Arc<std::sync::RwLock<Vec<(String, Arc<dyn iceberg::Catalog>)>>>,
+    pub catalogs: Arc<std::sync::RwLock<NamedCatalogs>>,
 }
 
 /// Serves the admin API on `listener` until `shutdown` is cancelled.

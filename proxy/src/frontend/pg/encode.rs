@@ -52,7 +52,7 @@ impl RowLayout {
             schema
                 .fields()
                 .iter()
-                .map(|f| convert_field(f))
+                .map(convert_field)
                 .collect::<Vec<_>>(),
             schema.metadata().clone(),
         ));
@@ -256,6 +256,72 @@ mod tests {
     fn uuid_bytes_print_in_canonical_form() {
         let bytes: Vec<u8> = (0u8..16).collect();
         assert_eq!(format_uuid(&bytes), "00010203-0405-0607-0809-0a0b0c0d0e0f");
+    }
+
+    fn extension(name: &str, data_type: DataType) -> Field {
+        Field::new(name, data_type, true).with_metadata(
+            [(EXTENSION_NAME.to_owned(), format!("arrow.{name}"))]
+                .into_iter()
+                .collect(),
+        )
+    }
+
+    fn uuid_and_json_batch() -> RecordBatch {
+        use arrow::array::{FixedSizeBinaryArray, StringArray};
+        let schema = Arc::new(Schema::new(vec![
+            extension("uuid", DataType::FixedSizeBinary(16)),
+            extension("json", DataType::Utf8),
+        ]));
+        let uuids = FixedSizeBinaryArray::try_from_sparse_iter_with_size(
+            vec![Some((0u8..16).collect::<Vec<_>>()), None].into_iter(),
+            16,
+        )
+        .expect("uuid array");
+        let json = StringArray::from(vec![Some(r#"{"a":1}"#), None]);
+        RecordBatch::try_new(schema, vec![Arc::new(uuids), Arc::new(json)]).expect("batch")
+    }
+
+    #[test]
+    fn uuid_and_json_extension_columns_get_their_postgres_types_and_text() {
+        let batch = uuid_and_json_batch();
+        let layout = RowLayout::new(&batch.schema(), &Format::UnifiedText).expect("layout");
+        let types: Vec<Type> = layout
+            .fields()
+            .iter()
+            .map(|f| f.datatype().clone())
+            .collect();
+        assert_eq!(types, vec![Type::UUID, Type::JSON]);
+        let rows: Vec<DataRow> = layout
+            .encode(batch)
+            .into_iter()
+            .collect::<PgWireResult<_>>()
+            .expect("rows");
+        assert_eq!(rows.len(), 2);
+        let first = String::from_utf8_lossy(&rows[0].data).into_owned();
+        assert!(
+            first.contains("00010203-0405-0607-0809-0a0b0c0d0e0f"),
+            "{first:?}"
+        );
+        assert!(first.contains(r#"{"a":1}"#), "{first:?}");
+        // Both NULLs: two length prefixes of -1 and nothing else.
+        assert_eq!(
+            rows[1].data.as_ref(),
+            [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]
+        );
+    }
+
+    #[test]
+    fn uuid_goes_out_as_sixteen_bytes_in_binary_format() {
+        let batch = uuid_and_json_batch();
+        let layout = RowLayout::new(&batch.schema(), &Format::UnifiedBinary).expect("layout");
+        let rows: Vec<DataRow> = layout
+            .encode(batch)
+            .into_iter()
+            .collect::<PgWireResult<_>>()
+            .expect("rows");
+        let data = rows[0].data.as_ref();
+        assert_eq!(&data[..4], 16i32.to_be_bytes());
+        assert_eq!(&data[4..20], (0u8..16).collect::<Vec<_>>().as_slice());
     }
 
     #[test]

@@ -35,16 +35,19 @@ use crate::session::{CancelSlot, Session, Shared, TxnState};
 /// The session of one connection, kept in pgwire's per-connection extensions.
 type SessionCell = tokio::sync::Mutex<Session>;
 
+/// A cancel request's `(process id, secret key)`.
+type CancelKey = (i32, Vec<u8>);
+
 /// Finds a running statement's cancel slot from a cancel request's
 /// `(process id, secret key)`.
 #[derive(Debug, Default)]
 pub(super) struct CancelRegistry {
-    slots: Mutex<HashMap<(i32, Vec<u8>), Weak<CancelSlot>>>,
+    slots: Mutex<HashMap<CancelKey, Weak<CancelSlot>>>,
 }
 
 impl CancelRegistry {
     /// Cancels the statement of the connection with this key, if it exists.
-    pub(super) fn cancel(&self, key: &(i32, Vec<u8>)) {
+    pub(super) fn cancel(&self, key: &CancelKey) {
         let slot = self
             .slots
             .lock()
@@ -59,7 +62,7 @@ impl CancelRegistry {
 /// Removes a connection's entry from the registry when the connection ends.
 struct Registration {
     registry: Arc<CancelRegistry>,
-    key: (i32, Vec<u8>),
+    key: CancelKey,
 }
 
 impl Drop for Registration {
