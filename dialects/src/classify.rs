@@ -63,6 +63,15 @@ pub struct Analysis {
     pub command: &'static str,
 }
 
+impl Analysis {
+    /// The statement's [`Fingerprint`](crate::Fingerprint). Computed on demand:
+    /// it clones and prints the statement, which the hot path of a `SELECT 1`
+    /// does not need.
+    pub fn fingerprint(&self) -> crate::Fingerprint {
+        crate::fingerprint(&self.statement)
+    }
+}
+
 /// Analyses every statement in `sql`, in order.
 ///
 /// Empty statements (`;;`, only comments) are skipped, so an input with no

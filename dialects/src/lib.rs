@@ -21,10 +21,12 @@
 mod classify;
 mod dialect;
 mod error;
+mod fingerprint;
 
 pub use classify::{Analysis, StatementKind, analyze, analyze_statement, split};
 pub use dialect::Dialect;
 pub use error::{Error, Result};
+pub use fingerprint::{Fingerprint, fingerprint};
 
 /// The `sqlparser` crate this crate parses with, re-exported so that callers
 /// holding an AST use the very same version.

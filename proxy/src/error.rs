@@ -14,6 +14,14 @@ pub enum Error {
     /// A `SET`, `SHOW` or `RESET` named a parameter Floe does not know.
     #[error("unrecognized configuration parameter \"{0}\"")]
     UnknownSetting(String),
+    /// A `SET` gave a parameter a value it cannot take.
+    #[error("invalid value for parameter \"{name}\": \"{value}\"")]
+    InvalidValue {
+        /// The parameter.
+        name: String,
+        /// The value given.
+        value: String,
+    },
     /// A statement other than `ROLLBACK` arrived in a failed transaction block.
     #[error("current transaction is aborted, commands ignored until end of transaction block")]
     InFailedTransaction,
@@ -23,9 +31,6 @@ pub enum Error {
     /// A parameter value could not be decoded for the type it was bound as.
     #[error("invalid parameter: {0}")]
     InvalidParameter(String),
-    /// The statement ran longer than `server.statement_timeout`.
-    #[error("canceling statement due to statement timeout")]
-    StatementTimeout,
     /// The daemon is shutting down.
     #[error("the daemon is shutting down")]
     ShuttingDown,

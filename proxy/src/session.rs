@@ -243,6 +243,7 @@ impl Session {
             return self.run_locally(analysis);
         }
         let cancel = self.cancel.renew();
+        let timeout = self.statement_timeout();
         let guard = self.shared.drain.enter().ok_or(Error::ShuttingDown)?;
         let started = Instant::now();
         let request = Request {
@@ -254,7 +255,7 @@ impl Session {
         let output = tokio::select! {
             biased;
             _ = cancel.cancelled() => Err(Error::Engine(floe_router::Error::Cancelled)),
-            output = with_timeout(self.shared.statement_timeout, execution) => output,
+            output = with_timeout(timeout, execution) => output,
         };
         let kind = analysis.kind;
         match output {
@@ -292,8 +293,7 @@ impl Session {
                     started,
                     cancelled: Box::pin(cancel.cancelled_owned()),
                     failed: Arc::clone(&self.stream_failed),
-                    timeout: remaining(self.shared.statement_timeout, started)
-                        .map(|d| Box::pin(tokio::time::sleep(d))),
+                    timeout: remaining(timeout, started).map(|d| Box::pin(tokio::time::sleep(d))),
                     rows: 0,
                     bytes: 0,
                     done: false,
@@ -361,13 +361,7 @@ impl Session {
                 })
             }
             Statement::ShowVariable { variable } => {
-                let name = normalise(
-                    &variable
-                        .iter()
-                        .map(|i| i.value.as_str())
-                        .collect::<Vec<_>>()
-                        .join(" "),
-                );
+                let name = show_name(variable);
                 let batch = if name == "all" {
                     let names: Vec<&str> = self.settings.keys().map(String::as_str).collect();
                     let values: Vec<&str> = self.settings.values().map(String::as_str).collect();
@@ -402,6 +396,16 @@ impl Session {
         }
     }
 
+    /// The session's `statement_timeout` if set (PostgreSQL's setting),
+    /// otherwise the server's.
+    fn statement_timeout(&self) -> Duration {
+        self.settings
+            .get("statement_timeout")
+            .and_then(|v| parse_pg_duration(v))
+            .filter(|d| !d.is_zero())
+            .unwrap_or(self.shared.statement_timeout)
+    }
+
     fn set(&mut self, set: &Set) -> Result<()> {
         let assignments: Vec<(String, String)> = match set {
             Set::SingleAssignment {
@@ -423,6 +427,9 @@ impl Session {
             let name = normalise(&name);
             if !name.contains('.') && !DEFAULT_SETTINGS.iter().any(|(k, _)| *k == name) {
                 return Err(Error::UnknownSetting(name));
+            }
+            if name == "statement_timeout" && parse_pg_duration(&value).is_none() {
+                return Err(Error::InvalidValue { name, value });
             }
             self.settings.insert(name, value);
         }
@@ -446,13 +453,7 @@ fn handled_locally(analysis: &Analysis) -> bool {
 fn local_schema(analysis: &Analysis) -> Option<SchemaRef> {
     match &analysis.statement {
         Statement::ShowVariable { variable } => {
-            let name = normalise(
-                &variable
-                    .iter()
-                    .map(|i| i.value.as_str())
-                    .collect::<Vec<_>>()
-                    .join(" "),
-            );
+            let name = show_name(variable);
             Some(if name == "all" {
                 show_all_schema()
             } else {
@@ -472,6 +473,38 @@ fn show_all_schema() -> SchemaRef {
         Field::new("name", DataType::Utf8, false),
         Field::new("setting", DataType::Utf8, false),
     ]))
+}
+
+/// Reads a PostgreSQL time setting: a bare number is milliseconds; units
+/// `us`, `ms`, `s`, `min`, `h` and `d` may follow, as in `SET statement_timeout = '5s'`.
+fn parse_pg_duration(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    let split = value
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(value.len());
+    let (number, unit) = value.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    let millis = match unit.trim() {
+        "" | "ms" => number,
+        "us" => number / 1000.0,
+        "s" => number * 1000.0,
+        "min" => number * 60_000.0,
+        "h" => number * 3_600_000.0,
+        "d" => number * 86_400_000.0,
+        _ => return None,
+    };
+    (millis.is_finite() && millis >= 0.0).then(|| Duration::from_secs_f64(millis / 1000.0))
+}
+
+/// The setting a `SHOW` names (`SHOW TIME ZONE` names `timezone`).
+fn show_name(variable: &[floe_dialects::sqlparser::ast::Ident]) -> String {
+    normalise(
+        &variable
+            .iter()
+            .map(|i| i.value.as_str())
+            .collect::<Vec<_>>()
+            .join(" "),
+    )
 }
 
 /// Setting names are case-insensitive; `TIME ZONE` is `timezone`.
@@ -514,7 +547,7 @@ where
     }
     match tokio::time::timeout(timeout, future).await {
         Ok(output) => Ok(output?),
-        Err(_) => Err(Error::StatementTimeout),
+        Err(_) => Err(Error::Engine(floe_router::Error::Timeout)),
     }
 }
 
@@ -572,7 +605,7 @@ impl Stream for Metered {
             && timeout.as_mut().poll(cx).is_ready()
         {
             self.finish(metrics::Outcome::Error);
-            return Poll::Ready(Some(Err(floe_router::Error::Cancelled)));
+            return Poll::Ready(Some(Err(floe_router::Error::Timeout)));
         }
         match self.inner.as_mut().poll_next(cx) {
             Poll::Ready(Some(Ok(batch))) => {
@@ -597,5 +630,20 @@ impl Drop for Metered {
     fn drop(&mut self) {
         // A client that disconnects mid-result drops the stream unfinished.
         self.finish(metrics::Outcome::Cancelled);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postgres_durations_parse_with_and_without_units() {
+        assert_eq!(parse_pg_duration("250"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_pg_duration("5s"), Some(Duration::from_secs(5)));
+        assert_eq!(parse_pg_duration("1.5 min"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_pg_duration("0"), Some(Duration::ZERO));
+        assert_eq!(parse_pg_duration("soon"), None);
+        assert_eq!(parse_pg_duration("5 parsecs"), None);
     }
 }

@@ -36,6 +36,9 @@ pub enum Error {
     /// The statement was cancelled by the client or by shutdown.
     #[error("canceling statement due to user request")]
     Cancelled,
+    /// The statement ran longer than its timeout and was stopped.
+    #[error("canceling statement due to statement timeout")]
+    Timeout,
     /// The engine could not be reached or failed for its own reasons.
     #[error("engine {engine} unavailable: {message}")]
     EngineUnavailable {

@@ -35,6 +35,25 @@ pub fn run(program: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
     })
 }
 
+/// Runs psql against `daemon` as user `floe`, with `PGSSLMODE=sslmode` and
+/// `args` after the connection options.
+pub fn psql(daemon: &Daemon, sslmode: &str, args: &[&str]) -> Output {
+    let port = daemon.postgres.port().to_string();
+    let mut all = vec![
+        "-X",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        &port,
+        "-U",
+        "floe",
+        "-d",
+        "floe",
+    ];
+    all.extend_from_slice(args);
+    run("psql", &all, &[("PGSSLMODE", sslmode)])
+}
+
 /// The Python interpreter of the test venv (`FLOE_PYTHON`, set by `scripts/test`).
 pub fn python() -> PathBuf {
     match std::env::var_os("FLOE_PYTHON") {

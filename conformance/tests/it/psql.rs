@@ -1,26 +1,13 @@
 //! psql, the reference PostgreSQL client.
 
-use crate::{DEMO_ROWS, demo_daemon, run, success};
+use crate::{DEMO_ROWS, demo_daemon, success};
 
+/// psql against the shared demo daemon; its output, or a panic with its errors.
 fn psql(args: &[&str]) -> String {
-    let daemon = demo_daemon();
-    let port = daemon.postgres.port().to_string();
-    let mut all = vec![
-        "-X",
-        "-h",
-        "127.0.0.1",
-        "-p",
-        &port,
-        "-U",
-        "floe",
-        "-d",
-        "floe",
-        "-v",
-        "ON_ERROR_STOP=1",
-    ];
+    let mut all = vec!["-v", "ON_ERROR_STOP=1"];
     all.extend_from_slice(args);
     success(
-        &run("psql", &all, &[("PGSSLMODE", "prefer")]),
+        &crate::psql(demo_daemon(), "prefer", &all),
         &format!("psql {args:?}"),
     )
 }
@@ -71,26 +58,10 @@ fn psql_d_describes_a_demo_table() {
 
 #[test]
 fn psql_reports_errors_with_sqlstate() {
-    let daemon = demo_daemon();
-    let port = daemon.postgres.port().to_string();
-    let output = run(
-        "psql",
-        &[
-            "-X",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port,
-            "-U",
-            "floe",
-            "-d",
-            "floe",
-            "-v",
-            "VERBOSITY=verbose",
-            "-c",
-            "SELECT * FROM nope",
-        ],
-        &[],
+    let output = crate::psql(
+        demo_daemon(),
+        "prefer",
+        &["-v", "VERBOSITY=verbose", "-c", "SELECT * FROM nope"],
     );
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);

@@ -2,7 +2,7 @@
 
 use floe_conformance::{Daemon, DaemonOptions, floe_bin};
 
-use crate::{run, success};
+use crate::success;
 
 /// The daemon, and the directory holding its certificate.
 fn tls_daemon(required: bool) -> (Daemon, tempfile::TempDir) {
@@ -22,25 +22,7 @@ fn tls_daemon(required: bool) -> (Daemon, tempfile::TempDir) {
 }
 
 fn psql(daemon: &Daemon, sslmode: &str, sql: &str) -> std::process::Output {
-    let port = daemon.postgres.port().to_string();
-    run(
-        "psql",
-        &[
-            "-X",
-            "-At",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port,
-            "-U",
-            "floe",
-            "-d",
-            "floe",
-            "-c",
-            sql,
-        ],
-        &[("PGSSLMODE", sslmode)],
-    )
+    crate::psql(daemon, sslmode, &["-At", "-c", sql])
 }
 
 #[test]

@@ -76,3 +76,20 @@ fn environment_overrides_reach_the_daemon() {
     assert!(stdout.contains("max_connections = 17"), "{stdout}");
     assert!(stdout.contains("127.0.0.1:25432"), "{stdout}");
 }
+
+#[test]
+fn data_dir_flag_beats_file_and_environment() {
+    let output = Command::new(env!("CARGO_BIN_EXE_floe"))
+        .args(["config", "show", "--data-dir", "/srv/lake"])
+        .env("FLOE_SERVER_DATA_DIR", "/elsewhere")
+        .output()
+        .expect("run floe");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("data_dir = \"/srv/lake\""), "{stdout}");
+    assert!(stdout.contains("sqlite:///srv/lake/catalog.db"), "{stdout}");
+}

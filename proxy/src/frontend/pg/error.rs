@@ -24,16 +24,16 @@ pub(super) fn sqlstate(e: &Error) -> &'static str {
                 _ => "22000",
             },
             floe_router::Error::Unsupported(_) => "0A000",
-            floe_router::Error::Cancelled => "57014",
+            floe_router::Error::Cancelled | floe_router::Error::Timeout => "57014",
             floe_router::Error::EngineUnavailable { .. } => "08006",
             floe_router::Error::Internal(_) => "XX000",
             _ => "XX000",
         },
         Error::UnknownSetting(_) => "42704",
+        Error::InvalidValue { .. } => "22023",
         Error::InFailedTransaction => "25P02",
         Error::MultipleStatements => "42601",
         Error::InvalidParameter(_) => "22023",
-        Error::StatementTimeout => "57014",
         Error::ShuttingDown => "57P01",
     }
 }
@@ -110,10 +110,17 @@ mod tests {
                 "XX000",
             ),
             (Error::UnknownSetting("x".into()), "42704"),
+            (
+                Error::InvalidValue {
+                    name: "statement_timeout".into(),
+                    value: "soon".into(),
+                },
+                "22023",
+            ),
             (Error::InFailedTransaction, "25P02"),
             (Error::MultipleStatements, "42601"),
             (Error::InvalidParameter(String::new()), "22023"),
-            (Error::StatementTimeout, "57014"),
+            (Error::Engine(floe_router::Error::Timeout), "57014"),
             (Error::ShuttingDown, "57P01"),
         ];
         for (error, code) in cases {

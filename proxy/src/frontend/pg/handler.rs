@@ -162,6 +162,33 @@ impl SimpleQueryHandler for Handler {
     }
 }
 
+/// Sends one statement's response, streaming its rows.
+async fn send_response<C>(
+    client: &mut C,
+    response: Response,
+    send_describe: bool,
+) -> PgWireResult<()>
+where
+    C: Sink<PgWireBackendMessage> + Unpin + Send,
+    C::Error: Debug,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    match response {
+        Response::Query(rows) => send_query_response(client, rows, send_describe).await,
+        Response::Execution(tag)
+        | Response::TransactionStart(tag)
+        | Response::TransactionEnd(tag) => send_execution_response(client, tag).await,
+        Response::EmptyQuery => Ok(client
+            .feed(PgWireBackendMessage::EmptyQueryResponse(
+                EmptyQueryResponse::new(),
+            ))
+            .await?),
+        other => Err(to_pgwire(Error::Engine(floe_router::Error::Internal(
+            format!("Floe does not produce this response: {other:?}"),
+        )))),
+    }
+}
+
 /// The `ReadyForQuery` status for a session's transaction state.
 fn transaction_status(txn: TxnState) -> TransactionStatus {
     match txn {
@@ -191,24 +218,7 @@ where
     }
     for analysis in &analyses {
         let outcome = session.run(analysis, &[], None).await.map_err(to_pgwire)?;
-        match response(outcome, &Format::UnifiedText)? {
-            Response::Query(rows) => send_query_response(client, rows, true).await?,
-            Response::Execution(tag)
-            | Response::TransactionStart(tag)
-            | Response::TransactionEnd(tag) => send_execution_response(client, tag).await?,
-            Response::EmptyQuery => {
-                client
-                    .feed(PgWireBackendMessage::EmptyQueryResponse(
-                        EmptyQueryResponse::new(),
-                    ))
-                    .await?
-            }
-            other => {
-                return Err(to_pgwire(Error::Engine(floe_router::Error::Internal(
-                    format!("unexpected response to a simple query: {other:?}"),
-                ))));
-            }
-        }
+        send_response(client, response(outcome, &Format::UnifiedText)?, true).await?;
     }
     Ok(())
 }
@@ -331,24 +341,9 @@ impl ExtendedQueryHandler for Handler {
         );
         match pending {
             PortalExecutionState::Initial => {
-                match ExtendedQueryHandler::do_query(self, client, &portal, 0).await? {
-                    Response::Query(rows) => send_query_response(client, rows, false).await?,
-                    Response::Execution(tag)
-                    | Response::TransactionStart(tag)
-                    | Response::TransactionEnd(tag) => send_execution_response(client, tag).await?,
-                    Response::EmptyQuery => {
-                        client
-                            .feed(PgWireBackendMessage::EmptyQueryResponse(
-                                EmptyQueryResponse::new(),
-                            ))
-                            .await?
-                    }
-                    other => {
-                        return Err(to_pgwire(Error::Engine(floe_router::Error::Internal(
-                            format!("unexpected response to Execute: {other:?}"),
-                        ))));
-                    }
-                }
+                let response = ExtendedQueryHandler::do_query(self, client, &portal, 0).await?;
+                // The extended protocol describes rows in answer to Describe.
+                send_response(client, response, false).await?
             }
             PortalExecutionState::Suspended(rows) => {
                 send_query_response(client, rows, false).await?
