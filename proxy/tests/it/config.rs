@@ -1,21 +1,26 @@
 //! Configuration errors stop start-up with the key's name and a reason.
 
-use std::process::Command;
+use std::process::{Command, Output};
+
+/// Runs `floe <args> <file>` with `toml` written to the file.
+fn floe_with_file(args: &[&str], toml: &str) -> Output {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("floe.toml");
+    std::fs::write(&path, toml).expect("write config");
+    Command::new(env!("CARGO_BIN_EXE_floe"))
+        .args(args)
+        .arg(&path)
+        .current_dir(dir.path())
+        .output()
+        .expect("run floe")
+}
 
 #[test]
 fn config_check_reports_the_unknown_key_and_its_line() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("floe.toml");
-    std::fs::write(
-        &path,
+    let output = floe_with_file(
+        &["config", "check"],
         "[listen]\npostgres = \"127.0.0.1:15432\"\nadmn = \"127.0.0.1:1\"\n",
-    )
-    .expect("write");
-    let output = Command::new(env!("CARGO_BIN_EXE_floe"))
-        .args(["config", "check"])
-        .arg(&path)
-        .output()
-        .expect("run floe");
+    );
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("admn"), "{stderr}");
@@ -24,18 +29,10 @@ fn config_check_reports_the_unknown_key_and_its_line() {
 
 #[test]
 fn config_check_accepts_a_valid_file() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("floe.toml");
-    std::fs::write(
-        &path,
+    let output = floe_with_file(
+        &["config", "check"],
         "[listen]\npostgres = \"127.0.0.1:15432\"\n\n[server]\nmax_connections = 10\n",
-    )
-    .expect("write");
-    let output = Command::new(env!("CARGO_BIN_EXE_floe"))
-        .args(["config", "check"])
-        .arg(&path)
-        .output()
-        .expect("run floe");
+    );
     assert!(
         output.status.success(),
         "{}",
@@ -45,15 +42,10 @@ fn config_check_accepts_a_valid_file() {
 
 #[test]
 fn serve_with_a_bad_value_exits_with_the_key_and_reason() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("floe.toml");
-    std::fs::write(&path, "[server]\nshutdown_timeout = \"whenever\"\n").expect("write");
-    let output = Command::new(env!("CARGO_BIN_EXE_floe"))
-        .args(["serve", "--config"])
-        .arg(&path)
-        .current_dir(dir.path())
-        .output()
-        .expect("run floe");
+    let output = floe_with_file(
+        &["serve", "--config"],
+        "[server]\nshutdown_timeout = \"whenever\"\n",
+    );
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("shutdown_timeout"), "{stderr}");

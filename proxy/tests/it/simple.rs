@@ -4,19 +4,7 @@ use tokio_postgres::SimpleQueryMessage;
 
 use crate::demo_daemon;
 
-fn rows(messages: &[SimpleQueryMessage]) -> Vec<Vec<Option<String>>> {
-    messages
-        .iter()
-        .filter_map(|m| match m {
-            SimpleQueryMessage::Row(row) => Some(
-                (0..row.len())
-                    .map(|i| row.get(i).map(str::to_owned))
-                    .collect(),
-            ),
-            _ => None,
-        })
-        .collect()
-}
+use crate::text_rows as rows;
 
 fn command_tags(messages: &[SimpleQueryMessage]) -> Vec<u64> {
     messages

@@ -2,7 +2,6 @@
 //! binary (extended protocol) result formats.
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
-use tokio_postgres::SimpleQueryMessage;
 use tokio_postgres::types::Type;
 
 use crate::demo_daemon;
@@ -89,17 +88,7 @@ async fn every_mapped_type_and_null_in_binary_format() {
 async fn every_mapped_type_and_null_in_text_format() {
     let client = demo_daemon().connect().await;
     let messages = client.simple_query(ALL_TYPES).await.expect("query");
-    let rows: Vec<Vec<Option<String>>> = messages
-        .iter()
-        .filter_map(|m| match m {
-            SimpleQueryMessage::Row(row) => Some(
-                (0..row.len())
-                    .map(|i| row.get(i).map(str::to_owned))
-                    .collect(),
-            ),
-            _ => None,
-        })
-        .collect();
+    let rows = crate::text_rows(&messages);
     assert_eq!(rows.len(), 2);
     let text: Vec<&str> = rows[0]
         .iter()
