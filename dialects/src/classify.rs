@@ -144,8 +144,17 @@ pub fn split(sql: &str, dialect: Dialect) -> Result<Vec<&str>> {
                     token.span.start.line,
                     token.span.start.column,
                 );
+                // Never slice on a location that is not this semicolon: a
+                // tokenizer location off by a character must not panic on
+                // client input.
+                let piece = sql
+                    .get(start..end)
+                    .filter(|_| sql.get(end..).is_some_and(|rest| rest.starts_with(';')))
+                    .ok_or_else(|| Error::Syntax {
+                        message: "cannot split the statements of this text".to_owned(),
+                    })?;
                 if meaningful {
-                    pieces.push(sql[start..end].trim());
+                    pieces.push(piece.trim());
                 }
                 start = end + 1;
                 meaningful = false;
@@ -154,8 +163,8 @@ pub fn split(sql: &str, dialect: Dialect) -> Result<Vec<&str>> {
             _ => meaningful = true,
         }
     }
-    if meaningful && start <= sql.len() {
-        pieces.push(sql[start..].trim());
+    if meaningful && let Some(rest) = sql.get(start..) {
+        pieces.push(rest.trim());
     }
     Ok(pieces)
 }
@@ -305,6 +314,13 @@ mod tests {
     fn split_handles_multibyte_text_before_the_semicolon() {
         let pieces = split("SELECT 'héllo wörld'; SELECT 2", Dialect::Postgres).expect("tokenizes");
         assert_eq!(pieces, vec!["SELECT 'héllo wörld'", "SELECT 2"]);
+    }
+
+    #[test]
+    fn split_survives_tabs_crlf_and_wide_characters() {
+        let sql = "SELECT\t'日本語';\r\nSELECT '🦀'\t;\n\tSELECT 3";
+        let pieces = split(sql, Dialect::Postgres).expect("tokenizes");
+        assert_eq!(pieces, vec!["SELECT\t'日本語'", "SELECT '🦀'", "SELECT 3"]);
     }
 
     #[test]
