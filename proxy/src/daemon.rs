@@ -112,8 +112,11 @@ pub async fn run(
     }
 
     let engine_config = config.engines.first().context("no engine configured")?;
-    let mut engine_options =
-        DataFusionEngineOptions::new(&engine_config.name, default_name, default_catalog);
+    let mut engine_options = DataFusionEngineOptions::new(
+        &engine_config.name,
+        default_name,
+        Arc::clone(&default_catalog),
+    );
     engine_options.catalogs = opened
         .iter()
         .filter(|(name, _)| {
@@ -133,12 +136,8 @@ pub async fn run(
             appends = config.demo.appends,
             "creating the demo dataset"
         );
-        let catalog = opened
-            .first()
-            .map(|(_, c)| Arc::clone(c))
-            .context("no catalog")?;
         tokio::select! {
-            loaded = demo::load(engine.as_ref(), catalog.as_ref(), &config.demo) => loaded?,
+            loaded = demo::load(engine.as_ref(), default_catalog.as_ref(), &config.demo) => loaded?,
             _ = shutdown.cancelled() => {
                 tracing::warn!("shutdown during demo creation; it resumes on the next start");
                 return Ok(());

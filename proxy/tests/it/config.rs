@@ -51,37 +51,41 @@ fn serve_with_a_bad_value_exits_with_the_key_and_reason() {
     assert!(stderr.contains("shutdown_timeout"), "{stderr}");
 }
 
-#[test]
-fn environment_overrides_reach_the_daemon() {
-    let output = Command::new(env!("CARGO_BIN_EXE_floe"))
-        .args(["config", "show"])
-        .env("FLOE_SERVER_MAX_CONNECTIONS", "17")
-        .env("FLOE_LISTEN_POSTGRES", "127.0.0.1:25432")
-        .output()
-        .expect("run floe");
+/// Runs `floe config show <args>` with `env` set; its stdout, or a panic with its stderr.
+fn config_show(args: &[&str], env: &[(&str, &str)]) -> String {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_floe"));
+    command.args(["config", "show"]).args(args);
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let output = command.output().expect("run floe");
     assert!(
         output.status.success(),
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn environment_overrides_reach_the_daemon() {
+    let stdout = config_show(
+        &[],
+        &[
+            ("FLOE_SERVER_MAX_CONNECTIONS", "17"),
+            ("FLOE_LISTEN_POSTGRES", "127.0.0.1:25432"),
+        ],
+    );
     assert!(stdout.contains("max_connections = 17"), "{stdout}");
     assert!(stdout.contains("127.0.0.1:25432"), "{stdout}");
 }
 
 #[test]
 fn data_dir_flag_beats_file_and_environment() {
-    let output = Command::new(env!("CARGO_BIN_EXE_floe"))
-        .args(["config", "show", "--data-dir", "/srv/lake"])
-        .env("FLOE_SERVER_DATA_DIR", "/elsewhere")
-        .output()
-        .expect("run floe");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    let stdout = config_show(
+        &["--data-dir", "/srv/lake"],
+        &[("FLOE_SERVER_DATA_DIR", "/elsewhere")],
     );
-    let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("data_dir = \"/srv/lake\""), "{stdout}");
     assert!(stdout.contains("sqlite:///srv/lake/catalog.db"), "{stdout}");
 }
