@@ -11,6 +11,15 @@
 //! cargo build --release -p floe-proxy -p floe-benchmarks
 //! target/release/floe-bench pg --floe target/release/floe
 //! ```
+//!
+//! `floe-bench frontends` measures the three front ends on one large result
+//! (10 M rows by default) against DataFusion collecting the same query in
+//! process, and 1-client `SELECT 1` latency through Floe's MySQL front end
+//! against the local MariaDB directly:
+//!
+//! ```sh
+//! target/release/floe-bench frontends --floe target/release/floe
+//! ```
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -19,6 +28,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
 use floe_conformance::{Daemon, DaemonOptions};
+
+mod frontends;
 
 #[derive(Debug, Parser)]
 #[command(name = "floe-bench", about = "Benchmarks Floe against its peers")]
@@ -47,6 +58,25 @@ enum Bench {
         /// Seconds per pgbench run.
         #[arg(long, default_value_t = 10)]
         seconds: u32,
+    },
+    /// The three front ends on a large result, and MySQL wire latency vs MariaDB.
+    Frontends {
+        /// The floe binary to benchmark (release build recommended).
+        #[arg(long, default_value = "target/release/floe")]
+        floe: PathBuf,
+        /// Rows in the large result.
+        #[arg(long, default_value_t = 10_000_000)]
+        rows: u64,
+        /// MariaDB or MySQL to compare `SELECT 1` latency with.
+        #[arg(
+            long,
+            env = "FLOE_BENCH_MYSQL",
+            default_value = "mysql://root@127.0.0.1:3306/test"
+        )]
+        mysql: String,
+        /// Sequential queries for the latency figure.
+        #[arg(long, default_value_t = 5000)]
+        queries: usize,
     },
 }
 
@@ -77,6 +107,12 @@ fn main() -> anyhow::Result<()> {
             queries,
             seconds,
         } => pg(floe, &postgres, queries, seconds),
+        Bench::Frontends {
+            floe,
+            rows,
+            mysql,
+            queries,
+        } => frontends::run(floe, rows, &mysql, queries),
     }
 }
 

@@ -106,6 +106,10 @@ pub struct Daemon {
     dir: tempfile::TempDir,
     /// The PostgreSQL listener.
     pub postgres: SocketAddr,
+    /// The MySQL listener, if the configuration enables it.
+    pub mysql: Option<SocketAddr>,
+    /// The Arrow Flight SQL listener, if the configuration enables it.
+    pub flight_sql: Option<SocketAddr>,
     /// The admin HTTP listener.
     pub admin: SocketAddr,
     command_line: String,
@@ -132,7 +136,9 @@ impl Daemon {
             options.extra_config
         );
         if !config.contains("[listen]") {
-            config.push_str("\n[listen]\npostgres = \"127.0.0.1:0\"\nadmin = \"127.0.0.1:0\"\n");
+            config.push_str(
+                "\n[listen]\npostgres = \"127.0.0.1:0\"\nmysql = \"127.0.0.1:0\"\nflight_sql = \"127.0.0.1:0\"\nadmin = \"127.0.0.1:0\"\n",
+            );
         }
         let config_path = dir.path().join("floe.toml");
         std::fs::write(&config_path, config).expect("write config");
@@ -191,6 +197,8 @@ impl Daemon {
         };
         Daemon {
             postgres: addr("postgres"),
+            mysql: ready["mysql"].as_str().and_then(|s| s.parse().ok()),
+            flight_sql: ready["flight_sql"].as_str().and_then(|s| s.parse().ok()),
             admin: addr("admin"),
             child,
             _stdin: stdin,

@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use crate::admin::{self, AdminState};
 use crate::config::FloeConfig;
 use crate::demo::{self, DemoState};
-use crate::frontend::pg;
+use crate::frontend::{flight, mysql, pg};
 use crate::session::Shared;
 use crate::shutdown::{self, Drain};
 
@@ -33,6 +33,8 @@ use crate::shutdown::{self, Drain};
 struct Ready {
     pid: u32,
     postgres: Option<SocketAddr>,
+    mysql: Option<SocketAddr>,
+    flight_sql: Option<SocketAddr>,
     admin: Option<SocketAddr>,
 }
 
@@ -174,6 +176,35 @@ pub async fn run(
         ));
         postgres_addr = Some(local);
     }
+    let mut mysql_addr = None;
+    if let Some(addr) = config.listen.mysql {
+        let listener = bind(addr, "listen.mysql").await?;
+        let local = listener.local_addr()?;
+        tracing::info!(addr = %local, "MySQL wire listening");
+        tasks.spawn(mysql::serve(
+            listener,
+            mysql::Options {
+                shared: shared.clone(),
+                users: pg::user_passwords(&config)?,
+                connections: Arc::clone(&connections),
+            },
+            shutdown.clone(),
+        ));
+        mysql_addr = Some(local);
+    }
+    let mut flight_addr = None;
+    if let Some(addr) = config.listen.flight_sql {
+        let server = flight::build(flight::Options {
+            shared: shared.clone(),
+            users: pg::user_passwords(&config)?,
+            config: config.flight_sql.clone(),
+        })?;
+        let listener = bind(addr, "listen.flight_sql").await?;
+        let local = listener.local_addr()?;
+        tracing::info!(addr = %local, tls = config.flight_sql.tls_cert.is_some(), "Arrow Flight SQL listening");
+        tasks.spawn(flight::serve(listener, server, shutdown.clone()));
+        flight_addr = Some(local);
+    }
 
     if let Some(path) = &options.ready_file {
         write_ready_file(
@@ -181,6 +212,8 @@ pub async fn run(
             &Ready {
                 pid: std::process::id(),
                 postgres: postgres_addr,
+                mysql: mysql_addr,
+                flight_sql: flight_addr,
                 admin: admin_addr,
             },
         )?;

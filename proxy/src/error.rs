@@ -2,7 +2,8 @@
 //!
 //! Front ends return [`Error`] from their handlers and never build wire errors
 //! themselves: each protocol maps [`Error`] to its own codes in exactly one
-//! place (`frontend/pg/error.rs`).
+//! place (`frontend/pg/error.rs`, `frontend/mysql/error.rs`,
+//! `frontend/flight/error.rs`).
 
 /// Why a statement failed, by what the client can do about it.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +32,16 @@ pub enum Error {
     /// A parameter value could not be decoded for the type it was bound as.
     #[error("invalid parameter: {0}")]
     InvalidParameter(String),
+    /// `USE db` (or a connection's database) named a schema that does not exist.
+    #[error("unknown database '{0}'")]
+    UnknownDatabase(String),
+    /// A statement needs a current database and none was chosen (MySQL).
+    #[error("no database selected")]
+    NoDatabaseSelected,
+    /// A prepared statement or portal handle the client never created or
+    /// already closed.
+    #[error("unknown prepared statement handler ({0})")]
+    UnknownStatement(String),
     /// The daemon is shutting down.
     #[error("the daemon is shutting down")]
     ShuttingDown,

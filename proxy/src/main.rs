@@ -15,6 +15,10 @@ mod metrics;
 mod session;
 mod shutdown;
 
+/// The server version MySQL clients see: a MySQL 8.0 version, which decides
+/// the protocol features connectors use, tagged with Floe's own.
+const VERSION_MYSQL: &str = concat!("8.0.36-floe-", env!("CARGO_PKG_VERSION"));
+
 fn main() -> std::process::ExitCode {
     match cli::run() {
         Ok(code) => code,

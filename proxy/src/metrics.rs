@@ -29,6 +29,10 @@ pub const BYTES_TOTAL: &str = "floe_bytes_returned_total";
 pub enum Protocol {
     /// PostgreSQL wire.
     Postgres,
+    /// MySQL wire.
+    MySql,
+    /// Arrow Flight SQL.
+    FlightSql,
 }
 
 impl Protocol {
@@ -36,6 +40,8 @@ impl Protocol {
     pub fn as_str(self) -> &'static str {
         match self {
             Protocol::Postgres => "postgres",
+            Protocol::MySql => "mysql",
+            Protocol::FlightSql => "flight_sql",
         }
     }
 }

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use arrow::array::{RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::scalar::ScalarValue;
-use floe_dialects::sqlparser::ast::{Expr, Set, Statement, Value, ValueWithSpan};
+use floe_dialects::sqlparser::ast::{ContextModifier, Expr, Set, Statement, Value, ValueWithSpan};
 use floe_dialects::{Analysis, StatementKind};
 use floe_router::engine::{BatchStream, Engine, Prepared, QueryOutput, Request};
 use futures::Stream;
@@ -90,6 +90,9 @@ pub struct Session {
     /// Set by a result stream that failed while the front end sent it: the
     /// transaction block has failed, though `run` returned successfully.
     stream_failed: Arc<AtomicBool>,
+    /// The current schema (MySQL's current database) unqualified table names
+    /// resolve against; `None` is the engine's default.
+    schema: Option<String>,
 }
 
 /// The cancellation token of a session's running statement, shared with the
@@ -119,7 +122,7 @@ impl CancelSlot {
 /// Session parameters PostgreSQL clients read or set, with their defaults. A
 /// `SET` of a name not listed here (and without a dot) is rejected as
 /// PostgreSQL rejects it.
-const DEFAULT_SETTINGS: &[(&str, &str)] = &[
+const POSTGRES_SETTINGS: &[(&str, &str)] = &[
     ("application_name", ""),
     ("bytea_output", "hex"),
     ("client_encoding", "UTF8"),
@@ -155,20 +158,100 @@ const DEFAULT_SETTINGS: &[(&str, &str)] = &[
     ("work_mem", "4MB"),
 ];
 
+/// System variables MySQL clients and connectors read (`SELECT @@x`, `SHOW
+/// VARIABLES`) or set at connect time, with their defaults. A `SET` of a name
+/// not listed here is rejected as MySQL rejects it (error 1193).
+const MYSQL_SETTINGS: &[(&str, &str)] = &[
+    ("auto_increment_increment", "1"),
+    ("auto_increment_offset", "1"),
+    ("autocommit", "1"),
+    ("character_set_client", "utf8mb4"),
+    ("character_set_connection", "utf8mb4"),
+    ("character_set_database", "utf8mb4"),
+    ("character_set_results", "utf8mb4"),
+    ("character_set_server", "utf8mb4"),
+    ("collation_connection", "utf8mb4_general_ci"),
+    ("collation_database", "utf8mb4_general_ci"),
+    ("collation_server", "utf8mb4_general_ci"),
+    ("default_storage_engine", "Iceberg"),
+    ("foreign_key_checks", "1"),
+    ("init_connect", ""),
+    ("interactive_timeout", "28800"),
+    ("license", "Apache-2.0"),
+    ("lower_case_table_names", "0"),
+    ("max_allowed_packet", "67108864"),
+    ("max_execution_time", "0"),
+    ("net_buffer_length", "16384"),
+    ("net_read_timeout", "30"),
+    ("net_write_timeout", "60"),
+    ("performance_schema", "0"),
+    ("query_cache_size", "0"),
+    ("query_cache_type", "OFF"),
+    ("session_track_schema", "1"),
+    ("session_track_system_variables", ""),
+    ("session_track_transaction_info", "OFF"),
+    ("sql_auto_is_null", "0"),
+    (
+        "sql_mode",
+        "ONLY_FULL_GROUP_BY,STRICT_TRANS_TABLES,NO_ZERO_IN_DATE,NO_ZERO_DATE,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION",
+    ),
+    ("sql_safe_updates", "0"),
+    ("sql_select_limit", "18446744073709551615"),
+    ("system_time_zone", "UTC"),
+    ("time_zone", "+00:00"),
+    ("transaction_isolation", "READ-COMMITTED"),
+    ("transaction_read_only", "0"),
+    ("tx_isolation", "READ-COMMITTED"),
+    ("tx_read_only", "0"),
+    ("unique_checks", "1"),
+    ("version", crate::VERSION_MYSQL),
+    ("version_comment", "Floe"),
+    ("wait_timeout", "28800"),
+];
+
+/// The settings a session of `protocol` starts with.
+fn default_settings(protocol: Protocol) -> &'static [(&'static str, &'static str)] {
+    match protocol {
+        Protocol::MySql => MYSQL_SETTINGS,
+        Protocol::Postgres | Protocol::FlightSql => POSTGRES_SETTINGS,
+    }
+}
+
 impl Session {
     /// A new session for a client of `protocol`.
     pub fn new(shared: Shared, protocol: Protocol) -> Self {
         Session {
             shared,
             protocol,
-            settings: DEFAULT_SETTINGS
+            settings: default_settings(protocol)
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect(),
             txn: TxnState::Idle,
             cancel: Arc::new(CancelSlot::default()),
             stream_failed: Arc::new(AtomicBool::new(false)),
+            schema: None,
         }
+    }
+
+    /// The current schema, if one was chosen (`USE db` in MySQL).
+    pub fn schema(&self) -> Option<&str> {
+        self.schema.as_deref()
+    }
+
+    /// Chooses the schema unqualified table names resolve against.
+    pub fn set_schema(&mut self, schema: Option<String>) {
+        self.schema = schema;
+    }
+
+    /// The session's settings, by lower-case name.
+    pub fn settings(&self) -> &BTreeMap<String, String> {
+        &self.settings
+    }
+
+    /// The shared state, for front ends that plan statements themselves.
+    pub fn shared(&self) -> &Shared {
+        &self.shared
     }
 
     /// The transaction state after the last statement, including failures
@@ -181,9 +264,10 @@ impl Session {
     }
 
     /// Marks the open transaction block failed, after an error the front end
-    /// raised itself (a bad parameter, say).
+    /// raised itself (a bad parameter, say). Only PostgreSQL has failed blocks:
+    /// MySQL carries on with the transaction after an error.
     pub fn fail_transaction(&mut self) {
-        if self.txn == TxnState::InBlock {
+        if self.txn == TxnState::InBlock && self.protocol == Protocol::Postgres {
             self.txn = TxnState::Failed;
         }
     }
@@ -200,11 +284,15 @@ impl Session {
     /// # Errors
     ///
     /// The engine's planning error.
-    pub async fn prepare(shared: &Shared, analysis: &Analysis) -> Result<Prepared> {
+    pub async fn prepare(
+        shared: &Shared,
+        analysis: &Analysis,
+        schema: Option<&str>,
+    ) -> Result<Prepared> {
         if handled_locally(analysis) {
             return Ok(local_schema(analysis).map_or_else(Prepared::command, Prepared::rows));
         }
-        Ok(shared.engine.prepare(analysis).await?)
+        Ok(shared.engine.prepare(analysis, schema).await?)
     }
 
     /// Runs one statement.
@@ -250,6 +338,7 @@ impl Session {
             statement: analysis,
             params,
             prepared,
+            schema: self.schema.as_deref(),
         };
         let execution = self.shared.engine.execute(request);
         let output = tokio::select! {
@@ -340,7 +429,7 @@ impl Session {
                     }
                     Reset::ConfigurationParameter(name) => {
                         let name = normalise(&name.to_string());
-                        let default = DEFAULT_SETTINGS
+                        let default = default_settings(self.protocol)
                             .iter()
                             .find(|(k, _)| *k == name)
                             .map(|(_, v)| (*v).to_owned());
@@ -396,11 +485,15 @@ impl Session {
         }
     }
 
-    /// The session's `statement_timeout` if set (PostgreSQL's setting),
-    /// otherwise the server's.
+    /// The session's `statement_timeout` (PostgreSQL) or `max_execution_time`
+    /// (MySQL, in milliseconds) if set, otherwise the server's.
     fn statement_timeout(&self) -> Duration {
+        let name = match self.protocol {
+            Protocol::MySql => "max_execution_time",
+            Protocol::Postgres | Protocol::FlightSql => "statement_timeout",
+        };
         self.settings
-            .get("statement_timeout")
+            .get(name)
             .and_then(|v| parse_pg_duration(v))
             .filter(|d| !d.is_zero())
             .unwrap_or(self.shared.statement_timeout)
@@ -409,9 +502,26 @@ impl Session {
     fn set(&mut self, set: &Set) -> Result<()> {
         let assignments: Vec<(String, String)> = match set {
             Set::SingleAssignment {
+                scope: Some(ContextModifier::Global),
+                variable,
+                ..
+            } => {
+                return Err(Error::Engine(floe_router::Error::Unsupported(format!(
+                    "SET GLOBAL {variable}: Floe settings are per session"
+                ))));
+            }
+            Set::SingleAssignment {
                 variable, values, ..
             } => vec![(variable.to_string(), values_text(values))],
             Set::SetTimeZone { value, .. } => vec![("timezone".to_owned(), expr_text(value))],
+            Set::SetNames { charset_name, .. } if self.protocol == Protocol::MySql => {
+                let charset = charset_name.value.clone();
+                vec![
+                    ("character_set_client".to_owned(), charset.clone()),
+                    ("character_set_connection".to_owned(), charset.clone()),
+                    ("character_set_results".to_owned(), charset),
+                ]
+            }
             Set::SetNames { charset_name, .. } => {
                 vec![("client_encoding".to_owned(), charset_name.value.clone())]
             }
@@ -425,10 +535,20 @@ impl Session {
         };
         for (name, value) in assignments {
             let name = normalise(&name);
-            if !name.contains('.') && !DEFAULT_SETTINGS.iter().any(|(k, _)| *k == name) {
+            // MySQL `@user` variables hold anything; `floe.*` and other dotted
+            // names are extension settings, as in PostgreSQL.
+            let user_variable = self.protocol == Protocol::MySql && name.starts_with('@');
+            if !user_variable
+                && !name.contains('.')
+                && !default_settings(self.protocol)
+                    .iter()
+                    .any(|(k, _)| *k == name)
+            {
                 return Err(Error::UnknownSetting(name));
             }
-            if name == "statement_timeout" && parse_pg_duration(&value).is_none() {
+            if matches!(name.as_str(), "statement_timeout" | "max_execution_time")
+                && parse_pg_duration(&value).is_none()
+            {
                 return Err(Error::InvalidValue { name, value });
             }
             self.settings.insert(name, value);
@@ -507,9 +627,16 @@ fn show_name(variable: &[floe_dialects::sqlparser::ast::Ident]) -> String {
     )
 }
 
-/// Setting names are case-insensitive; `TIME ZONE` is `timezone`.
-fn normalise(name: &str) -> String {
-    let lower = name.trim().to_ascii_lowercase();
+/// Setting names are case-insensitive; `TIME ZONE` is `timezone`; MySQL's
+/// `@@session.x`, `@@local.x` and `@@x` are `x`.
+pub(crate) fn normalise(name: &str) -> String {
+    let mut lower = name.trim().to_ascii_lowercase();
+    for prefix in ["@@session.", "@@local.", "@@"] {
+        if let Some(rest) = lower.strip_prefix(prefix) {
+            lower = rest.to_owned();
+            break;
+        }
+    }
     match lower.as_str() {
         "time zone" => "timezone".to_owned(),
         "transaction isolation level" => "transaction_isolation".to_owned(),

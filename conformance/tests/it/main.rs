@@ -1,7 +1,11 @@
-//! Conformance suites: real client programs (psql, psycopg) against the real
+//! Conformance suites: real client programs (psql, psycopg, the mysql CLI,
+//! PyMySQL, mysql-connector-python, ADBC Flight SQL) against the real
 //! daemon. The test command (`scripts/test`) installs the clients; a suite whose
 //! client is missing fails and says how to install it.
 
+mod adbc;
+mod mysql_cli;
+mod mysql_python;
 mod psql;
 mod psycopg;
 mod tls;

@@ -18,7 +18,14 @@ use floe_maintenance::catalog::CatalogConfig;
 use serde::{Deserialize, Serialize};
 
 /// The sections that `FLOE_<SECTION>_<KEY>` environment variables may set.
-const ENV_SECTIONS: &[&str] = &["server", "listen", "postgres", "demo", "logging"];
+const ENV_SECTIONS: &[&str] = &[
+    "server",
+    "listen",
+    "postgres",
+    "flight_sql",
+    "demo",
+    "logging",
+];
 
 /// The whole configuration.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -30,6 +37,9 @@ pub struct FloeConfig {
     pub listen: ListenConfig,
     /// PostgreSQL front-end settings: authentication and TLS.
     pub postgres: PostgresConfig,
+    /// Arrow Flight SQL front-end settings: TLS, dialect, ticket and token
+    /// lifetimes.
+    pub flight_sql: FlightSqlConfig,
     /// Users allowed to connect. With none, every client on any address is
     /// trusted, which is what the loopback-only defaults are for.
     pub users: Vec<UserConfig>,
@@ -91,9 +101,13 @@ pub struct ListenConfig {
     ///
     /// _Default:_ `127.0.0.1:15432`.
     pub postgres: Option<SocketAddr>,
-    /// MySQL wire protocol. Not available in this build: setting it is an error.
+    /// MySQL wire protocol.
+    ///
+    /// _Default:_ `127.0.0.1:13306`.
     pub mysql: Option<SocketAddr>,
-    /// Arrow Flight SQL. Not available in this build: setting it is an error.
+    /// Arrow Flight SQL (gRPC).
+    ///
+    /// _Default:_ `127.0.0.1:15433`.
     pub flight_sql: Option<SocketAddr>,
     /// Admin HTTP: `/metrics`, `/healthz`, `/readyz`, `/api/*`.
     ///
@@ -105,8 +119,8 @@ impl Default for ListenConfig {
     fn default() -> Self {
         ListenConfig {
             postgres: Some(SocketAddr::from(([127, 0, 0, 1], 15432))),
-            mysql: None,
-            flight_sql: None,
+            mysql: Some(SocketAddr::from(([127, 0, 0, 1], 13306))),
+            flight_sql: Some(SocketAddr::from(([127, 0, 0, 1], 15433))),
             admin: Some(SocketAddr::from(([127, 0, 0, 1], 18080))),
         }
     }
@@ -130,6 +144,43 @@ pub struct PostgresConfig {
     ///
     /// _Default:_ `false`.
     pub tls_required: bool,
+}
+
+/// Arrow Flight SQL front-end settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FlightSqlConfig {
+    /// PEM certificate chain for TLS. With `tls_key`, the listener speaks only
+    /// TLS (`grpc+tls://`).
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for TLS.
+    pub tls_key: Option<PathBuf>,
+    /// The SQL dialect Flight SQL clients write.
+    ///
+    /// _Default:_ `datafusion` (the embedded engine's).
+    pub dialect: String,
+    /// How long a `GetFlightInfo` ticket stays valid for its `DoGet`.
+    ///
+    /// _Default:_ `5m`.
+    #[serde(with = "humantime_serde")]
+    pub ticket_ttl: Duration,
+    /// How long a bearer token from `Handshake` stays valid.
+    ///
+    /// _Default:_ `12h`.
+    #[serde(with = "humantime_serde")]
+    pub token_ttl: Duration,
+}
+
+impl Default for FlightSqlConfig {
+    fn default() -> Self {
+        FlightSqlConfig {
+            tls_cert: None,
+            tls_key: None,
+            dialect: "datafusion".to_owned(),
+            ticket_ttl: Duration::from_secs(300),
+            token_ttl: Duration::from_secs(12 * 3600),
+        }
+    }
 }
 
 /// How PostgreSQL clients authenticate.
@@ -354,18 +405,11 @@ impl FloeConfig {
         if self.server.max_connections == 0 {
             problems.push("server.max_connections: must be at least 1".to_owned());
         }
-        if self.listen.mysql.is_some() {
-            problems
-                .push("listen.mysql: the MySQL front end is not part of this build yet".to_owned());
-        }
-        if self.listen.flight_sql.is_some() {
-            problems.push(
-                "listen.flight_sql: the Flight SQL front end is not part of this build yet"
-                    .to_owned(),
-            );
-        }
-        if self.listen.postgres.is_none() {
-            problems.push("listen.postgres: at least one front end must listen".to_owned());
+        if self.listen.postgres.is_none()
+            && self.listen.mysql.is_none()
+            && self.listen.flight_sql.is_none()
+        {
+            problems.push("listen: at least one front end must listen".to_owned());
         }
         match (&self.postgres.tls_cert, &self.postgres.tls_key) {
             (Some(_), None) => {
@@ -380,6 +424,29 @@ impl FloeConfig {
             problems.push(
                 "postgres.tls_required: needs postgres.tls_cert and postgres.tls_key".to_owned(),
             );
+        }
+        match (&self.flight_sql.tls_cert, &self.flight_sql.tls_key) {
+            (Some(_), None) => {
+                problems.push("flight_sql.tls_key: required with flight_sql.tls_cert".to_owned())
+            }
+            (None, Some(_)) => {
+                problems.push("flight_sql.tls_cert: required with flight_sql.tls_key".to_owned())
+            }
+            _ => {}
+        }
+        if self
+            .flight_sql
+            .dialect
+            .parse::<floe_dialects::Dialect>()
+            .is_err()
+        {
+            problems.push(format!(
+                "flight_sql.dialect: `{}` is not a dialect (postgres, mysql, datafusion, duckdb, trino)",
+                self.flight_sql.dialect
+            ));
+        }
+        if self.flight_sql.ticket_ttl.is_zero() || self.flight_sql.token_ttl.is_zero() {
+            problems.push("flight_sql.ticket_ttl, token_ttl: must be longer than 0s".to_owned());
         }
         let mut names = BTreeSet::new();
         for user in &self.users {
@@ -582,7 +649,7 @@ mod tests {
     #[test]
     fn every_semantic_problem_is_reported_at_once() {
         let err = load_str(
-            "[server]\nmax_connections = 0\n[listen]\nmysql = \"127.0.0.1:1\"\n[postgres]\ntls_cert = \"c.pem\"\n",
+            "[server]\nmax_connections = 0\n[postgres]\ntls_cert = \"c.pem\"\n[[users]]\nname = \"a\"\npassword = \"x\"\n[[users]]\nname = \"a\"\npassword = \"x\"\n",
             &[],
         )
         .expect_err("invalid");

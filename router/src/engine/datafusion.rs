@@ -145,7 +145,7 @@ impl DataFusionEngine {
 
     /// Parses (with PostgreSQL compatibility rewrites where the client spoke
     /// PostgreSQL) and plans a statement.
-    async fn plan(&self, statement: &Analysis) -> Result<LogicalPlan> {
+    async fn plan(&self, statement: &Analysis, schema: Option<&str>) -> Result<LogicalPlan> {
         let ast = if statement.dialect == Dialect::Postgres {
             let mut rewritten = self
                 .pg_parser
@@ -161,12 +161,21 @@ impl DataFusionEngine {
         } else {
             statement.statement.clone()
         };
-        let names = (statement.dialect == Dialect::Postgres)
-            .then(|| postgres_column_names(&ast))
-            .flatten();
-        let plan = self
-            .ctx
-            .state()
+        let names = match statement.dialect {
+            Dialect::Postgres => postgres_column_names(&ast),
+            Dialect::MySql => mysql_column_names(&ast),
+            _ => None,
+        };
+        let mut ast = ast;
+        if let Some(names) = &names {
+            alias_projection(&mut ast, names);
+        }
+        let mut state = self.ctx.state();
+        if let Some(schema) = schema {
+            // The state is this statement's own copy: the change stays here.
+            schema.clone_into(&mut state.config_mut().options_mut().catalog.default_schema);
+        }
+        let plan = state
             .statement_to_plan(DfStatement::Statement(Box::new(ast)))
             .await
             .map_err(map_error)?;
@@ -187,8 +196,8 @@ impl Engine for DataFusionEngine {
         Dialect::DataFusion
     }
 
-    async fn prepare(&self, statement: &Analysis) -> Result<Prepared> {
-        let plan = self.plan(statement).await?;
+    async fn prepare(&self, statement: &Analysis, schema: Option<&str>) -> Result<Prepared> {
+        let plan = self.plan(statement, schema).await?;
         let cast_to = placeholder_casts(&plan);
         let mut params: Vec<(usize, Option<DataType>)> = plan
             .get_parameter_types()
@@ -233,7 +242,7 @@ impl Engine for DataFusionEngine {
             .and_then(|plan| plan.downcast_ref::<LogicalPlan>());
         let mut plan = match cached {
             Some(plan) => plan.clone(),
-            None => self.plan(request.statement).await?,
+            None => self.plan(request.statement, request.schema).await?,
         };
         if !request.params.is_empty() {
             plan = plan
@@ -288,6 +297,65 @@ fn postgres_column_names(statement: &ast::Statement) -> Option<Vec<String>> {
         .iter()
         .map(|item| match item {
             ast::SelectItem::UnnamedExpr(expr) => Some(postgres_name(expr)),
+            ast::SelectItem::ExprWithAlias { alias, .. } => Some(alias.value.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Gives every computed output column of a plain `SELECT` an alias: its
+/// client-facing name, made unique. DataFusion refuses a projection whose
+/// expressions share a name (`SELECT CAST(NULL AS INT), CAST(NULL AS DOUBLE)`
+/// are both `NULL` to it), which PostgreSQL and MySQL accept.
+fn alias_projection(statement: &mut ast::Statement, names: &[String]) {
+    let ast::Statement::Query(query) = statement else {
+        return;
+    };
+    let ast::SetExpr::Select(select) = query.body.as_mut() else {
+        return;
+    };
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for (item, name) in select.projection.iter_mut().zip(names) {
+        let count = seen.entry(name.as_str()).or_insert(0);
+        *count += 1;
+        if let ast::SelectItem::UnnamedExpr(expr) = item
+            && !matches!(
+                expr,
+                ast::Expr::Identifier(_) | ast::Expr::CompoundIdentifier(_)
+            )
+        {
+            let alias = if *count == 1 {
+                name.clone()
+            } else {
+                format!("{name}_{count}")
+            };
+            *item = ast::SelectItem::ExprWithAlias {
+                expr: expr.clone(),
+                alias: ast::Ident::with_quote('"', alias),
+            };
+        }
+    }
+}
+
+/// The names MySQL gives the output columns of a plain `SELECT`: the column
+/// name for a column, otherwise the expression as written (`count(*)`,
+/// `1 + 1`). `None` as for [`postgres_column_names`].
+fn mysql_column_names(statement: &ast::Statement) -> Option<Vec<String>> {
+    let ast::Statement::Query(query) = statement else {
+        return None;
+    };
+    let ast::SetExpr::Select(select) = query.body.as_ref() else {
+        return None;
+    };
+    select
+        .projection
+        .iter()
+        .map(|item| match item {
+            ast::SelectItem::UnnamedExpr(ast::Expr::Identifier(ident)) => Some(ident.value.clone()),
+            ast::SelectItem::UnnamedExpr(ast::Expr::CompoundIdentifier(idents)) => {
+                idents.last().map(|i| i.value.clone())
+            }
+            ast::SelectItem::UnnamedExpr(expr) => Some(expr.to_string()),
             ast::SelectItem::ExprWithAlias { alias, .. } => Some(alias.value.clone()),
             _ => None,
         })

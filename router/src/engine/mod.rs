@@ -54,7 +54,11 @@ pub trait Engine: Send + Sync + fmt::Debug {
 
     /// Plans a statement without running it: the types of its parameters and the
     /// schema of its result, as the extended query protocols need for `Describe`.
-    async fn prepare(&self, statement: &Analysis) -> Result<Prepared>;
+    ///
+    /// `schema` is the session's current schema (MySQL's current database),
+    /// against which unqualified table names resolve; `None` means the
+    /// engine's default.
+    async fn prepare(&self, statement: &Analysis, schema: Option<&str>) -> Result<Prepared>;
 
     /// Runs one statement.
     async fn execute(&self, request: Request<'_>) -> Result<QueryOutput>;
@@ -70,6 +74,9 @@ pub struct Request<'a> {
     /// What [`Engine::prepare`] returned for this statement on this engine, if
     /// the client prepared it: engines may reuse their plan.
     pub prepared: Option<&'a Prepared>,
+    /// The session's current schema, for unqualified table names; `None` means
+    /// the engine's default.
+    pub schema: Option<&'a str>,
 }
 
 impl<'a> Request<'a> {
@@ -79,6 +86,7 @@ impl<'a> Request<'a> {
             statement,
             params: &[],
             prepared: None,
+            schema: None,
         }
     }
 }

@@ -34,6 +34,9 @@ pub(super) fn sqlstate(e: &Error) -> &'static str {
         Error::InFailedTransaction => "25P02",
         Error::MultipleStatements => "42601",
         Error::InvalidParameter(_) => "22023",
+        Error::UnknownDatabase(_) => "3D000",
+        Error::NoDatabaseSelected => "3D000",
+        Error::UnknownStatement(_) => "26000",
         Error::ShuttingDown => "57P01",
     }
 }
@@ -122,6 +125,9 @@ mod tests {
             (Error::InvalidParameter(String::new()), "22023"),
             (Error::Engine(floe_router::Error::Timeout), "57014"),
             (Error::ShuttingDown, "57P01"),
+            (Error::UnknownDatabase("x".into()), "3D000"),
+            (Error::NoDatabaseSelected, "3D000"),
+            (Error::UnknownStatement("s".into()), "26000"),
         ];
         for (error, code) in cases {
             assert_eq!(sqlstate(&error), code, "{error:?}");

@@ -264,7 +264,7 @@ impl QueryParser for Parser {
         };
         let analysis =
             analyze_statement(piece, Dialect::Postgres).map_err(|e| to_pgwire(e.into()))?;
-        let prepared = Session::prepare(&self.shared, &analysis)
+        let prepared = Session::prepare(&self.shared, &analysis, None)
             .await
             .map_err(to_pgwire)?;
         let param_types = prepared

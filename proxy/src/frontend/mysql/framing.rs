@@ -1,0 +1,230 @@
+//! [`PacketFramer`]: never more than one MySQL packet per read.
+//!
+//! opensrv-mysql 0.7.0's `PacketReader` keeps bytes that follow the packet it
+//! returns by replacing its buffer, while the returned packet still borrows
+//! the old one (a use after free; opensrv issue #66). Reading through this
+//! framer, a read ends at the current packet's end, so no bytes ever follow a
+//! parsed packet in opensrv's buffer. See the module docs of `mysql`.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use tokio::io::{AsyncRead, ReadBuf};
+
+/// The size of a MySQL packet header: a 3-byte length and a sequence number.
+const HEADER: usize = 4;
+
+/// Wraps a stream so that each read returns bytes of one packet only.
+#[derive(Debug)]
+pub(super) struct PacketFramer<R> {
+    inner: R,
+    header: [u8; HEADER],
+    /// Bytes of the current header read so far.
+    header_read: usize,
+    /// Payload bytes of the current packet not yet read.
+    payload_left: usize,
+    scratch: Box<[u8]>,
+}
+
+impl<R> PacketFramer<R> {
+    pub(super) fn new(inner: R) -> Self {
+        PacketFramer {
+            inner,
+            header: [0; HEADER],
+            header_read: 0,
+            payload_left: 0,
+            scratch: vec![0; 16 * 1024].into_boxed_slice(),
+        }
+    }
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for PacketFramer<R> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if buf.remaining() == 0 {
+            return Poll::Ready(Ok(()));
+        }
+        let want = if this.header_read < HEADER {
+            HEADER - this.header_read
+        } else {
+            this.payload_left
+        };
+        let limit = want.min(buf.remaining()).min(this.scratch.len());
+        let mut scratch = ReadBuf::new(&mut this.scratch[..limit]);
+        ready!(Pin::new(&mut this.inner).poll_read(cx, &mut scratch))?;
+        let read = scratch.filled();
+        buf.put_slice(read);
+        let n = read.len();
+        if this.header_read < HEADER {
+            this.header[this.header_read..this.header_read + n].copy_from_slice(read);
+            this.header_read += n;
+            if this.header_read == HEADER {
+                this.payload_left = usize::from(this.header[0])
+                    | usize::from(this.header[1]) << 8
+                    | usize::from(this.header[2]) << 16;
+            }
+        } else {
+            this.payload_left -= n;
+        }
+        if this.header_read == HEADER && this.payload_left == 0 {
+            // The packet is complete; the next read starts a header.
+            this.header_read = 0;
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::AsyncReadExt;
+
+    use super::*;
+
+    fn packet(seq: u8, payload: &[u8]) -> Vec<u8> {
+        let mut p = (payload.len() as u32).to_le_bytes()[..3].to_vec();
+        p.push(seq);
+        p.extend_from_slice(payload);
+        p
+    }
+
+    #[tokio::test]
+    async fn reads_stop_at_packet_boundaries() {
+        let mut input = packet(0, b"\x03SELECT 1");
+        input.extend(packet(0, b""));
+        input.extend(packet(0, b"\x0e"));
+        let mut framer = PacketFramer::new(&input[..]);
+        let mut reads = Vec::new();
+        loop {
+            let mut buf = vec![0u8; 4096];
+            let n = framer.read(&mut buf).await.expect("read");
+            if n == 0 {
+                break;
+            }
+            reads.push(buf[..n].to_vec());
+        }
+        assert_eq!(
+            reads,
+            vec![
+                vec![9, 0, 0, 0],
+                b"\x03SELECT 1".to_vec(),
+                vec![0, 0, 0, 0],
+                vec![1, 0, 0, 0],
+                vec![0x0e],
+            ]
+        );
+    }
+}
+
+/// Flags the shim raises for [`Fixups`] to act on the next matching packet.
+#[derive(Debug, Default)]
+pub(super) struct FixupFlags {
+    /// A login was refused: rewrite the access-denied error code.
+    pub(super) access_denied: std::sync::atomic::AtomicBool,
+    /// Another result set follows: flag the OK packet that ends this one.
+    pub(super) more_results: std::sync::atomic::AtomicBool,
+}
+
+/// Corrects two packets opensrv-mysql 0.7 writes wrongly, on their way out.
+///
+/// - A failed login gets error 1698 (`ER_ACCESS_DENIED_NO_PASSWORD_ERROR`,
+///   meant for socket authentication); MySQL answers a wrong password with
+///   1045 (`ER_ACCESS_DENIED_ERROR`), which clients and their users look for.
+///   Both have SQLSTATE 28000, so only the two code bytes change.
+/// - The OK packet that ends a result set (header `0xfe`, the
+///   `CLIENT_DEPRECATE_EOF` form) never carries `SERVER_MORE_RESULTS_EXISTS`,
+///   even when another result set of a multi-statement query follows, so
+///   clients stop reading after the first. The shim raises `more_results`
+///   just before starting the next result set, and the flag is set in that
+///   packet's status.
+///
+/// Each fix is armed by the shim and disarmed once applied.
+#[derive(Debug)]
+pub(super) struct Fixups<W> {
+    inner: W,
+    flags: std::sync::Arc<FixupFlags>,
+}
+
+impl<W> Fixups<W> {
+    pub(super) fn new(inner: W, flags: std::sync::Arc<FixupFlags>) -> Self {
+        Fixups { inner, flags }
+    }
+
+    /// The payload corrected, if it is a packet an armed fix applies to.
+    fn patched(&self, payload: &[u8]) -> Option<Vec<u8>> {
+        use std::sync::atomic::Ordering;
+        const OPENSRV_DENIED: [u8; 3] = [0xff, 0xa2, 0x06]; // 1698, little-endian
+        const MYSQL_DENIED: [u8; 3] = [0xff, 0x15, 0x04]; // 1045
+        const SERVER_MORE_RESULTS_EXISTS: u8 = 0x08;
+        if payload.starts_with(&OPENSRV_DENIED) && self.flags.access_denied.load(Ordering::Acquire)
+        {
+            let mut patched = payload.to_vec();
+            patched[..3].copy_from_slice(&MYSQL_DENIED);
+            return Some(patched);
+        }
+        // 0xfe, affected rows 0, last insert id 0, status (2), warnings (2).
+        if payload.len() == 7
+            && payload.starts_with(&[0xfe, 0, 0])
+            && self.flags.more_results.swap(false, Ordering::AcqRel)
+        {
+            let mut patched = payload.to_vec();
+            patched[3] |= SERVER_MORE_RESULTS_EXISTS;
+            return Some(patched);
+        }
+        None
+    }
+}
+
+impl<W: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Fixups<W> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        // opensrv writes a header and its payload together (vectored); a
+        // plain write carries both, the payload from byte 4.
+        let patched = buf
+            .get(4..)
+            .and_then(|payload| this.patched(payload))
+            .map(|payload| [&buf[..4], &payload[..]].concat());
+        match patched {
+            Some(bytes) => Pin::new(&mut this.inner).poll_write(cx, &bytes),
+            None => Pin::new(&mut this.inner).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let patched: Vec<Option<Vec<u8>>> = bufs.iter().map(|b| this.patched(b)).collect();
+        if patched.iter().all(Option::is_none) {
+            return Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        }
+        let slices: Vec<io::IoSlice<'_>> = bufs
+            .iter()
+            .zip(&patched)
+            .map(|(original, patched)| io::IoSlice::new(patched.as_deref().unwrap_or(original)))
+            .collect();
+        Pin::new(&mut this.inner).poll_write_vectored(cx, &slices)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}

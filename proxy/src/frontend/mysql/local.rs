@@ -1,0 +1,416 @@
+//! What MySQL clients and connectors send that is not plain SQL for an engine:
+//! system and user variables (`SELECT @@version_comment`), connection functions
+//! (`DATABASE()`, `CONNECTION_ID()`), `SHOW DATABASES / TABLES / COLUMNS /
+//! VARIABLES / WARNINGS`, `DESCRIBE`, `USE` and `KILL QUERY`.
+//!
+//! [`plan`] turns each analysed statement into what to do with it. `SHOW`
+//! statements over the catalog become queries on `information_schema`, so
+//! they go through the engine like any query; session state is answered from
+//! the session's own settings.
+
+use std::ops::ControlFlow;
+use std::sync::Arc;
+
+use arrow::array::{RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema};
+use floe_dialects::sqlparser::ast::{
+    Expr, FunctionArguments, Ident, KillType, ObjectName, SelectItem, SetExpr, ShowStatementFilter,
+    ShowStatementFilterPosition, ShowStatementOptions, Statement, Use, Value,
+    visit_expressions_mut,
+};
+use floe_dialects::{Analysis, Dialect, analyze_statement};
+
+use crate::error::{Error, Result};
+use crate::session::normalise;
+
+/// What one statement from a MySQL client turns into.
+pub(super) enum Plan {
+    /// Run through the session layer: on the engine, or locally for `SET`
+    /// and transaction control. Boxed: an analysis holds a whole AST.
+    Run(Box<Analysis>),
+    /// Rows answered here.
+    Rows(RecordBatch),
+    /// `USE db`: change the current database.
+    Use(String),
+    /// `SHOW COLUMNS FROM t` / `DESCRIBE t`: the columns of a table.
+    Describe(ObjectName),
+    /// `KILL QUERY id`: cancel another connection's statement.
+    Kill(u32),
+}
+
+/// What the connection knows that statements may ask about.
+pub(super) struct Context<'a> {
+    /// The session's settings (system variables, and `@user` variables).
+    pub settings: &'a std::collections::BTreeMap<String, String>,
+    /// The current database.
+    pub schema: Option<&'a str>,
+    /// `user@host`.
+    pub user: &'a str,
+    /// This connection's id.
+    pub connection_id: u32,
+}
+
+/// Decides what to do with one statement.
+///
+/// # Errors
+///
+/// Unknown system variables, `SHOW` forms Floe does not answer, and
+/// statements that need a current database when there is none.
+pub(super) fn plan(mut analysis: Analysis, context: &Context<'_>) -> Result<Plan> {
+    match &analysis.statement {
+        Statement::Use(target) => {
+            return match target {
+                Use::Object(name) | Use::Database(name) | Use::Schema(name) => {
+                    Ok(Plan::Use(last_part(name)))
+                }
+                other => Err(unsupported(format!("{other}"))),
+            };
+        }
+        Statement::Kill { modifier, id } => {
+            return match modifier {
+                Some(KillType::Query) => u32::try_from(*id)
+                    .map(Plan::Kill)
+                    .map_err(|_| Error::InvalidParameter(format!("no connection {id}"))),
+                _ => Err(unsupported(
+                    "KILL CONNECTION (use KILL QUERY to stop a statement)".to_owned(),
+                )),
+            };
+        }
+        Statement::ShowDatabases { show_options, .. } => {
+            let filter = like_filter(show_options, "schema_name")?;
+            return query(&format!(
+                "SELECT DISTINCT schema_name AS `Database` FROM information_schema.schemata \
+                 WHERE schema_name <> 'pg_catalog'{filter} ORDER BY 1"
+            ));
+        }
+        Statement::ShowTables {
+            full, show_options, ..
+        } => {
+            let schema = match show_options
+                .show_in
+                .as_ref()
+                .and_then(|i| i.parent_name.as_ref())
+            {
+                Some(name) => last_part(name),
+                None => context.schema.ok_or(Error::NoDatabaseSelected)?.to_owned(),
+            };
+            let filter = like_filter(show_options, "table_name")?;
+            let table_type = if *full {
+                ", CASE table_type WHEN 'VIEW' THEN 'VIEW' ELSE 'BASE TABLE' END AS `Table_type`"
+            } else {
+                ""
+            };
+            return query(&format!(
+                "SELECT table_name AS `Tables_in_{name}`{table_type} FROM information_schema.tables \
+                 WHERE table_schema = '{schema}'{filter} ORDER BY 1",
+                name = schema.replace('`', ""),
+                schema = schema.replace('\'', "''"),
+            ));
+        }
+        Statement::ShowColumns { show_options, .. } => {
+            let table = show_options
+                .show_in
+                .as_ref()
+                .and_then(|i| i.parent_name.clone())
+                .ok_or_else(|| unsupported("SHOW COLUMNS without FROM".to_owned()))?;
+            return Ok(Plan::Describe(table));
+        }
+        Statement::ExplainTable { table_name, .. } => {
+            return Ok(Plan::Describe(table_name.clone()));
+        }
+        Statement::ShowVariables { filter, global, .. } => {
+            if *global {
+                return Err(unsupported("SHOW GLOBAL VARIABLES".to_owned()));
+            }
+            let pattern = match filter {
+                None => None,
+                Some(ShowStatementFilter::Like(p) | ShowStatementFilter::NoKeyword(p)) => {
+                    Some(p.to_lowercase())
+                }
+                Some(other) => return Err(unsupported(format!("SHOW VARIABLES {other}"))),
+            };
+            let (names, values): (Vec<&str>, Vec<&str>) = context
+                .settings
+                .iter()
+                .filter(|(name, _)| !name.starts_with('@'))
+                .filter(|(name, _)| pattern.as_deref().is_none_or(|p| like(name, p)))
+                .map(|(n, v)| (n.as_str(), v.as_str()))
+                .unzip();
+            return two_columns(("Variable_name", names), ("Value", values));
+        }
+        Statement::ShowStatus { .. } => {
+            return two_columns(("Variable_name", Vec::new()), ("Value", Vec::new()));
+        }
+        Statement::ShowVariable { variable }
+            if variable.len() == 1
+                && matches!(
+                    variable[0].value.to_lowercase().as_str(),
+                    "warnings" | "errors"
+                ) =>
+        {
+            // Floe raises errors, never warnings: the list is always empty.
+            let schema = Arc::new(Schema::new(vec![
+                Field::new("Level", DataType::Utf8, false),
+                Field::new("Code", DataType::Int64, false),
+                Field::new("Message", DataType::Utf8, false),
+            ]));
+            return Ok(Plan::Rows(RecordBatch::new_empty(schema)));
+        }
+        _ => {}
+    }
+    substitute_variables(&mut analysis.statement, context)?;
+    Ok(Plan::Run(Box::new(analysis)))
+}
+
+fn unsupported(what: String) -> Error {
+    Error::Engine(floe_router::Error::Unsupported(what))
+}
+
+fn last_part(name: &ObjectName) -> String {
+    name.0
+        .last()
+        .and_then(|p| p.as_ident())
+        .map(|i| i.value.clone())
+        .unwrap_or_default()
+}
+
+/// A statement Floe wrote itself, analysed like a client's.
+fn query(sql: &str) -> Result<Plan> {
+    Ok(Plan::Run(Box::new(analyze_statement(sql, Dialect::MySql)?)))
+}
+
+/// The `AND column LIKE '...'` of a `SHOW ... LIKE` filter.
+fn like_filter(options: &ShowStatementOptions, column: &str) -> Result<String> {
+    match &options.filter_position {
+        None => Ok(String::new()),
+        Some(
+            ShowStatementFilterPosition::Infix(filter)
+            | ShowStatementFilterPosition::Suffix(filter),
+        ) => match filter {
+            ShowStatementFilter::Like(pattern) | ShowStatementFilter::NoKeyword(pattern) => Ok(
+                format!(" AND {column} LIKE '{}'", pattern.replace('\'', "''")),
+            ),
+            other => Err(unsupported(format!("SHOW ... {other}"))),
+        },
+    }
+}
+
+fn two_columns(
+    (first, firsts): (&str, Vec<&str>),
+    (second, seconds): (&str, Vec<&str>),
+) -> Result<Plan> {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new(first, DataType::Utf8, false),
+        Field::new(second, DataType::Utf8, false),
+    ]));
+    RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(StringArray::from(firsts)),
+            Arc::new(StringArray::from(seconds)),
+        ],
+    )
+    .map(Plan::Rows)
+    .map_err(|e| Error::Engine(floe_router::Error::Internal(e.to_string())))
+}
+
+/// SQL `LIKE` with `%` and `_`, case-insensitive as MySQL's default collation.
+pub(super) fn like(text: &str, pattern: &str) -> bool {
+    fn matches(text: &[char], pattern: &[char]) -> bool {
+        match pattern.split_first() {
+            None => text.is_empty(),
+            Some(('%', rest)) => (0..=text.len()).any(|skip| matches(&text[skip..], rest)),
+            Some(('_', rest)) => !text.is_empty() && matches(&text[1..], rest),
+            Some(('\\', [escaped, rest @ ..])) => {
+                text.first() == Some(escaped) && matches(&text[1..], rest)
+            }
+            Some((c, rest)) => {
+                text.first().is_some_and(|t| t.eq_ignore_ascii_case(c)) && matches(&text[1..], rest)
+            }
+        }
+    }
+    let text: Vec<char> = text.chars().collect();
+    let pattern: Vec<char> = pattern.chars().collect();
+    matches(&text, &pattern)
+}
+
+/// The value of a `@@system` or `@user` variable, or of a connection
+/// function, as a literal; `None` when `expr` is neither.
+fn variable_value(expr: &Expr, context: &Context<'_>) -> Option<Result<Expr>> {
+    let name = match expr {
+        Expr::Identifier(ident) if ident.value.starts_with('@') => ident.value.clone(),
+        Expr::CompoundIdentifier(parts)
+            if parts.first().is_some_and(|p| p.value.starts_with('@')) =>
+        {
+            parts
+                .iter()
+                .map(|p| p.value.as_str())
+                .collect::<Vec<_>>()
+                .join(".")
+        }
+        Expr::Function(function) => {
+            let no_args = match &function.args {
+                FunctionArguments::None => true,
+                FunctionArguments::List(list) => list.args.is_empty(),
+                FunctionArguments::Subquery(_) => false,
+            };
+            if !no_args || function.name.0.len() != 1 {
+                return None;
+            }
+            let name = function.name.to_string().to_lowercase();
+            let value = match name.as_str() {
+                "database" | "schema" => context.schema.map(str::to_owned),
+                "user" | "current_user" | "session_user" | "system_user" => {
+                    Some(context.user.to_owned())
+                }
+                "connection_id" => {
+                    return Some(Ok(Expr::value(Value::Number(
+                        context.connection_id.to_string(),
+                        false,
+                    ))));
+                }
+                "version" => context.settings.get("version").cloned(),
+                "last_insert_id" | "row_count" | "found_rows" => {
+                    return Some(Ok(Expr::value(Value::Number("0".to_owned(), false))));
+                }
+                _ => return None,
+            };
+            return Some(Ok(literal(value)));
+        }
+        _ => return None,
+    };
+    if let Some(user_variable) = name.strip_prefix('@').filter(|n| !n.starts_with('@')) {
+        // An unset user variable is NULL in MySQL.
+        let key = format!("@{}", user_variable.to_lowercase());
+        return Some(Ok(literal(context.settings.get(&key).cloned())));
+    }
+    let key = normalise(&name);
+    Some(match context.settings.get(&key) {
+        Some(value) => Ok(literal(Some(value.clone()))),
+        None => Err(Error::UnknownSetting(key)),
+    })
+}
+
+/// A setting's value as SQL: numbers as numbers, the rest as strings.
+fn literal(value: Option<String>) -> Expr {
+    match value {
+        None => Expr::value(Value::Null),
+        Some(v) if !v.is_empty() && v.parse::<i64>().is_ok() => {
+            Expr::value(Value::Number(v, false))
+        }
+        Some(v) => Expr::value(Value::SingleQuotedString(v)),
+    }
+}
+
+/// Replaces variables and connection functions with their values, naming
+/// the output columns after what the client wrote (`@@version_comment`), as
+/// MySQL does.
+fn substitute_variables(statement: &mut Statement, context: &Context<'_>) -> Result<()> {
+    if let Statement::Query(query) = statement
+        && let SetExpr::Select(select) = query.body.as_mut()
+    {
+        for item in &mut select.projection {
+            if let SelectItem::UnnamedExpr(expr) = item
+                && variable_value(expr, context).is_some()
+            {
+                let alias = Ident::with_quote('`', expr.to_string());
+                *item = SelectItem::ExprWithAlias {
+                    expr: expr.clone(),
+                    alias,
+                };
+            }
+        }
+    }
+    let mut failure = None;
+    let _ = visit_expressions_mut(statement, |expr| {
+        match variable_value(expr, context) {
+            Some(Ok(value)) => *expr = value,
+            Some(Err(e)) => {
+                failure = Some(e);
+                return ControlFlow::Break(());
+            }
+            None => {}
+        }
+        ControlFlow::Continue(())
+    });
+    failure.map_or(Ok(()), Err)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn context(settings: &BTreeMap<String, String>) -> Context<'_> {
+        Context {
+            settings,
+            schema: Some("demo"),
+            user: "floe@localhost",
+            connection_id: 7,
+        }
+    }
+
+    fn settings() -> BTreeMap<String, String> {
+        [
+            ("version_comment", "Floe"),
+            ("max_allowed_packet", "67108864"),
+            ("auto_increment_increment", "1"),
+            ("@answer", "42"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+    }
+
+    fn rewritten(sql: &str) -> String {
+        let settings = settings();
+        let analysis = analyze_statement(sql, Dialect::MySql).expect("parses");
+        match plan(analysis, &context(&settings)) {
+            Ok(Plan::Run(analysis)) => analysis.statement.to_string(),
+            Ok(_) => "local".to_owned(),
+            Err(e) => format!("error: {e}"),
+        }
+    }
+
+    #[test]
+    fn system_variables_become_literals_named_as_written() {
+        assert_eq!(
+            rewritten("SELECT @@version_comment LIMIT 1"),
+            "SELECT 'Floe' AS `@@version_comment` LIMIT 1"
+        );
+        assert_eq!(
+            rewritten("SELECT @@session.auto_increment_increment AS a, @answer"),
+            "SELECT 1 AS a, 42 AS `@answer`"
+        );
+        assert!(rewritten("SELECT @@nope").starts_with("error: unrecognized"));
+    }
+
+    #[test]
+    fn connection_functions_answer_from_the_connection() {
+        assert_eq!(
+            rewritten("SELECT DATABASE(), CONNECTION_ID()"),
+            "SELECT 'demo' AS `DATABASE()`, 7 AS `CONNECTION_ID()`"
+        );
+    }
+
+    #[test]
+    fn show_statements_query_information_schema() {
+        let tables = rewritten("SHOW TABLES LIKE 'tr%'");
+        assert!(tables.contains("information_schema.tables"), "{tables}");
+        assert!(tables.contains("table_schema = 'demo'"), "{tables}");
+        assert!(tables.contains("LIKE 'tr%'"), "{tables}");
+        assert!(rewritten("SHOW DATABASES").contains("information_schema.schemata"));
+        assert_eq!(rewritten("SHOW VARIABLES LIKE 'max%'"), "local");
+        assert_eq!(rewritten("DESCRIBE trips"), "local");
+        assert_eq!(rewritten("SHOW WARNINGS"), "local");
+    }
+
+    #[test]
+    fn like_matches_as_mysql_does() {
+        assert!(like("max_allowed_packet", "max%"));
+        assert!(like("MAX_allowed_packet", "max\\_%"));
+        assert!(!like("autocommit", "max%"));
+        assert!(like("abc", "a_c"));
+    }
+}

@@ -1,0 +1,182 @@
+//! The MySQL wire front end, on `opensrv-mysql`.
+//!
+//! [`serve`] accepts connections, enforces the shared connection limit and
+//! runs opensrv's protocol loop with a [`shim::Shim`] per connection. The shim
+//! decodes commands into calls on the shared session layer; `local.rs` answers
+//! what connectors send that is not for an engine; `encode.rs` writes Arrow
+//! batches as MySQL rows; `error.rs` is the one place that knows MySQL's error
+//! codes.
+//!
+//! # opensrv-mysql 0.7 and memory safety
+//!
+//! opensrv-mysql 0.7.0's packet reader frees its buffer while a parsed packet
+//! still points into it whenever one read returns more than one packet (a
+//! client that pipelines; opensrv issue #66, fixed upstream after the 0.7.0
+//! release). Floe never lets that happen: [`framing::PacketFramer`] sits under
+//! opensrv's reader and returns at most the rest of the current packet per
+//! read, so opensrv's buffer never holds bytes past a packet boundary and the
+//! freeing branch is never taken. opensrv also panics on some malformed
+//! packets (a short `COM_STMT_EXECUTE`, a bad parameter type); each connection
+//! runs on its own task, so such a panic closes only that connection.
+
+mod encode;
+mod error;
+mod framing;
+mod local;
+mod params;
+mod shim;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use opensrv_mysql::{AsyncMysqlIntermediary, IntermediaryOptions};
+use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use self::framing::{Fixups, PacketFramer};
+use self::shim::Shim;
+use crate::metrics::{self, Protocol};
+use crate::session::{CancelSlot, Shared};
+
+/// Everything [`serve`] needs.
+pub struct Options {
+    /// Shared by all sessions.
+    pub shared: Shared,
+    /// Users and their cleartext passwords; empty means every client is trusted.
+    pub users: HashMap<String, String>,
+    /// The daemon-wide connection limit, shared with other front ends.
+    pub connections: Arc<Semaphore>,
+}
+
+/// Running statements by connection id, for `KILL QUERY`.
+#[derive(Debug, Default)]
+pub(crate) struct Connections {
+    slots: Mutex<HashMap<u32, Weak<CancelSlot>>>,
+}
+
+impl Connections {
+    fn register(self: &Arc<Self>, id: u32, slot: &Arc<CancelSlot>) -> Registration {
+        if let Ok(mut slots) = self.slots.lock() {
+            slots.insert(id, Arc::downgrade(slot));
+        }
+        Registration {
+            connections: Arc::clone(self),
+            id,
+        }
+    }
+
+    /// Cancels connection `id`'s running statement; false when there is no
+    /// such connection.
+    fn kill_query(&self, id: u32) -> bool {
+        let slot = self
+            .slots
+            .lock()
+            .ok()
+            .and_then(|slots| slots.get(&id).and_then(Weak::upgrade));
+        match slot {
+            Some(slot) => {
+                slot.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// Removes a connection from [`Connections`] when it ends.
+pub(crate) struct Registration {
+    connections: Arc<Connections>,
+    id: u32,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        if let Ok(mut slots) = self.connections.slots.lock() {
+            slots.remove(&self.id);
+        }
+    }
+}
+
+/// Accepts MySQL clients on `listener` until `shutdown` is cancelled.
+pub async fn serve(listener: TcpListener, options: Options, shutdown: CancellationToken) {
+    let users = Arc::new(options.users);
+    let registry = Arc::new(Connections::default());
+    let mut next_id: u32 = 0;
+    let mut sessions = JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            Some(joined) = sessions.join_next(), if !sessions.is_empty() => {
+                if let Err(e) = joined && e.is_panic() {
+                    tracing::warn!("a MySQL connection closed after a malformed packet");
+                }
+            }
+            accepted = listener.accept() => {
+                let (socket, peer) = match accepted {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = socket.set_nodelay(true);
+                let Ok(permit) = Arc::clone(&options.connections).try_acquire_owned() else {
+                    metrics::connection_rejected(Protocol::MySql, "limit");
+                    tracing::warn!(%peer, "connection limit reached");
+                    sessions.spawn(refuse(socket));
+                    continue;
+                };
+                // Connection ids start at 1 and wrap, skipping 0, as MySQL's do.
+                next_id = next_id.checked_add(1).unwrap_or(1);
+                let shim = Shim::new(
+                    options.shared.clone(),
+                    next_id,
+                    peer,
+                    Arc::clone(&users),
+                    Arc::clone(&registry),
+                );
+                sessions.spawn(async move {
+                    let _permit = permit;
+                    let _gauge = metrics::connection_opened(Protocol::MySql);
+                    if let Err(e) = run_connection(socket, shim).await {
+                        tracing::debug!(%peer, error = %e, "MySQL connection ended with an error");
+                    }
+                });
+            }
+        }
+    }
+    sessions.detach_all();
+}
+
+async fn run_connection(socket: TcpStream, shim: Shim) -> std::io::Result<()> {
+    let (read, write) = socket.into_split();
+    let reader = PacketFramer::new(BufReader::with_capacity(64 * 1024, read));
+    // Every row is one packet: a buffered writer turns them into large
+    // writes, and sends whenever it fills, so results stream.
+    let writer = Fixups::new(BufWriter::with_capacity(64 * 1024, write), shim.fixups());
+    let options = IntermediaryOptions {
+        process_use_statement_on_query: true,
+        reject_connection_on_dbname_absence: false,
+    };
+    AsyncMysqlIntermediary::run_with_options(shim, reader, writer, &options).await
+}
+
+/// Answers a connection over the limit with MySQL's "Too many connections"
+/// error in place of the greeting, as MySQL does.
+async fn refuse(mut socket: TcpStream) {
+    let message = b"Too many connections";
+    let mut payload = vec![0xff];
+    payload.extend_from_slice(&1040u16.to_le_bytes());
+    payload.extend_from_slice(b"#08004");
+    payload.extend_from_slice(message);
+    let mut packet = (payload.len() as u32).to_le_bytes()[..3].to_vec();
+    packet.push(0);
+    packet.extend_from_slice(&payload);
+    let _ = socket.write_all(&packet).await;
+    let _ = socket.shutdown().await;
+}

@@ -1,0 +1,536 @@
+//! [`Shim`]: one MySQL connection, as opensrv's `AsyncMysqlShim`.
+//!
+//! Text queries may hold several statements; each gets its own result set and
+//! the first failure ends the query, as in MySQL. Prepared statements are
+//! planned once at `COM_STMT_PREPARE` and executed with their parameters cast
+//! to the planned types.
+
+use std::collections::{HashMap, VecDeque};
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock};
+
+use arrow::array::{RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use async_trait::async_trait;
+use floe_dialects::sqlparser::ast::ObjectName;
+use floe_dialects::{Analysis, Dialect, analyze, analyze_statement, number_placeholders};
+use floe_router::Prepared;
+use floe_router::engine::{BatchStream, QueryOutput, Request};
+use futures::StreamExt;
+use opensrv_mysql::{
+    AsyncMysqlShim, Column, ColumnFlags, ColumnType, ErrorKind, InitWriter, OkResponse,
+    ParamParser, QueryResultWriter, StatementMetaWriter, StatusFlags,
+};
+use sha1::{Digest, Sha1};
+use tokio::io::AsyncWrite;
+
+use super::encode;
+use super::error::{code, message};
+use super::framing::FixupFlags;
+use super::local::{self, Context, Plan};
+use super::params;
+use super::{Connections, Registration};
+use crate::error::{Error, Result};
+use crate::metrics::Protocol;
+use crate::session::{Outcome, Session, Shared, TxnState};
+
+/// A statement prepared with `COM_STMT_PREPARE`.
+struct Statement {
+    analysis: Analysis,
+    /// The engine's plan; `None` for statements answered without one
+    /// (`SHOW`, `SET`), which are planned again at each execution.
+    prepared: Option<Prepared>,
+}
+
+/// What a statement produced, ready to encode.
+enum Answer {
+    Rows {
+        schema: SchemaRef,
+        stream: BatchStream,
+    },
+    Done {
+        affected: u64,
+    },
+}
+
+/// One MySQL connection's state.
+pub(super) struct Shim {
+    session: Session,
+    id: u32,
+    peer: SocketAddr,
+    /// This connection's scramble, random: opensrv's default is a constant,
+    /// which would let a recorded login be replayed.
+    salt: [u8; 20],
+    users: Arc<HashMap<String, String>>,
+    /// The user name, once authenticated.
+    user: OnceLock<String>,
+    statements: HashMap<u32, Statement>,
+    next_statement: u32,
+    connections: Arc<Connections>,
+    /// Corrections for the writer to apply (see `framing::Fixups`).
+    fixups: Arc<FixupFlags>,
+    _registration: Registration,
+}
+
+impl Shim {
+    pub(super) fn new(
+        shared: Shared,
+        id: u32,
+        peer: SocketAddr,
+        users: Arc<HashMap<String, String>>,
+        connections: Arc<Connections>,
+    ) -> Self {
+        let session = Session::new(shared, Protocol::MySql);
+        let registration = connections.register(id, &session.cancel_slot());
+        Shim {
+            session,
+            id,
+            peer,
+            salt: scramble(),
+            users,
+            user: OnceLock::new(),
+            statements: HashMap::new(),
+            next_statement: 0,
+            connections,
+            fixups: Arc::default(),
+            _registration: registration,
+        }
+    }
+
+    /// The flags this connection's writer corrects packets by.
+    pub(super) fn fixups(&self) -> Arc<FixupFlags> {
+        Arc::clone(&self.fixups)
+    }
+
+    fn user_at_host(&self) -> String {
+        format!(
+            "{}@{}",
+            self.user.get().map_or("", String::as_str),
+            self.peer.ip()
+        )
+    }
+
+    /// Runs one statement.
+    async fn answer(
+        &mut self,
+        analysis: Analysis,
+        params: &[datafusion::scalar::ScalarValue],
+        prepared: Option<&Prepared>,
+    ) -> Result<Answer> {
+        let user = self.user_at_host();
+        let plan = local::plan(
+            analysis,
+            &Context {
+                settings: self.session.settings(),
+                schema: self.session.schema(),
+                user: &user,
+                connection_id: self.id,
+            },
+        )?;
+        match plan {
+            Plan::Run(mut analysis) => {
+                number_placeholders(&mut analysis.statement);
+                Ok(match self.session.run(&analysis, params, prepared).await? {
+                    Outcome::Rows { schema, stream } => Answer::Rows { schema, stream },
+                    Outcome::Command { rows, .. } => Answer::Done {
+                        affected: rows.unwrap_or(0),
+                    },
+                    Outcome::TransactionStart | Outcome::TransactionEnd { .. } => {
+                        Answer::Done { affected: 0 }
+                    }
+                })
+            }
+            Plan::Rows(batch) => Ok(Answer::Rows {
+                schema: batch.schema(),
+                stream: Box::pin(futures::stream::iter([Ok(batch)])),
+            }),
+            Plan::Use(database) => {
+                self.use_database(&database).await?;
+                Ok(Answer::Done { affected: 0 })
+            }
+            Plan::Describe(table) => {
+                let batch = self.describe(&table).await?;
+                Ok(Answer::Rows {
+                    schema: batch.schema(),
+                    stream: Box::pin(futures::stream::iter([Ok(batch)])),
+                })
+            }
+            Plan::Kill(id) => {
+                if self.connections.kill_query(id) {
+                    Ok(Answer::Done { affected: 0 })
+                } else {
+                    Err(Error::InvalidParameter(format!("Unknown thread id: {id}")))
+                }
+            }
+        }
+    }
+
+    /// `USE db`: checks that the schema exists, then makes it current.
+    async fn use_database(&mut self, database: &str) -> Result<()> {
+        let check = analyze_statement(
+            &format!(
+                "SELECT schema_name FROM information_schema.schemata WHERE schema_name = '{}'",
+                database.replace('\'', "''")
+            ),
+            Dialect::MySql,
+        )?;
+        let engine = &self.session.shared().engine;
+        let found = match engine.execute(Request::new(&check)).await? {
+            QueryOutput::Rows { mut stream, .. } => {
+                let mut rows = 0;
+                while let Some(batch) = stream.next().await {
+                    rows += batch?.num_rows();
+                }
+                rows > 0
+            }
+            QueryOutput::Command { .. } => false,
+        };
+        if !found {
+            return Err(Error::UnknownDatabase(database.to_owned()));
+        }
+        self.session.set_schema(Some(database.to_owned()));
+        Ok(())
+    }
+
+    /// `SHOW COLUMNS` / `DESCRIBE`: the table's columns, from its planned schema.
+    async fn describe(&self, table: &ObjectName) -> Result<RecordBatch> {
+        let analysis = analyze_statement(&format!("SELECT * FROM {table}"), Dialect::MySql)?;
+        let prepared =
+            Session::prepare(self.session.shared(), &analysis, self.session.schema()).await?;
+        let fields = prepared.schema.fields();
+        let text = |values: Vec<String>| Arc::new(StringArray::from(values));
+        let schema = Arc::new(Schema::new(
+            ["Field", "Type", "Null", "Key", "Default", "Extra"]
+                .iter()
+                .map(|name| Field::new(*name, DataType::Utf8, *name == "Default"))
+                .collect::<Vec<_>>(),
+        ));
+        RecordBatch::try_new(
+            schema,
+            vec![
+                text(fields.iter().map(|f| f.name().clone()).collect()),
+                text(fields.iter().map(|f| encode::type_name(f)).collect()),
+                text(
+                    fields
+                        .iter()
+                        .map(|f| if f.is_nullable() { "YES" } else { "NO" }.to_owned())
+                        .collect(),
+                ),
+                text(vec![String::new(); fields.len()]),
+                Arc::new(StringArray::from(vec![None::<&str>; fields.len()])),
+                text(vec![String::new(); fields.len()]),
+            ],
+        )
+        .map_err(|e| Error::Engine(floe_router::Error::Internal(e.to_string())))
+    }
+
+    /// The status flags an OK packet carries.
+    fn status(&mut self) -> StatusFlags {
+        let mut flags = StatusFlags::empty();
+        if self
+            .session
+            .settings()
+            .get("autocommit")
+            .is_some_and(|v| v == "1" || v.eq_ignore_ascii_case("on"))
+        {
+            flags |= StatusFlags::SERVER_STATUS_AUTOCOMMIT;
+        }
+        if self.session.txn() != TxnState::Idle {
+            flags |= StatusFlags::SERVER_STATUS_IN_TRANS;
+        }
+        flags
+    }
+
+    /// Sends `answer`, then runs and sends each statement of `rest`; stops at
+    /// the first error, as MySQL does. Recursive so that each result set's
+    /// column definitions live as long as opensrv's writer needs them.
+    async fn respond<'w, W>(
+        &mut self,
+        writer: QueryResultWriter<'w, W>,
+        answer: Result<Answer>,
+        mut rest: VecDeque<Analysis>,
+    ) -> io::Result<()>
+    where
+        W: AsyncWrite + Send + Unpin,
+    {
+        let next = match answer {
+            Err(e) => return writer.error(code(&e), message(&e).as_bytes()).await,
+            Ok(Answer::Done { affected }) => {
+                let mut status_flags = self.status();
+                if !rest.is_empty() {
+                    status_flags |= StatusFlags::SERVER_MORE_RESULTS_EXISTS;
+                }
+                writer
+                    .complete_one(OkResponse {
+                        affected_rows: affected,
+                        status_flags,
+                        ..OkResponse::default()
+                    })
+                    .await?
+            }
+            Ok(Answer::Rows { schema, mut stream }) => {
+                let columns = encode::columns(&schema);
+                let mut rows = writer.start(&columns).await?;
+                while let Some(batch) = stream.next().await {
+                    match batch {
+                        Ok(batch) => encode::write_batch(&batch, &mut rows).await?,
+                        Err(e) => {
+                            let e = Error::Engine(e);
+                            return rows.finish_error(code(&e), &message(&e).into_bytes()).await;
+                        }
+                    }
+                }
+                let next = rows.finish_one().await?;
+                return match rest.pop_front() {
+                    None => next.no_more_results().await,
+                    Some(analysis) => {
+                        // opensrv writes this result set's closing OK packet
+                        // when the next one starts, without the "more results"
+                        // flag; the writer adds it.
+                        self.fixups.more_results.store(true, Ordering::Release);
+                        let answer = self.answer(analysis, &[], None).await;
+                        Box::pin(self.respond(next, answer, rest)).await
+                    }
+                };
+            }
+        };
+        match rest.pop_front() {
+            None => next.no_more_results().await,
+            Some(analysis) => {
+                let answer = self.answer(analysis, &[], None).await;
+                Box::pin(self.respond(next, answer, rest)).await
+            }
+        }
+    }
+}
+
+/// A random scramble of printable bytes other than `$`, as MySQL makes them.
+fn scramble() -> [u8; 20] {
+    let mut salt: [u8; 20] = rand::random();
+    for byte in &mut salt {
+        *byte = 0x21 + *byte % 0x5e;
+        if *byte == b'$' {
+            *byte += 1;
+        }
+    }
+    salt
+}
+
+/// `mysql_native_password`: the client proves it knows the password with
+/// `SHA1(password) XOR SHA1(salt + SHA1(SHA1(password)))`.
+fn native_password_matches(password: &str, salt: &[u8], response: &[u8]) -> bool {
+    if password.is_empty() {
+        return response.is_empty();
+    }
+    let stage1 = Sha1::digest(password.as_bytes());
+    let stage2 = Sha1::digest(stage1);
+    let mut hasher = Sha1::new();
+    hasher.update(salt);
+    hasher.update(stage2);
+    let mask = hasher.finalize();
+    let expected: Vec<u8> = stage1.iter().zip(mask.iter()).map(|(a, b)| a ^ b).collect();
+    // Compare every byte whatever the first difference, so the time taken
+    // tells nothing.
+    response.len() == expected.len()
+        && response
+            .iter()
+            .zip(&expected)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+}
+
+#[async_trait]
+impl<W: AsyncWrite + Send + Unpin> AsyncMysqlShim<W> for Shim {
+    type Error = io::Error;
+
+    fn version(&self) -> String {
+        crate::VERSION_MYSQL.to_owned()
+    }
+
+    fn connect_id(&self) -> u32 {
+        self.id
+    }
+
+    fn salt(&self) -> [u8; 20] {
+        self.salt
+    }
+
+    async fn authenticate(
+        &self,
+        _auth_plugin: &str,
+        username: &[u8],
+        salt: &[u8],
+        auth_data: &[u8],
+    ) -> bool {
+        let name = String::from_utf8_lossy(username).into_owned();
+        let allowed = if self.users.is_empty() {
+            true
+        } else {
+            self.users
+                .get(&name)
+                .is_some_and(|password| native_password_matches(password, salt, auth_data))
+        };
+        if allowed {
+            let _ = self.user.set(name);
+        } else {
+            tracing::info!(peer = %self.peer, user = %name, "MySQL authentication failed");
+            self.fixups.access_denied.store(true, Ordering::Release);
+        }
+        allowed
+    }
+
+    async fn on_prepare<'a>(
+        &'a mut self,
+        query: &'a str,
+        info: StatementMetaWriter<'a, W>,
+    ) -> io::Result<()> {
+        let prepared = async {
+            let mut analysis = analyze_statement(query, Dialect::MySql)?;
+            let count = number_placeholders(&mut analysis.statement);
+            let runs_on_engine = matches!(
+                analysis.kind,
+                floe_dialects::StatementKind::Read
+                    | floe_dialects::StatementKind::Write
+                    | floe_dialects::StatementKind::Ddl
+            );
+            let prepared = if runs_on_engine {
+                Some(
+                    Session::prepare(self.session.shared(), &analysis, self.session.schema())
+                        .await?,
+                )
+            } else {
+                None
+            };
+            Ok::<_, Error>((analysis, prepared, count))
+        }
+        .await;
+        let (analysis, prepared, count) = match prepared {
+            Ok(ok) => ok,
+            Err(e) => return info.error(code(&e), message(&e).as_bytes()).await,
+        };
+        let param_types = prepared
+            .as_ref()
+            .map(|p| p.param_types.clone())
+            .unwrap_or_default();
+        let params: Vec<Column> = (0..count)
+            .map(|i| match param_types.get(i).and_then(Option::as_ref) {
+                Some(ty) => encode::column(&Field::new("?", ty.clone(), true)),
+                None => Column {
+                    table: String::new(),
+                    column: "?".to_owned(),
+                    coltype: ColumnType::MYSQL_TYPE_VAR_STRING,
+                    colflags: ColumnFlags::empty(),
+                },
+            })
+            .collect();
+        let columns = prepared
+            .as_ref()
+            .filter(|p| p.returns_rows)
+            .map(|p| encode::columns(&p.schema))
+            .unwrap_or_default();
+        self.next_statement = self.next_statement.wrapping_add(1).max(1);
+        let id = self.next_statement;
+        self.statements.insert(id, Statement { analysis, prepared });
+        info.reply(id, &params, &columns).await
+    }
+
+    async fn on_execute<'a>(
+        &'a mut self,
+        id: u32,
+        params: ParamParser<'a>,
+        results: QueryResultWriter<'a, W>,
+    ) -> io::Result<()> {
+        let Some(statement) = self.statements.get(&id) else {
+            let e = Error::UnknownStatement(id.to_string());
+            return results.error(code(&e), message(&e).as_bytes()).await;
+        };
+        let analysis = statement.analysis.clone();
+        let prepared = statement.prepared.clone();
+        let types = prepared
+            .as_ref()
+            .map(|p| p.param_types.clone())
+            .unwrap_or_default();
+        let answer = match params::decode(params, &types) {
+            Ok(values) => self.answer(analysis, &values, prepared.as_ref()).await,
+            Err(e) => Err(e),
+        };
+        self.respond(results, answer, VecDeque::new()).await
+    }
+
+    async fn on_close<'a>(&'a mut self, id: u32)
+    where
+        W: 'async_trait,
+    {
+        self.statements.remove(&id);
+    }
+
+    async fn on_query<'a>(
+        &'a mut self,
+        query: &'a str,
+        results: QueryResultWriter<'a, W>,
+    ) -> io::Result<()> {
+        let mut statements: VecDeque<Analysis> = match analyze(query, Dialect::MySql) {
+            Ok(statements) => statements.into(),
+            Err(e) => {
+                let e = Error::from(e);
+                return results.error(code(&e), message(&e).as_bytes()).await;
+            }
+        };
+        let Some(first) = statements.pop_front() else {
+            return results
+                .error(ErrorKind::ER_EMPTY_QUERY, b"Query was empty")
+                .await;
+        };
+        let answer = self.answer(first, &[], None).await;
+        self.respond(results, answer, statements).await
+    }
+
+    async fn on_init<'a>(
+        &'a mut self,
+        database: &'a str,
+        writer: InitWriter<'a, W>,
+    ) -> io::Result<()> {
+        // Some connectors (mysql-connector-python) send an empty database name
+        // in the handshake when none was chosen.
+        if database.is_empty() {
+            return writer.ok().await;
+        }
+        match self.use_database(database).await {
+            Ok(()) => writer.ok().await,
+            Err(e) => writer.error(code(&e), message(&e).as_bytes()).await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scrambles_are_printable_and_differ() {
+        let a = scramble();
+        let b = scramble();
+        assert_ne!(a, b);
+        assert!(a.iter().all(|c| c.is_ascii_graphic() && *c != b'$'));
+    }
+
+    #[test]
+    fn native_password_proof_checks_out() {
+        let salt = b"01234567890123456789";
+        let stage1 = Sha1::digest(b"secret");
+        let mut hasher = Sha1::new();
+        hasher.update(salt);
+        hasher.update(Sha1::digest(stage1));
+        let proof: Vec<u8> = stage1
+            .iter()
+            .zip(hasher.finalize().iter())
+            .map(|(a, b)| a ^ b)
+            .collect();
+        assert!(native_password_matches("secret", salt, &proof));
+        assert!(!native_password_matches("other", salt, &proof));
+        assert!(!native_password_matches("secret", salt, &[]));
+        assert!(native_password_matches("", salt, &[]));
+    }
+}
