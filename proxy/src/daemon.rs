@@ -159,7 +159,7 @@ pub async fn run(
         let listener = bind(addr, "listen.postgres").await?;
         let local = listener.local_addr()?;
         let tls = match (&config.postgres.tls_cert, &config.postgres.tls_key) {
-            (Some(cert), Some(key)) => Some(pg::tls_acceptor(cert, key)?),
+            (Some(cert), Some(key)) => Some(pg::tls_acceptor(cert, key, "postgres")?),
             _ => None,
         };
         tracing::info!(addr = %local, tls = tls.is_some(), "PostgreSQL wire listening");
@@ -180,13 +180,14 @@ pub async fn run(
     if let Some(addr) = config.listen.mysql {
         let listener = bind(addr, "listen.mysql").await?;
         let local = listener.local_addr()?;
-        tracing::info!(addr = %local, "MySQL wire listening");
+        tracing::info!(addr = %local, tls = config.mysql.tls_cert.is_some(), "MySQL wire listening");
         tasks.spawn(mysql::serve(
             listener,
             mysql::Options {
                 shared: shared.clone(),
                 users: pg::user_passwords(&config)?,
                 connections: Arc::clone(&connections),
+                tls: mysql::Tls::from_config(&config.mysql)?,
             },
             shutdown.clone(),
         ));

@@ -22,6 +22,7 @@ const ENV_SECTIONS: &[&str] = &[
     "server",
     "listen",
     "postgres",
+    "mysql",
     "flight_sql",
     "demo",
     "logging",
@@ -37,6 +38,8 @@ pub struct FloeConfig {
     pub listen: ListenConfig,
     /// PostgreSQL front-end settings: authentication and TLS.
     pub postgres: PostgresConfig,
+    /// MySQL front-end settings: TLS.
+    pub mysql: MysqlConfig,
     /// Arrow Flight SQL front-end settings: TLS, dialect, ticket and token
     /// lifetimes.
     pub flight_sql: FlightSqlConfig,
@@ -141,6 +144,21 @@ pub struct PostgresConfig {
     /// PEM private key (PKCS#8, PKCS#1 or SEC1) for TLS.
     pub tls_key: Option<PathBuf>,
     /// Refuse clients that do not use TLS.
+    ///
+    /// _Default:_ `false`.
+    pub tls_required: bool,
+}
+
+/// MySQL front-end settings.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MysqlConfig {
+    /// PEM certificate chain for TLS. With `tls_key`, clients may use
+    /// `--ssl` / `ssl-mode=REQUIRED`.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for TLS.
+    pub tls_key: Option<PathBuf>,
+    /// Refuse logins that do not use TLS.
     ///
     /// _Default:_ `false`.
     pub tls_required: bool,
@@ -424,6 +442,18 @@ impl FloeConfig {
             problems.push(
                 "postgres.tls_required: needs postgres.tls_cert and postgres.tls_key".to_owned(),
             );
+        }
+        match (&self.mysql.tls_cert, &self.mysql.tls_key) {
+            (Some(_), None) => {
+                problems.push("mysql.tls_key: required with mysql.tls_cert".to_owned())
+            }
+            (None, Some(_)) => {
+                problems.push("mysql.tls_cert: required with mysql.tls_key".to_owned())
+            }
+            _ => {}
+        }
+        if self.mysql.tls_required && self.mysql.tls_cert.is_none() {
+            problems.push("mysql.tls_required: needs mysql.tls_cert and mysql.tls_key".to_owned());
         }
         match (&self.flight_sql.tls_cert, &self.flight_sql.tls_key) {
             (Some(_), None) => {

@@ -76,21 +76,11 @@ async fn cancel_request_stops_a_streaming_result() {
     assert!(rows >= 1000);
 }
 
-/// The daemon's peak resident memory, from /proc.
-fn peak_rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmHWM in /proc status")
-}
-
 #[tokio::test]
 async fn ten_million_row_result_streams_without_being_held_in_memory() {
     let daemon = demo_daemon();
     let client = daemon.connect().await;
-    let before = peak_rss_kib(daemon.pid());
+    let before = crate::peak_rss_kib(daemon.pid());
     // 1 M trips × 10 zones: 10 M rows, about 200 MB as PostgreSQL data rows.
     let statement = client
         .prepare(
@@ -114,7 +104,7 @@ async fn ten_million_row_result_streams_without_being_held_in_memory() {
         sum,
         10 * (crate::DEMO_ROWS as i64) * (crate::DEMO_ROWS as i64 + 1) / 2
     );
-    let grown_mib = peak_rss_kib(daemon.pid()).saturating_sub(before) / 1024;
+    let grown_mib = crate::peak_rss_kib(daemon.pid()).saturating_sub(before) / 1024;
     assert!(
         grown_mib < 128,
         "the daemon's peak memory grew by {grown_mib} MiB while streaming"

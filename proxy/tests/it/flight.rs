@@ -311,3 +311,33 @@ async fn handshake_issues_a_token_that_every_call_needs() {
         "a ticket is single use"
     );
 }
+
+#[tokio::test]
+async fn ten_million_rows_stream_without_being_held_in_memory() {
+    // Its own daemon, so that no other test moves its peak memory.
+    let daemon = crate::plain_daemon("");
+    let mut client = client(&daemon).await;
+    let before = crate::peak_rss_kib(daemon.pid());
+    // 10 M rows of two BIGINTs: 160 MB as Arrow.
+    let info = client
+        .execute(
+            "SELECT value AS id, value * 2 AS twice FROM generate_series(1, 10000000)".into(),
+            None,
+        )
+        .await
+        .expect("GetFlightInfo");
+    let ticket = info.endpoint[0].ticket.clone().expect("ticket");
+    let mut stream = client.do_get(ticket).await.expect("DoGet");
+    let (mut rows, mut sum) = (0u64, 0i64);
+    while let Some(batch) = stream.try_next().await.expect("batch") {
+        rows += batch.num_rows() as u64;
+        sum += arrow::compute::sum(batch.column(0).as_primitive::<Int64Type>()).unwrap_or(0);
+    }
+    assert_eq!(rows, 10_000_000);
+    assert_eq!(sum, 10_000_000 * 10_000_001 / 2);
+    let grown_mib = crate::peak_rss_kib(daemon.pid()).saturating_sub(before) / 1024;
+    assert!(
+        grown_mib < 96,
+        "the daemon's peak memory grew by {grown_mib} MiB while streaming"
+    );
+}

@@ -507,3 +507,33 @@ async fn users_authenticate_with_native_passwords() {
         .await
         .expect("a user with an empty password");
 }
+
+#[tokio::test]
+async fn large_results_stream_without_being_held_in_memory() {
+    // Its own daemon, so that no other test moves its peak memory.
+    let daemon = crate::plain_daemon("");
+    let mut conn = connect(&daemon).await;
+    let before = crate::peak_rss_kib(daemon.pid());
+    // 3 M rows of two BIGINTs: 48 MB as Arrow, about 60 MB as MySQL rows.
+    let mut result = conn
+        .query_iter("SELECT value AS id, value * 2 AS twice FROM generate_series(1, 3000000)")
+        .await
+        .expect("query");
+    let mut stream = result
+        .stream::<(i64, i64)>()
+        .await
+        .expect("rows")
+        .expect("a result set");
+    let (mut rows, mut sum) = (0u64, 0i64);
+    while let Some(row) = stream.next().await {
+        rows += 1;
+        sum += row.expect("row").0;
+    }
+    assert_eq!(rows, 3_000_000);
+    assert_eq!(sum, 3_000_000 * 3_000_001 / 2);
+    let grown_mib = crate::peak_rss_kib(daemon.pid()).saturating_sub(before) / 1024;
+    assert!(
+        grown_mib < 40,
+        "the daemon's peak memory grew by {grown_mib} MiB while streaming"
+    );
+}

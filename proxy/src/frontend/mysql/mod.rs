@@ -25,13 +25,16 @@ mod framing;
 mod local;
 mod params;
 mod shim;
+mod tls;
+
+pub use self::tls::Tls;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use opensrv_mysql::{AsyncMysqlIntermediary, IntermediaryOptions};
-use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
+use tokio::io::{AsyncWriteExt, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -50,6 +53,8 @@ pub struct Options {
     pub users: HashMap<String, String>,
     /// The daemon-wide connection limit, shared with other front ends.
     pub connections: Arc<Semaphore>,
+    /// TLS, if configured.
+    pub tls: Option<Tls>,
 }
 
 /// Running statements by connection id, for `KILL QUERY`.
@@ -140,10 +145,11 @@ pub async fn serve(listener: TcpListener, options: Options, shutdown: Cancellati
                     Arc::clone(&users),
                     Arc::clone(&registry),
                 );
+                let tls = options.tls.clone();
                 sessions.spawn(async move {
                     let _permit = permit;
                     let _gauge = metrics::connection_opened(Protocol::MySql);
-                    if let Err(e) = run_connection(socket, shim).await {
+                    if let Err(e) = run_connection(socket, shim, tls).await {
                         tracing::debug!(%peer, error = %e, "MySQL connection ended with an error");
                     }
                 });
@@ -153,17 +159,38 @@ pub async fn serve(listener: TcpListener, options: Options, shutdown: Cancellati
     sessions.detach_all();
 }
 
-async fn run_connection(socket: TcpStream, shim: Shim) -> std::io::Result<()> {
-    let (read, write) = socket.into_split();
-    let reader = PacketFramer::new(BufReader::with_capacity(64 * 1024, read));
+async fn run_connection(
+    socket: TcpStream,
+    mut shim: Shim,
+    tls: Option<Tls>,
+) -> std::io::Result<()> {
+    let (read, write, switch) = tls::split(socket);
+    let reader = PacketFramer::new(read);
     // Every row is one packet: a buffered writer turns them into large
     // writes, and sends whenever it fills, so results stream.
-    let writer = Fixups::new(BufWriter::with_capacity(64 * 1024, write), shim.fixups());
+    let mut writer = Fixups::new(BufWriter::with_capacity(64 * 1024, write), shim.fixups());
     let options = IntermediaryOptions {
         process_use_statement_on_query: true,
         reject_connection_on_dbname_absence: false,
     };
-    AsyncMysqlIntermediary::run_with_options(shim, reader, writer, &options).await
+    let announce = tls.as_ref().and_then(|t| t.announce.clone());
+    let (wants_tls, handshake) =
+        AsyncMysqlIntermediary::init_before_ssl(&mut shim, reader, &mut writer, &announce).await?;
+    match &tls {
+        Some(tls) if wants_tls => {
+            // opensrv flushed its greeting, and the framer let it read
+            // exactly the SSLRequest: nothing is buffered above the socket.
+            switch.start_tls(&tls.acceptor).await?;
+        }
+        Some(tls) => shim.set_tls_missing(tls.required),
+        None if wants_tls => {
+            return Err(std::io::Error::other(
+                "client asked for TLS, which is not configured",
+            ));
+        }
+        None => {}
+    }
+    opensrv_mysql::plain_run_with_options(shim, writer, options, handshake).await
 }
 
 /// Answers a connection over the limit with MySQL's "Too many connections"

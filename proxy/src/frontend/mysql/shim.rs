@@ -71,6 +71,8 @@ pub(super) struct Shim {
     connections: Arc<Connections>,
     /// Corrections for the writer to apply (see `framing::Fixups`).
     fixups: Arc<FixupFlags>,
+    /// The client did not switch to TLS, which the configuration requires.
+    refuse_plain: bool,
     _registration: Registration,
 }
 
@@ -95,8 +97,15 @@ impl Shim {
             next_statement: 0,
             connections,
             fixups: Arc::default(),
+            refuse_plain: false,
             _registration: registration,
         }
+    }
+
+    /// Records that the client stayed in plain text; with `required`, its
+    /// login is refused.
+    pub(super) fn set_tls_missing(&mut self, required: bool) {
+        self.refuse_plain = required;
     }
 
     /// The flags this connection's writer corrects packets by.
@@ -365,7 +374,10 @@ impl<W: AsyncWrite + Send + Unpin> AsyncMysqlShim<W> for Shim {
         auth_data: &[u8],
     ) -> bool {
         let name = String::from_utf8_lossy(username).into_owned();
-        let allowed = if self.users.is_empty() {
+        let allowed = if self.refuse_plain {
+            tracing::info!(peer = %self.peer, user = %name, "MySQL login without TLS refused (mysql.tls_required)");
+            false
+        } else if self.users.is_empty() {
             true
         } else {
             self.users

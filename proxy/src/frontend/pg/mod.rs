@@ -109,36 +109,52 @@ pub struct Options {
     pub connections: Arc<Semaphore>,
 }
 
-/// Builds the TLS acceptor from the configured PEM files.
+/// A certificate chain and private key read from PEM files.
+pub type CertifiedKey = (
+    Vec<rustls::pki_types::CertificateDer<'static>>,
+    rustls::pki_types::PrivateKeyDer<'static>,
+);
+
+/// Reads a PEM certificate chain and key; errors name `section`'s keys.
 ///
 /// # Errors
 ///
-/// When a file cannot be read or holds no usable certificate or key.
-pub fn tls_acceptor(cert: &Path, key: &Path) -> anyhow::Result<TlsAcceptor> {
+/// When a file cannot be read or holds no certificate or key.
+pub fn read_pem(cert: &Path, key: &Path, section: &str) -> anyhow::Result<CertifiedKey> {
     let certs = rustls_pemfile::certs(&mut BufReader::new(
         File::open(cert)
-            .with_context(|| format!("postgres.tls_cert: cannot open {}", cert.display()))?,
+            .with_context(|| format!("{section}.tls_cert: cannot open {}", cert.display()))?,
     ))
     .collect::<Result<Vec<_>, _>>()
-    .with_context(|| format!("postgres.tls_cert: {} is not PEM", cert.display()))?;
+    .with_context(|| format!("{section}.tls_cert: {} is not PEM", cert.display()))?;
     anyhow::ensure!(
         !certs.is_empty(),
-        "postgres.tls_cert: {} holds no certificate",
+        "{section}.tls_cert: {} holds no certificate",
         cert.display()
     );
     let key = rustls_pemfile::private_key(&mut BufReader::new(
         File::open(key)
-            .with_context(|| format!("postgres.tls_key: cannot open {}", key.display()))?,
+            .with_context(|| format!("{section}.tls_key: cannot open {}", key.display()))?,
     ))
-    .with_context(|| format!("postgres.tls_key: {} is not PEM", key.display()))?
-    .with_context(|| format!("postgres.tls_key: {} holds no private key", key.display()))?;
+    .with_context(|| format!("{section}.tls_key: {} is not PEM", key.display()))?
+    .with_context(|| format!("{section}.tls_key: {} holds no private key", key.display()))?;
+    Ok((certs, key))
+}
+
+/// Builds a TLS acceptor from PEM files; errors name `section`'s keys.
+///
+/// # Errors
+///
+/// When a file cannot be read or holds no usable certificate or key.
+pub fn tls_acceptor(cert: &Path, key: &Path, section: &str) -> anyhow::Result<TlsAcceptor> {
+    let (certs, key) = read_pem(cert, key, section)?;
     let config = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
     .with_safe_default_protocol_versions()?
     .with_no_client_auth()
     .with_single_cert(certs, key)
-    .context("postgres.tls_key: does not match postgres.tls_cert")?;
+    .with_context(|| format!("{section}.tls_key: does not match {section}.tls_cert"))?;
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
