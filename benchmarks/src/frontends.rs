@@ -58,15 +58,7 @@ pub fn run(floe: PathBuf, rows: u64, mysql_url: &str, queries: usize) -> anyhow:
         println!();
         println!("| measure | floe mysql | mariadb | floe/mariadb |");
         println!("|---|---|---|---|");
-        let addr = daemon.mysql.context("the daemon has no MySQL listener")?;
-        let mut floe_conn = mysql_async::Conn::new(
-            mysql_async::OptsBuilder::default()
-                .ip_or_hostname(addr.ip().to_string())
-                .tcp_port(addr.port())
-                .user(Some("floe"))
-                .prefer_socket(false),
-        )
-        .await?;
+        let mut floe_conn = floe_mysql(&daemon).await?;
         let (floe_p50, floe_p99) = latency(&mut floe_conn, queries).await?;
         let (maria_p50, maria_p99) = latency(&mut mariadb, queries).await?;
         println!(
@@ -141,16 +133,21 @@ async fn postgres(daemon: &Daemon, sql: &str) -> anyhow::Result<u64> {
     Ok(rows)
 }
 
-async fn mysql_wire(daemon: &Daemon, sql: &str) -> anyhow::Result<u64> {
+/// A connection to Floe's MySQL front end as user `floe`.
+async fn floe_mysql(daemon: &Daemon) -> anyhow::Result<mysql_async::Conn> {
     let addr = daemon.mysql.context("the daemon has no MySQL listener")?;
-    let mut conn = mysql_async::Conn::new(
+    Ok(mysql_async::Conn::new(
         mysql_async::OptsBuilder::default()
             .ip_or_hostname(addr.ip().to_string())
             .tcp_port(addr.port())
             .user(Some("floe"))
             .prefer_socket(false),
     )
-    .await?;
+    .await?)
+}
+
+async fn mysql_wire(daemon: &Daemon, sql: &str) -> anyhow::Result<u64> {
+    let mut conn = floe_mysql(daemon).await?;
     let mut result = conn.query_iter(sql).await?;
     let mut rows = 0u64;
     let mut stream = result

@@ -70,6 +70,13 @@ impl Analysis {
     pub fn fingerprint(&self) -> crate::Fingerprint {
         crate::fingerprint(&self.statement)
     }
+
+    /// The tables the statement touches and the columns its predicates,
+    /// `GROUP BY` and `ORDER BY` use ([`crate::references`]). Computed on
+    /// demand, like the fingerprint.
+    pub fn references(&self) -> crate::References {
+        crate::references(&self.statement)
+    }
 }
 
 /// Analyses every statement in `sql`, in order.

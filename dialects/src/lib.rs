@@ -23,12 +23,14 @@ mod dialect;
 mod error;
 mod fingerprint;
 mod placeholders;
+mod references;
 
 pub use classify::{Analysis, StatementKind, analyze, analyze_statement, split};
 pub use dialect::Dialect;
 pub use error::{Error, Result};
 pub use fingerprint::{Fingerprint, fingerprint};
 pub use placeholders::number_placeholders;
+pub use references::{ColumnRef, Operator, References, TableRef, references};
 
 /// The `sqlparser` crate this crate parses with, re-exported so that callers
 /// holding an AST use the very same version.

@@ -10,3 +10,27 @@
 pub mod flight;
 pub mod mysql;
 pub mod pg;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+
+/// Accepts the next client. Accept errors (out of file descriptors, say) are
+/// logged and retried after a pause, so a burst of them neither spins nor
+/// stops the listener. Rows go out as soon as they are written: Nagle's
+/// algorithm is off.
+pub(crate) async fn accept(listener: &TcpListener) -> (TcpStream, SocketAddr) {
+    loop {
+        match listener.accept().await {
+            Ok((socket, peer)) => {
+                let _ = socket.set_nodelay(true);
+                return (socket, peer);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}

@@ -286,14 +286,7 @@ impl Engine for DataFusionEngine {
 /// `None` when the projection has a wildcard (its width is known only after
 /// planning) or the statement is not a `SELECT`.
 fn postgres_column_names(statement: &ast::Statement) -> Option<Vec<String>> {
-    let ast::Statement::Query(query) = statement else {
-        return None;
-    };
-    let ast::SetExpr::Select(select) = query.body.as_ref() else {
-        return None;
-    };
-    select
-        .projection
+    plain_projection(statement)?
         .iter()
         .map(|item| match item {
             ast::SelectItem::UnnamedExpr(expr) => Some(postgres_name(expr)),
@@ -301,6 +294,18 @@ fn postgres_column_names(statement: &ast::Statement) -> Option<Vec<String>> {
             _ => None,
         })
         .collect()
+}
+
+/// The select list of a plain `SELECT` (no set operation), whose output
+/// columns Floe names the way the client's database would.
+fn plain_projection(statement: &ast::Statement) -> Option<&[ast::SelectItem]> {
+    let ast::Statement::Query(query) = statement else {
+        return None;
+    };
+    let ast::SetExpr::Select(select) = query.body.as_ref() else {
+        return None;
+    };
+    Some(&select.projection)
 }
 
 /// Gives every computed output column of a plain `SELECT` an alias: its
@@ -341,14 +346,7 @@ fn alias_projection(statement: &mut ast::Statement, names: &[String]) {
 /// name for a column, otherwise the expression as written (`count(*)`,
 /// `1 + 1`). `None` as for [`postgres_column_names`].
 fn mysql_column_names(statement: &ast::Statement) -> Option<Vec<String>> {
-    let ast::Statement::Query(query) = statement else {
-        return None;
-    };
-    let ast::SetExpr::Select(select) = query.body.as_ref() else {
-        return None;
-    };
-    select
-        .projection
+    plain_projection(statement)?
         .iter()
         .map(|item| match item {
             ast::SelectItem::UnnamedExpr(ast::Expr::Identifier(ident)) => Some(ident.value.clone()),

@@ -333,6 +333,29 @@ impl FlightSql {
         Ok(tables)
     }
 
+    /// `GetFlightInfo` for a command answered in one batch of `schema`: the
+    /// ticket is the command itself.
+    fn command_info(
+        &self,
+        command: &impl ProstMessageExt,
+        schema: &Schema,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.caller(&request)?;
+        flight_info(schema, command.as_any().encode_to_vec(), request.into_inner())
+    }
+
+    /// `DoGet` of a key command: always empty, as Iceberg tables have no
+    /// enforced keys.
+    fn no_keys(
+        &self,
+        schema: SchemaRef,
+        request: &Request<Ticket>,
+    ) -> Result<Response<FlightStream>, Status> {
+        self.caller(request)?;
+        Ok(Response::new(batch_stream(RecordBatch::new_empty(schema))))
+    }
+
     fn remember_statement(&self, statement: PreparedStatement) -> Result<Vec<u8>, Status> {
         let handle = random_handle();
         let mut statements = self.statements.lock().map_err(|_| poisoned())?;
@@ -676,13 +699,8 @@ impl FlightSqlService for FlightSql {
         query: CommandGetSqlInfo,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.caller(&request)?;
         let schema = query.clone().into_builder(&SQL_INFO).schema();
-        flight_info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )
+        self.command_info(&query, &schema, request)
     }
 
     async fn do_get_sql_info(
@@ -703,13 +721,8 @@ impl FlightSqlService for FlightSql {
         query: CommandGetXdbcTypeInfo,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.caller(&request)?;
         let schema = query.into_builder(&XDBC_INFO).schema();
-        flight_info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )
+        self.command_info(&query, &schema, request)
     }
 
     async fn do_get_xdbc_type_info(
@@ -730,13 +743,8 @@ impl FlightSqlService for FlightSql {
         query: CommandGetCatalogs,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.caller(&request)?;
         let schema = query.into_builder().schema();
-        flight_info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )
+        self.command_info(&query, &schema, request)
     }
 
     async fn do_get_catalogs(
@@ -762,13 +770,8 @@ impl FlightSqlService for FlightSql {
         query: CommandGetDbSchemas,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.caller(&request)?;
         let schema = query.clone().into_builder().schema();
-        flight_info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )
+        self.command_info(&query, &schema, request)
     }
 
     async fn do_get_schemas(
@@ -799,13 +802,8 @@ impl FlightSqlService for FlightSql {
         query: CommandGetTables,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.caller(&request)?;
         let schema = query.clone().into_builder().schema();
-        flight_info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )
+        self.command_info(&query, &schema, request)
     }
 
     async fn do_get_tables(
@@ -854,13 +852,8 @@ impl FlightSqlService for FlightSql {
         query: CommandGetTableTypes,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.caller(&request)?;
         let schema = query.into_builder().schema();
-        flight_info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )
+        self.command_info(&query, &schema, request)
     }
 
     async fn do_get_table_types(
@@ -884,12 +877,7 @@ impl FlightSqlService for FlightSql {
         query: CommandGetPrimaryKeys,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.caller(&request)?;
-        flight_info(
-            &primary_keys_schema(),
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )
+        self.command_info(&query, &primary_keys_schema(), request)
     }
 
     async fn do_get_primary_keys(
@@ -897,10 +885,7 @@ impl FlightSqlService for FlightSql {
         _query: CommandGetPrimaryKeys,
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        self.caller(&request)?;
-        Ok(Response::new(batch_stream(RecordBatch::new_empty(
-            primary_keys_schema(),
-        ))))
+        self.no_keys(primary_keys_schema(), &request)
     }
 
     async fn get_flight_info_exported_keys(
@@ -908,12 +893,7 @@ impl FlightSqlService for FlightSql {
         query: CommandGetExportedKeys,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.caller(&request)?;
-        flight_info(
-            &foreign_keys_schema(),
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )
+        self.command_info(&query, &foreign_keys_schema(), request)
     }
 
     async fn do_get_exported_keys(
@@ -921,10 +901,7 @@ impl FlightSqlService for FlightSql {
         _query: CommandGetExportedKeys,
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        self.caller(&request)?;
-        Ok(Response::new(batch_stream(RecordBatch::new_empty(
-            foreign_keys_schema(),
-        ))))
+        self.no_keys(foreign_keys_schema(), &request)
     }
 
     async fn get_flight_info_imported_keys(
@@ -932,12 +909,7 @@ impl FlightSqlService for FlightSql {
         query: CommandGetImportedKeys,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.caller(&request)?;
-        flight_info(
-            &foreign_keys_schema(),
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )
+        self.command_info(&query, &foreign_keys_schema(), request)
     }
 
     async fn do_get_imported_keys(
@@ -945,10 +917,7 @@ impl FlightSqlService for FlightSql {
         _query: CommandGetImportedKeys,
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        self.caller(&request)?;
-        Ok(Response::new(batch_stream(RecordBatch::new_empty(
-            foreign_keys_schema(),
-        ))))
+        self.no_keys(foreign_keys_schema(), &request)
     }
 
     async fn get_flight_info_cross_reference(
@@ -956,12 +925,7 @@ impl FlightSqlService for FlightSql {
         query: CommandGetCrossReference,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.caller(&request)?;
-        flight_info(
-            &foreign_keys_schema(),
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )
+        self.command_info(&query, &foreign_keys_schema(), request)
     }
 
     async fn do_get_cross_reference(
@@ -969,10 +933,7 @@ impl FlightSqlService for FlightSql {
         _query: CommandGetCrossReference,
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        self.caller(&request)?;
-        Ok(Response::new(batch_stream(RecordBatch::new_empty(
-            foreign_keys_schema(),
-        ))))
+        self.no_keys(foreign_keys_schema(), &request)
     }
 
     async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}

@@ -311,3 +311,62 @@ pub(super) fn type_name(field: &Field) -> String {
         other => other.to_string().to_lowercase(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    #[test]
+    fn arrow_types_get_their_mysql_types_and_flags() {
+        let cases = [
+            (DataType::Boolean, ColumnType::MYSQL_TYPE_TINY, false),
+            (DataType::UInt32, ColumnType::MYSQL_TYPE_LONG, true),
+            (DataType::Int64, ColumnType::MYSQL_TYPE_LONGLONG, false),
+            (DataType::Float32, ColumnType::MYSQL_TYPE_FLOAT, false),
+            (DataType::Decimal128(10, 2), ColumnType::MYSQL_TYPE_NEWDECIMAL, false),
+            (DataType::Utf8View, ColumnType::MYSQL_TYPE_VAR_STRING, false),
+            (DataType::Binary, ColumnType::MYSQL_TYPE_BLOB, false),
+            (DataType::Date32, ColumnType::MYSQL_TYPE_DATE, false),
+            (
+                DataType::Time64(TimeUnit::Microsecond),
+                ColumnType::MYSQL_TYPE_TIME,
+                false,
+            ),
+            (
+                DataType::Timestamp(TimeUnit::Microsecond, None),
+                ColumnType::MYSQL_TYPE_DATETIME,
+                false,
+            ),
+            (
+                DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+                ColumnType::MYSQL_TYPE_TIMESTAMP,
+                false,
+            ),
+        ];
+        for (data_type, coltype, unsigned) in cases {
+            let c = column(&Field::new("c", data_type.clone(), true));
+            assert_eq!(c.coltype, coltype, "{data_type}");
+            assert_eq!(
+                c.colflags.contains(ColumnFlags::UNSIGNED_FLAG),
+                unsigned,
+                "{data_type}"
+            );
+            assert!(!c.colflags.contains(ColumnFlags::NOT_NULL_FLAG));
+        }
+        let json = Field::new("j", DataType::Utf8, false).with_metadata(HashMap::from([(
+            "ARROW:extension:name".to_owned(),
+            "arrow.json".to_owned(),
+        )]));
+        let c = column(&json);
+        assert_eq!(c.coltype, ColumnType::MYSQL_TYPE_JSON);
+        assert!(c.colflags.contains(ColumnFlags::NOT_NULL_FLAG));
+        assert_eq!(type_name(&json), "json");
+        assert!(
+            column(&Field::new("b", DataType::Binary, true))
+                .colflags
+                .contains(ColumnFlags::BINARY_FLAG)
+        );
+    }
+}

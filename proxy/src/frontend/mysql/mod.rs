@@ -31,7 +31,6 @@ pub use self::tls::Tls;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
-use std::time::Duration;
 
 use opensrv_mysql::{AsyncMysqlIntermediary, IntermediaryOptions};
 use tokio::io::{AsyncWriteExt, BufWriter};
@@ -120,16 +119,7 @@ pub async fn serve(listener: TcpListener, options: Options, shutdown: Cancellati
                     tracing::warn!("a MySQL connection closed after a malformed packet");
                 }
             }
-            accepted = listener.accept() => {
-                let (socket, peer) = match accepted {
-                    Ok(accepted) => accepted,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let _ = socket.set_nodelay(true);
+            (socket, peer) = crate::frontend::accept(&listener) => {
                 let Ok(permit) = Arc::clone(&options.connections).try_acquire_owned() else {
                     metrics::connection_rejected(Protocol::MySql, "limit");
                     tracing::warn!(%peer, "connection limit reached");

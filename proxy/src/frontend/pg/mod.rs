@@ -209,17 +209,7 @@ pub async fn serve(listener: TcpListener, options: Options, shutdown: Cancellati
         tokio::select! {
             _ = shutdown.cancelled() => break,
             Some(_) = sessions.join_next(), if !sessions.is_empty() => {}
-            accepted = listener.accept() => {
-                let (socket, peer) = match accepted {
-                    Ok(accepted) => accepted,
-                    Err(e) => {
-                        // Out of file descriptors and the like: back off, keep serving.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let _ = socket.set_nodelay(true);
+            (socket, peer) = crate::frontend::accept(&listener) => {
                 let Ok(permit) = Arc::clone(&options.connections).try_acquire_owned() else {
                     metrics::connection_rejected(Protocol::Postgres, "limit");
                     tracing::warn!(%peer, "connection limit reached");

@@ -1,0 +1,4 @@
+//! Property tests of `floe-dialects`: whatever text arrives from a client,
+//! analysis returns a result or an error, never a panic.
+
+mod fuzz;
