@@ -482,7 +482,11 @@ mod tests {
     use crate::{Dialect, analyze_statement};
 
     fn refs(sql: &str) -> References {
-        references(&analyze_statement(sql, Dialect::Postgres).expect("parses").statement)
+        references(
+            &analyze_statement(sql, Dialect::Postgres)
+                .expect("parses")
+                .statement,
+        )
     }
 
     fn has(r: &References, table: &str, column: &str, op: Operator) -> bool {
@@ -498,7 +502,10 @@ mod tests {
              WHERE z.borough = 'Queens' AND t.pickup_at BETWEEN $1 AND $2 AND demo.trips.payment LIKE 'ca%'",
         );
         assert_eq!(
-            r.tables.iter().map(|t| t.parts.join(".")).collect::<Vec<_>>(),
+            r.tables
+                .iter()
+                .map(|t| t.parts.join("."))
+                .collect::<Vec<_>>(),
             vec!["demo.trips", "demo.zones"]
         );
         assert!(has(&r, "trips", "zone_id", Operator::Equality));
@@ -515,7 +522,10 @@ mod tests {
              SELECT count(*) FROM recent r WHERE r.zone_id IN (SELECT zone_id FROM zones WHERE borough IS NULL)",
         );
         assert_eq!(
-            r.tables.iter().map(|t| t.parts.join(".")).collect::<Vec<_>>(),
+            r.tables
+                .iter()
+                .map(|t| t.parts.join("."))
+                .collect::<Vec<_>>(),
             vec!["trips", "zones"]
         );
         assert!(has(&r, "trips", "pickup_date", Operator::Range));
@@ -531,7 +541,11 @@ mod tests {
         let r = refs("SELECT 1 FROM trips, zones WHERE borough = 'x'");
         assert!(r.predicates.is_empty());
         // A leading wildcard is no prefix.
-        assert!(refs("SELECT 1 FROM t WHERE a LIKE '%x'").predicates.is_empty());
+        assert!(
+            refs("SELECT 1 FROM t WHERE a LIKE '%x'")
+                .predicates
+                .is_empty()
+        );
     }
 
     #[test]

@@ -342,7 +342,11 @@ impl FlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         self.caller(&request)?;
-        flight_info(schema, command.as_any().encode_to_vec(), request.into_inner())
+        flight_info(
+            schema,
+            command.as_any().encode_to_vec(),
+            request.into_inner(),
+        )
     }
 
     /// `DoGet` of a key command: always empty, as Iceberg tables have no

@@ -325,7 +325,11 @@ mod tests {
             (DataType::UInt32, ColumnType::MYSQL_TYPE_LONG, true),
             (DataType::Int64, ColumnType::MYSQL_TYPE_LONGLONG, false),
             (DataType::Float32, ColumnType::MYSQL_TYPE_FLOAT, false),
-            (DataType::Decimal128(10, 2), ColumnType::MYSQL_TYPE_NEWDECIMAL, false),
+            (
+                DataType::Decimal128(10, 2),
+                ColumnType::MYSQL_TYPE_NEWDECIMAL,
+                false,
+            ),
             (DataType::Utf8View, ColumnType::MYSQL_TYPE_VAR_STRING, false),
             (DataType::Binary, ColumnType::MYSQL_TYPE_BLOB, false),
             (DataType::Date32, ColumnType::MYSQL_TYPE_DATE, false),
