@@ -13,6 +13,17 @@ pub enum Error {
     /// The text is valid SQL but uses something Floe does not handle.
     #[error("unsupported: {0}")]
     Unsupported(String),
+    /// The target dialect cannot express a construct of the statement, or
+    /// could only with a different meaning.
+    #[error("cannot translate {construct} from {from} to {to}")]
+    Untranslatable {
+        /// What the statement uses.
+        construct: String,
+        /// The source dialect.
+        from: crate::Dialect,
+        /// The target dialect.
+        to: crate::Dialect,
+    },
 }
 
 /// `Result` with [`Error`] as the default error type.

@@ -18,19 +18,23 @@
 //! ```
 #![deny(missing_docs)]
 
+mod cache;
 mod classify;
 mod dialect;
 mod error;
 mod fingerprint;
 mod placeholders;
 mod references;
+mod translate;
 
+pub use cache::{CacheStats, TranslationCache};
 pub use classify::{Analysis, StatementKind, analyze, analyze_statement, split};
 pub use dialect::Dialect;
 pub use error::{Error, Result};
 pub use fingerprint::{Fingerprint, fingerprint};
 pub use placeholders::number_placeholders;
 pub use references::{ColumnRef, Operator, References, TableRef, references};
+pub use translate::translate;
 
 /// The `sqlparser` crate this crate parses with, re-exported so that callers
 /// holding an AST use the very same version.

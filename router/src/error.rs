@@ -76,6 +76,9 @@ impl From<floe_dialects::Error> for Error {
         match e {
             floe_dialects::Error::Syntax { message } => Error::Syntax(message),
             floe_dialects::Error::Unsupported(m) => Error::Unsupported(m),
+            untranslatable @ floe_dialects::Error::Untranslatable { .. } => {
+                Error::Unsupported(untranslatable.to_string())
+            }
             other => Error::Internal(other.to_string()),
         }
     }

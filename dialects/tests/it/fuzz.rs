@@ -1,10 +1,13 @@
-//! Arbitrary and mutated SQL through every entry point, in every dialect.
+//! Arbitrary and mutated SQL through every entry point (analysis, references,
+//! placeholders, translation with and without the cache), in every dialect.
 //!
 //! The number of cases is bounded (`PROPTEST_CASES`, default 256 per
 //! property here) so the test command stays fast; raise it for a longer run:
 //! `PROPTEST_CASES=100000 cargo test -p floe-dialects --test it fuzz`.
 
-use floe_dialects::{Dialect, analyze, number_placeholders, references, split};
+use floe_dialects::{
+    Dialect, TranslationCache, analyze, number_placeholders, references, split, translate,
+};
 use proptest::prelude::*;
 
 const DIALECTS: [Dialect; 5] = [
@@ -29,7 +32,12 @@ const SEEDS: &[&str] = &[
 
 /// Runs every entry point on `sql` in every dialect; any panic fails the test.
 fn exercise(sql: &str) {
+    let cache = TranslationCache::new(16);
     for dialect in DIALECTS {
+        for target in [Dialect::Postgres, Dialect::MySql] {
+            let _ = translate(sql, dialect, target);
+            let _ = cache.translate(sql, dialect, target);
+        }
         let _ = split(sql, dialect);
         if let Ok(analyses) = analyze(sql, dialect) {
             for mut analysis in analyses {

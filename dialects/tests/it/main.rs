@@ -1,4 +1,4 @@
 //! Property tests of `floe-dialects`: whatever text arrives from a client,
-//! analysis returns a result or an error, never a panic.
+//! analysis and translation return a result or an error, never a panic.
 
 mod fuzz;
