@@ -306,6 +306,34 @@ fn rewrite_expr(expr: &Expr, from: Dialect, to: Dialect) -> Result<Option<Expr>>
                         .collect();
                     Some(format!("{}({})", name.to_uppercase(), coalesced.join(", ")))
                 }
+                // MySQL's CONCAT is NULL when any argument is; the others
+                // skip NULLs.
+                ("concat", list) if mysql_source && !list.is_empty() => Some(format!(
+                    "CASE WHEN {} THEN NULL ELSE CONCAT({}) END",
+                    list.iter()
+                        .map(|a| format!("{} IS NULL", text(a)))
+                        .collect::<Vec<_>>()
+                        .join(" OR "),
+                    list.iter().map(|a| text(a)).collect::<Vec<_>>().join(", ")
+                )),
+                // polyglot-sql turns every date_trunc into DATE(x).
+                ("date_trunc", [unit, x]) if mysql_target => {
+                    let pattern = match string_literal(unit).map(str::to_lowercase).as_deref() {
+                        Some("year") => "%Y-01-01 00:00:00",
+                        Some("month") => "%Y-%m-01 00:00:00",
+                        Some("day") => "%Y-%m-%d 00:00:00",
+                        Some("hour") => "%Y-%m-%d %H:00:00",
+                        Some("minute") => "%Y-%m-%d %H:%i:00",
+                        Some("second") => "%Y-%m-%d %H:%i:%s",
+                        _ => {
+                            return Err(untranslatable("date_trunc to this unit", from, to));
+                        }
+                    };
+                    Some(format!(
+                        "CAST({KEEP}date_format({}, '{pattern}') AS TIMESTAMP)",
+                        text(x)
+                    ))
+                }
                 ("date_format", [d, format]) if mysql_source && to != Dialect::Trino => {
                     let Some(format) = string_literal(format) else {
                         return Err(untranslatable(

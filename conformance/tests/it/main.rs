@@ -4,6 +4,7 @@
 //! client is missing fails and says how to install it.
 
 mod adbc;
+mod corpus;
 mod mysql_cli;
 mod mysql_python;
 mod psql;
