@@ -20,6 +20,14 @@
 //! ```sh
 //! target/release/floe-bench frontends --floe target/release/floe
 //! ```
+//!
+//! `floe-bench dialects` times Floe's `translate` against sqlglot's
+//! `transpile` on the translation corpus (`conformance/corpus`), with
+//! `analyze` and a translation-cache hit:
+//!
+//! ```sh
+//! target/release/floe-bench dialects --python target/test-venv/bin/python
+//! ```
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -29,6 +37,7 @@ use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
 use floe_conformance::{Daemon, DaemonOptions};
 
+mod dialects;
 mod frontends;
 
 #[derive(Debug, Parser)]
@@ -58,6 +67,18 @@ enum Bench {
         /// Seconds per pgbench run.
         #[arg(long, default_value_t = 10)]
         seconds: u32,
+    },
+    /// Dialect translation: Floe's `translate` vs sqlglot on the corpus.
+    Dialects {
+        /// The corpus directory (`mysql.sql`, `postgres.sql`).
+        #[arg(long, default_value = "conformance/corpus")]
+        corpus: PathBuf,
+        /// A Python with sqlglot installed.
+        #[arg(long, default_value = "python3")]
+        python: PathBuf,
+        /// Rounds per statement.
+        #[arg(long, default_value_t = 50)]
+        rounds: usize,
     },
     /// The three front ends on a large result, and MySQL wire latency vs MariaDB.
     Frontends {
@@ -113,6 +134,11 @@ fn main() -> anyhow::Result<()> {
             mysql,
             queries,
         } => frontends::run(floe, rows, &mysql, queries),
+        Bench::Dialects {
+            corpus,
+            python,
+            rounds,
+        } => dialects::run(corpus, python, rounds),
     }
 }
 

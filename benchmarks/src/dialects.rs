@@ -1,0 +1,152 @@
+//! `floe-bench dialects`: Floe's `translate` against sqlglot's `transpile` on
+//! the translation corpus, statement by statement, plus `analyze` and a
+//! translation-cache hit.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context as _, bail};
+use floe_dialects::{Dialect, TranslationCache, analyze, translate};
+
+/// Times `f` `rounds` times and returns the median in microseconds.
+fn median_us(rounds: usize, mut f: impl FnMut()) -> f64 {
+    let mut samples: Vec<f64> = (0..rounds)
+        .map(|_| {
+            let started = Instant::now();
+            f();
+            started.elapsed().as_secs_f64() * 1e6
+        })
+        .collect();
+    samples.sort_by(f64::total_cmp);
+    samples[samples.len() / 2]
+}
+
+fn percentile(values: &[f64], q: f64) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted[((sorted.len() as f64 * q) as usize).min(sorted.len() - 1)]
+}
+
+fn statements(path: &Path) -> anyhow::Result<Vec<String>> {
+    Ok(std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read {}", path.display()))?
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("--"))
+        .map(str::to_owned)
+        .collect())
+}
+
+/// sqlglot's per-statement median in microseconds, measured in Python.
+fn sqlglot(
+    python: &Path,
+    sql: &[String],
+    read: &str,
+    write: &str,
+    rounds: usize,
+) -> anyhow::Result<Vec<f64>> {
+    const SCRIPT: &str = r#"
+import json, sys, time
+import sqlglot
+read, write, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3])
+out = []
+for sql in json.load(sys.stdin):
+    samples = []
+    for _ in range(rounds):
+        t = time.perf_counter()
+        try:
+            sqlglot.transpile(sql, read=read, write=write)
+        except Exception:
+            pass
+        samples.append((time.perf_counter() - t) * 1e6)
+    samples.sort()
+    out.append(samples[len(samples) // 2])
+print(json.dumps(out))
+"#;
+    let mut child = Command::new(python)
+        .args(["-c", SCRIPT, read, write, &rounds.to_string()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot run {} (pip install sqlglot)", python.display()))?;
+    {
+        use std::io::Write as _;
+        let mut stdin = child.stdin.take().context("stdin")?;
+        stdin.write_all(serde_json::to_string(sql)?.as_bytes())?;
+    }
+    let output = child.wait_with_output()?;
+    if !output.status.success() {
+        bail!(
+            "sqlglot timing failed; is sqlglot installed in {}?",
+            python.display()
+        );
+    }
+    Ok(serde_json::from_slice(&output.stdout)?)
+}
+
+pub fn run(corpus: PathBuf, python: PathBuf, rounds: usize) -> anyhow::Result<()> {
+    println!(
+        "# floe-bench dialects: per-statement medians over {rounds} rounds; table rows are the median and p99 across statements"
+    );
+    println!();
+    println!(
+        "| pair | statements | floe translate p50 (µs) | p99 | sqlglot p50 (µs) | p99 | sqlglot/floe (p50) |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    let mut analyze_times = Vec::new();
+    let mut hit_times = Vec::new();
+    for (file, from, to, read, write) in [
+        (
+            "mysql.sql",
+            Dialect::MySql,
+            Dialect::Postgres,
+            "mysql",
+            "postgres",
+        ),
+        (
+            "postgres.sql",
+            Dialect::Postgres,
+            Dialect::MySql,
+            "postgres",
+            "mysql",
+        ),
+    ] {
+        let sql = statements(&corpus.join(file))?;
+        let floe: Vec<f64> = sql
+            .iter()
+            .map(|s| median_us(rounds, || drop(translate(s, from, to))))
+            .collect();
+        analyze_times.extend(
+            sql.iter()
+                .map(|s| median_us(rounds, || drop(analyze(s, from)))),
+        );
+        let cache = TranslationCache::new(4096);
+        for s in &sql {
+            let _ = cache.translate(s, from, to);
+            hit_times.push(median_us(rounds, || drop(cache.translate(s, from, to))));
+        }
+        let glot = sqlglot(&python, &sql, read, write, rounds)?;
+        let (f50, f99) = (percentile(&floe, 0.5), percentile(&floe, 0.99));
+        let (g50, g99) = (percentile(&glot, 0.5), percentile(&glot, 0.99));
+        println!(
+            "| {from}→{to} | {} | {f50:.1} | {f99:.1} | {g50:.1} | {g99:.1} | {:.1} |",
+            sql.len(),
+            g50 / f50
+        );
+    }
+    println!();
+    println!("| measure | p50 (µs) | p99 (µs) |");
+    println!("|---|---|---|");
+    println!(
+        "| analyze, per statement | {:.1} | {:.1} |",
+        percentile(&analyze_times, 0.5),
+        percentile(&analyze_times, 0.99)
+    );
+    println!(
+        "| translation cache hit (parse + shape lookup + literal substitution) | {:.1} | {:.1} |",
+        percentile(&hit_times, 0.5),
+        percentile(&hit_times, 0.99)
+    );
+    Ok(())
+}
