@@ -102,3 +102,83 @@ SELECT ELT(2, 'a', 'b', 'c')
 SELECT IFNULL(NULL, NULL)
 SELECT SIGN(qty - 2) FROM orders ORDER BY id
 SELECT TRUNCATE(amount, 0) FROM orders ORDER BY id
+SELECT o.id, c.city FROM orders o JOIN customers c ON c.id = o.customer_id WHERE c.city IS NOT NULL ORDER BY o.id
+SELECT o.id, c.name FROM orders o LEFT JOIN customers c ON c.id = o.customer_id AND c.vip ORDER BY o.id
+SELECT c.id, o.id FROM customers c CROSS JOIN orders o WHERE o.id < 3 ORDER BY c.id, o.id
+SELECT a.id, b.id FROM customers a JOIN customers b ON a.city = b.city AND a.id < b.id ORDER BY a.id, b.id
+SELECT city, count(*) FROM customers GROUP BY city ORDER BY city
+SELECT city, count(*) FROM customers WHERE city IS NOT NULL GROUP BY city HAVING count(*) > 1 ORDER BY city
+SELECT status, min(amount), max(amount) FROM orders GROUP BY status ORDER BY status
+SELECT customer_id, avg(amount) FROM orders GROUP BY customer_id ORDER BY customer_id
+SELECT sum(qty), count(note) FROM orders
+SELECT count(*) FROM orders WHERE note IS NOT NULL
+SELECT id, amount * qty AS total FROM orders ORDER BY total DESC, id
+SELECT id FROM orders WHERE amount > (SELECT avg(amount) FROM orders) ORDER BY id
+SELECT id FROM orders WHERE customer_id NOT IN (SELECT id FROM customers WHERE vip) ORDER BY id
+SELECT t.status, t.n FROM (SELECT status, count(*) AS n FROM orders GROUP BY status) t ORDER BY t.status
+SELECT max(n) FROM (SELECT customer_id, count(*) AS n FROM orders GROUP BY customer_id) t
+SELECT id FROM orders WHERE status = 'paid' AND qty > 2 OR status = 'new' ORDER BY id
+SELECT id FROM orders WHERE NOT (status = 'paid') ORDER BY id
+SELECT id FROM orders WHERE status <> 'paid' ORDER BY id
+SELECT id FROM orders WHERE status != 'paid' ORDER BY id
+SELECT id FROM customers WHERE name IN ('Ana', 'Eve', 'Zed') ORDER BY id
+SELECT id FROM customers WHERE name NOT LIKE 'A%' ORDER BY id
+SELECT id FROM customers WHERE city IS NULL OR city = 'Lima' ORDER BY id
+SELECT COALESCE(city, name) FROM customers ORDER BY id
+SELECT CASE city WHEN 'Paris' THEN 'FR' WHEN 'Berlin' THEN 'DE' ELSE 'other' END FROM customers ORDER BY id
+SELECT CASE WHEN city IS NULL THEN 0 ELSE 1 END FROM customers ORDER BY id
+SELECT id, qty FROM orders ORDER BY qty DESC, id LIMIT 5
+SELECT id FROM orders ORDER BY amount, id LIMIT 1
+SELECT count(*) FROM (SELECT DISTINCT customer_id FROM orders) t
+SELECT id FROM customers WHERE signup < '2024-05-01' ORDER BY id
+SELECT id FROM customers WHERE signup BETWEEN '2024-02-01' AND '2024-06-30' ORDER BY id
+SELECT MONTH(signup), count(*) FROM customers GROUP BY MONTH(signup) ORDER BY 1
+SELECT YEAR(signup) FROM customers ORDER BY id
+SELECT id FROM orders WHERE YEAR(placed_at) = 2024 AND MONTH(placed_at) = 2 ORDER BY id
+SELECT CURDATE() IS NOT NULL
+SELECT NOW() IS NOT NULL
+SELECT DATE(placed_at) FROM orders ORDER BY id
+SELECT TIME(placed_at) FROM orders ORDER BY id
+SELECT DAYNAME(signup) FROM customers ORDER BY id
+SELECT MONTHNAME(signup) FROM customers ORDER BY id
+SELECT DAYOFMONTH(signup), DAYOFYEAR(signup) FROM customers ORDER BY id
+SELECT WEEKDAY(signup) FROM customers ORDER BY id
+SELECT QUARTER(signup) FROM customers ORDER BY id
+SELECT UNIX_TIMESTAMP('2024-01-01 00:00:00')
+SELECT STR_TO_DATE('2024-03-05', '%Y-%m-%d')
+SELECT TIMESTAMPDIFF(DAY, '2024-01-01', signup) FROM customers ORDER BY id
+SELECT DATE_FORMAT(placed_at, '%H:%i') FROM orders ORDER BY id
+SELECT DATE_FORMAT(signup, '%M %Y') FROM customers ORDER BY id
+SELECT CHAR_LENGTH(CONCAT(name, city)) FROM customers ORDER BY id
+SELECT SUBSTRING_INDEX('a.b.c', '.', 2)
+SELECT UPPER(LEFT(name, 1)) FROM customers ORDER BY id
+SELECT CONCAT(UPPER(SUBSTRING(name, 1, 1)), LOWER(SUBSTRING(name, 2))) FROM customers ORDER BY id
+SELECT TRIM(BOTH 'x' FROM 'xxhixx')
+SELECT TRIM(LEADING '0' FROM '00123')
+SELECT LOWER('ÀB'), UPPER('àb')
+SELECT 'a' = 'a', 'a' < 'b'
+SELECT 5 BETWEEN 1 AND 10
+SELECT 3 IN (1, 2, 3)
+SELECT ROUND(2.5), ROUND(-2.5), ROUND(1.25, 1)
+SELECT CEILING(1.2), FLOOR(-1.2)
+SELECT 10 % 3, -10 % 3
+SELECT POWER(2, 10)
+SELECT CAST(1.9 AS SIGNED)
+SELECT CAST(-1.5 AS SIGNED)
+SELECT CAST('12abc' AS SIGNED)
+SELECT CAST(qty AS DECIMAL(5, 2)) FROM orders ORDER BY id
+SELECT CAST(amount AS CHAR(10)) FROM orders ORDER BY id
+SELECT CONVERT(qty, CHAR) FROM orders ORDER BY id
+SELECT 1 = 1 AND 0 = 0
+SELECT NULL = NULL, NULL <=> NULL
+SELECT id FROM orders WHERE note <=> NULL ORDER BY id
+SELECT id, DENSE_RANK() OVER (ORDER BY status) FROM orders ORDER BY id
+SELECT id, NTILE(3) OVER (ORDER BY id) FROM orders ORDER BY id
+SELECT id, FIRST_VALUE(amount) OVER (PARTITION BY customer_id ORDER BY id) FROM orders ORDER BY id
+SELECT id, COUNT(*) OVER (PARTITION BY status) FROM orders ORDER BY id
+SELECT id, AVG(qty) OVER (ORDER BY id ROWS BETWEEN 1 PRECEDING AND 1 FOLLOWING) FROM orders ORDER BY id
+SELECT customer_id, GROUP_CONCAT(DISTINCT status ORDER BY status) FROM orders GROUP BY customer_id ORDER BY customer_id
+SELECT GROUP_CONCAT(qty ORDER BY id) FROM orders WHERE customer_id = 1
+SELECT id FROM customers WHERE id = 3 UNION SELECT id FROM customers WHERE id = 5 ORDER BY id
+SELECT id FROM customers WHERE vip UNION ALL SELECT id FROM customers WHERE city = 'Paris' ORDER BY id
+SELECT 1 AS x UNION SELECT 2 ORDER BY x

@@ -216,18 +216,27 @@ fn rewrite_expr(expr: &Expr, from: Dialect, to: Dialect) -> Result<Option<Expr>>
     let mysql_source = from == Dialect::MySql;
     let mysql_target = to == Dialect::MySql;
     match expr {
-        // MySQL's CHAR without a length is a string of any length; elsewhere
-        // it is CHAR(1).
+        // MySQL's CAST to CHAR gives a string of any length (CHAR) or cut to n
+        // characters (CHAR(n)), never padded; elsewhere CHAR is CHAR(1) and
+        // CHAR(n) pads with spaces.
         Expr::Cast {
-            data_type: DataType::Char(None) | DataType::Character(None),
+            expr: inner,
+            data_type: DataType::Char(length) | DataType::Character(length),
             ..
-        } if mysql_source => {
-            let mut cast = expr.clone();
-            if let Expr::Cast { data_type, .. } = &mut cast {
-                *data_type = DataType::Varchar(None);
+        } if mysql_source => match length {
+            None => {
+                let mut cast = expr.clone();
+                if let Expr::Cast { data_type, .. } = &mut cast {
+                    *data_type = DataType::Varchar(None);
+                }
+                Ok(Some(cast))
             }
-            Ok(Some(cast))
-        }
+            // polyglot-sql prints a MySQL VARCHAR(n) cast as CHAR(n): cut instead.
+            Some(length) => Ok(Some(parse_expr(
+                &format!("LEFT(CAST({inner} AS VARCHAR), {length})"),
+                from,
+            )?)),
+        },
         // PostgreSQL divides integers as integers; MySQL's `/` gives a
         // decimal. (polyglot-sql prints MySQL's `DIV` as a function MySQL does
         // not have, so the operator is put back after it: see `restore`.)
