@@ -56,6 +56,9 @@ pub struct CacheStats {
 /// (statement shape, source dialect, target dialect). Safe to share.
 #[derive(Debug)]
 pub struct TranslationCache {
+    /// Exact statement texts already translated, by a hash of (text, from,
+    /// to): a hit costs a hash and a comparison, no parsing.
+    exact: Mutex<lru::LruCache<u64, (String, Dialect, Dialect, Vec<String>)>>,
     entries: Mutex<lru::LruCache<(String, Dialect, Dialect), Entry>>,
     hits: AtomicU64,
     misses: AtomicU64,
@@ -65,10 +68,10 @@ pub struct TranslationCache {
 impl TranslationCache {
     /// A cache of at most `capacity` shapes (at least one).
     pub fn new(capacity: usize) -> Self {
+        let capacity = NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN);
         TranslationCache {
-            entries: Mutex::new(lru::LruCache::new(
-                NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN),
-            )),
+            exact: Mutex::new(lru::LruCache::new(capacity)),
+            entries: Mutex::new(lru::LruCache::new(capacity)),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
             evictions: AtomicU64::new(0),
@@ -106,9 +109,27 @@ impl TranslationCache {
         if from == to {
             return translate(sql, from, to);
         }
+        let hash = {
+            use std::hash::{Hash, Hasher};
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            (sql, from, to).hash(&mut hasher);
+            hasher.finish()
+        };
+        if let Ok(mut exact) = self.exact.lock()
+            && let Some((text, f, t, out)) = exact.get(&hash)
+            && text == sql
+            && *f == from
+            && *t == to
+        {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(out.clone());
+        }
         let mut out = Vec::new();
         for analysis in analyze(sql, from)? {
             out.push(self.translate_one(&analysis.sql, analysis.statement, from, to)?);
+        }
+        if let Ok(mut exact) = self.exact.lock() {
+            exact.put(hash, (sql.to_owned(), from, to, out.clone()));
         }
         Ok(out)
     }
@@ -264,6 +285,24 @@ mod tests {
             assert!(out[0].contains(expected), "{out:?}");
         }
         assert_eq!(cache.stats().hits, 0);
+    }
+
+    #[test]
+    fn repeated_texts_are_answered_without_parsing() {
+        let cache = TranslationCache::new(10);
+        let sql = "SELECT DATE_FORMAT(d, '%Y') FROM t";
+        let first = cache
+            .translate(sql, Dialect::MySql, Dialect::Postgres)
+            .expect("translate");
+        let again = cache
+            .translate(sql, Dialect::MySql, Dialect::Postgres)
+            .expect("translate");
+        assert_eq!(first, again);
+        assert_eq!(
+            cache.stats().hits,
+            1,
+            "the exact text hits even where shapes cannot"
+        );
     }
 
     #[test]
