@@ -39,6 +39,9 @@ enum Entry {
     Direct,
 }
 
+/// A translated text: (source text, from, to, translations).
+type ExactEntry = (String, Dialect, Dialect, Vec<String>);
+
 /// Counters of a [`TranslationCache`], for metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CacheStats {
@@ -58,7 +61,7 @@ pub struct CacheStats {
 pub struct TranslationCache {
     /// Exact statement texts already translated, by a hash of (text, from,
     /// to): a hit costs a hash and a comparison, no parsing.
-    exact: Mutex<lru::LruCache<u64, (String, Dialect, Dialect, Vec<String>)>>,
+    exact: Mutex<lru::LruCache<u64, ExactEntry>>,
     entries: Mutex<lru::LruCache<(String, Dialect, Dialect), Entry>>,
     hits: AtomicU64,
     misses: AtomicU64,
