@@ -23,6 +23,20 @@ const SCHEMA: &str = "floe_corpus";
 
 type Rows = Vec<Vec<Option<String>>>;
 
+/// The corpus tables; the servers differ only in the name of a timestamp
+/// without zone.
+fn tables(timestamp: &str) -> [String; 2] {
+    [
+        "CREATE TABLE customers (id INT PRIMARY KEY, name VARCHAR(50), city VARCHAR(50), \
+         signup DATE, vip BOOLEAN)"
+            .to_owned(),
+        format!(
+            "CREATE TABLE orders (id INT PRIMARY KEY, customer_id INT, amount DECIMAL(10,2), \
+             qty INT, status VARCHAR(20), placed_at {timestamp}, note VARCHAR(100))"
+        ),
+    ]
+}
+
 /// Deterministic data, the same text for both servers.
 fn inserts() -> Vec<String> {
     let cities = ["'Paris'", "'Berlin'", "NULL", "'Lima'", "'Oslo'"];
@@ -71,14 +85,9 @@ async fn mariadb() -> mysql_async::Conn {
         format!("DROP DATABASE IF EXISTS {SCHEMA}"),
         format!("CREATE DATABASE {SCHEMA}"),
         format!("USE {SCHEMA}"),
-        "CREATE TABLE customers (id INT PRIMARY KEY, name VARCHAR(50), city VARCHAR(50), \
-         signup DATE, vip BOOLEAN)"
-            .to_owned(),
-        "CREATE TABLE orders (id INT PRIMARY KEY, customer_id INT, amount DECIMAL(10,2), \
-         qty INT, status VARCHAR(20), placed_at DATETIME, note VARCHAR(100))"
-            .to_owned(),
     ]
     .into_iter()
+    .chain(tables("DATETIME"))
     .chain(inserts())
     {
         conn.query_drop(&sql)
@@ -101,13 +110,8 @@ async fn postgres() -> tokio_postgres::Client {
         format!("DROP SCHEMA IF EXISTS {SCHEMA} CASCADE"),
         format!("CREATE SCHEMA {SCHEMA}"),
         format!("SET search_path = {SCHEMA}"),
-        "CREATE TABLE customers (id INT PRIMARY KEY, name VARCHAR(50), city VARCHAR(50), \
-         signup DATE, vip BOOLEAN)"
-            .to_owned(),
-        "CREATE TABLE orders (id INT PRIMARY KEY, customer_id INT, amount DECIMAL(10,2), \
-         qty INT, status VARCHAR(20), placed_at TIMESTAMP, note VARCHAR(100))"
-            .to_owned(),
     ];
+    setup.extend(tables("TIMESTAMP"));
     setup.extend(inserts());
     for sql in setup {
         client
@@ -138,17 +142,7 @@ async fn run_mariadb(conn: &mut mysql_async::Conn, sql: &str) -> Result<Rows, St
 
 async fn run_postgres(client: &tokio_postgres::Client, sql: &str) -> Result<Rows, String> {
     let messages = client.simple_query(sql).await.map_err(|e| e.to_string())?;
-    Ok(messages
-        .iter()
-        .filter_map(|m| match m {
-            tokio_postgres::SimpleQueryMessage::Row(row) => Some(
-                (0..row.len())
-                    .map(|i| row.get(i).map(str::to_owned))
-                    .collect(),
-            ),
-            _ => None,
-        })
-        .collect())
+    Ok(floe_conformance::text_rows(&messages))
 }
 
 /// One spelling per value across the two servers: booleans as 0/1,

@@ -37,20 +37,7 @@ pub fn demo_daemon() -> &'static Daemon {
     DAEMON.get_or_init(|| Daemon::start(options().demo(DEMO_ROWS)))
 }
 
-/// The rows of a simple-protocol answer as text (`None` for NULL).
-pub fn text_rows(messages: &[tokio_postgres::SimpleQueryMessage]) -> Vec<Vec<Option<String>>> {
-    messages
-        .iter()
-        .filter_map(|m| match m {
-            tokio_postgres::SimpleQueryMessage::Row(row) => Some(
-                (0..row.len())
-                    .map(|i| row.get(i).map(str::to_owned))
-                    .collect(),
-            ),
-            _ => None,
-        })
-        .collect()
-}
+pub use floe_conformance::text_rows;
 
 /// A daemon with no demo data, for tests that need a configuration of their own.
 pub fn plain_daemon(extra_config: &str) -> Daemon {
