@@ -12,6 +12,9 @@ pub mod mysql;
 pub mod pg;
 
 use std::net::SocketAddr;
+
+use arrow::array::{Array, AsArray};
+use arrow::datatypes::DataType;
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
@@ -32,5 +35,19 @@ pub(crate) async fn accept(listener: &TcpListener) -> (TcpStream, SocketAddr) {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
+    }
+}
+
+/// A string column's value at `row`, whatever its string layout; `None` for
+/// NULL or a column that is not a string.
+pub(crate) fn string_value(array: &dyn Array, row: usize) -> Option<&str> {
+    if array.is_null(row) {
+        return None;
+    }
+    match array.data_type() {
+        DataType::Utf8 => Some(array.as_string::<i32>().value(row)),
+        DataType::LargeUtf8 => Some(array.as_string::<i64>().value(row)),
+        DataType::Utf8View => Some(array.as_string_view().value(row)),
+        _ => None,
     }
 }

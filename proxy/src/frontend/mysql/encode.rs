@@ -174,7 +174,7 @@ impl<'a> Encoder<'a> {
             Encoder::F16(a) => out.write_col(a.is_valid(row).then(|| a.value(row).to_f32())),
             Encoder::F32(a) => out.write_col(a.is_valid(row).then(|| a.value(row))),
             Encoder::F64(a) => out.write_col(a.is_valid(row).then(|| a.value(row))),
-            Encoder::Utf8(a) => out.write_col(string_value(*a, row)),
+            Encoder::Utf8(a) => out.write_col(crate::frontend::string_value(*a, row)),
             Encoder::Bytes(a) => out.write_col(bytes_value(*a, row)),
             Encoder::Date32(a) => out.write_col(a.value_as_date(row).filter(|_| a.is_valid(row))),
             Encoder::Date64(a) => out.write_col(a.value_as_date(row).filter(|_| a.is_valid(row))),
@@ -182,18 +182,6 @@ impl<'a> Encoder<'a> {
             Encoder::Timestamp(a) => out.write_col(timestamp_value(a, row)),
             Encoder::Text(values) => out.write_col(values.get(row).and_then(Option::as_deref)),
         }
-    }
-}
-
-fn string_value(array: &dyn Array, row: usize) -> Option<&str> {
-    if array.is_null(row) {
-        return None;
-    }
-    match array.data_type() {
-        DataType::Utf8 => Some(array.as_string::<i32>().value(row)),
-        DataType::LargeUtf8 => Some(array.as_string::<i64>().value(row)),
-        DataType::Utf8View => Some(array.as_string_view().value(row)),
-        _ => None,
     }
 }
 

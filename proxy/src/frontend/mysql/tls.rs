@@ -47,8 +47,9 @@ impl Tls {
         let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) else {
             return Ok(None);
         };
-        let acceptor = crate::frontend::pg::tls_acceptor(cert, key, "mysql")?;
         let (certs, key) = read_pem(cert, key, "mysql")?;
+        let acceptor =
+            crate::frontend::pg::acceptor_for((certs.clone(), key.clone_key()), "mysql")?;
         let announce = tokio_rustls_opensrv::rustls::ServerConfig::builder()
             .with_no_client_auth()
             .with_single_cert(certs, key)

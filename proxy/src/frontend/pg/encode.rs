@@ -156,21 +156,9 @@ fn encode_column(
             encode(encoder, text.as_deref(), bytes)
         }
         Column::Json => {
-            let text = string_value(array, row);
+            let text = crate::frontend::string_value(array.as_ref(), row);
             encode(encoder, text, text.map(str::as_bytes))
         }
-    }
-}
-
-fn string_value(array: &ArrayRef, row: usize) -> Option<&str> {
-    if array.is_null(row) {
-        return None;
-    }
-    match array.data_type() {
-        DataType::Utf8 => Some(array.as_string::<i32>().value(row)),
-        DataType::LargeUtf8 => Some(array.as_string::<i64>().value(row)),
-        DataType::Utf8View => Some(array.as_string_view().value(row)),
-        _ => None,
     }
 }
 

@@ -147,7 +147,16 @@ pub fn read_pem(cert: &Path, key: &Path, section: &str) -> anyhow::Result<Certif
 ///
 /// When a file cannot be read or holds no usable certificate or key.
 pub fn tls_acceptor(cert: &Path, key: &Path, section: &str) -> anyhow::Result<TlsAcceptor> {
-    let (certs, key) = read_pem(cert, key, section)?;
+    acceptor_for(read_pem(cert, key, section)?, section)
+}
+
+/// Builds a TLS acceptor from a certificate chain and key already read;
+/// errors name `section`'s keys.
+///
+/// # Errors
+///
+/// When the key does not match the certificate.
+pub fn acceptor_for((certs, key): CertifiedKey, section: &str) -> anyhow::Result<TlsAcceptor> {
     let config = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
