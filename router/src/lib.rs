@@ -26,6 +26,8 @@
 
 pub mod engine;
 mod error;
+pub mod routing;
 
-pub use engine::{BatchStream, Engine, Prepared, QueryOutput, Request};
+pub use engine::{BatchStream, Engine, Prepared, QueryOutput, Request, Transaction};
 pub use error::{DataErrorKind, Error, Result};
+pub use routing::{RouteContext, Router, RoutingConfig, Strategy};

@@ -196,6 +196,15 @@ impl Engine for DataFusionEngine {
         Dialect::DataFusion
     }
 
+    /// The embedded engine plans PostgreSQL and MySQL input itself, with its
+    /// own compatibility layer and the client's column naming.
+    fn accepts(&self, dialect: Dialect) -> bool {
+        matches!(
+            dialect,
+            Dialect::DataFusion | Dialect::Postgres | Dialect::MySql
+        )
+    }
+
     async fn prepare(&self, statement: &Analysis, schema: Option<&str>) -> Result<Prepared> {
         let plan = self.plan(statement, schema).await?;
         let cast_to = placeholder_casts(&plan);
@@ -232,6 +241,7 @@ impl Engine for DataFusionEngine {
             schema,
             returns_rows,
             plan: Some(Arc::new(plan)),
+            engine: None,
         })
     }
 

@@ -3,11 +3,18 @@
 //! | engine | when to choose it |
 //! |---|---|
 //! | [`DataFusionEngine`] | the embedded default: DataFusion over Iceberg catalogs, in process |
+//! | [`PostgresEngine`] | a PostgreSQL server (tokio-postgres, pooled, binary results to Arrow) |
+//! | [`MySqlEngine`] | a MySQL or MariaDB server (mysql_async, pooled) |
+//! | [`FlightSqlEngine`] | any Arrow Flight SQL server (another Floe, Dremio, ...) |
 //!
 //! Construction from configuration happens in one place per engine kind; the
 //! daemon builds engines and hands them to the front ends as `Arc<dyn Engine>`.
 
+mod columns;
 mod datafusion;
+mod flightsql;
+mod mysql;
+mod postgres;
 
 use std::any::Any;
 use std::fmt;
@@ -22,6 +29,9 @@ use futures::Stream;
 use std::pin::Pin;
 
 pub use self::datafusion::{DataFusionEngine, DataFusionEngineOptions};
+pub use self::flightsql::{FlightSqlEngine, FlightSqlEngineOptions};
+pub use self::mysql::{MySqlEngine, MySqlEngineOptions};
+pub use self::postgres::{PostgresEngine, PostgresEngineOptions};
 use crate::Result;
 
 /// A query engine that runs one statement at a time and streams its result.
@@ -49,8 +59,36 @@ pub trait Engine: Send + Sync + fmt::Debug {
     /// The engine's configured name.
     fn name(&self) -> &str;
 
-    /// The SQL dialect the engine understands.
+    /// The SQL dialect the engine understands; statements in another dialect
+    /// are translated into it before they reach the engine.
     fn dialect(&self) -> Dialect;
+
+    /// Whether the engine takes statements written in `dialect` as they are.
+    /// The embedded engine reads several dialects natively; remote servers
+    /// read their own.
+    fn accepts(&self, dialect: Dialect) -> bool {
+        dialect == self.dialect()
+    }
+
+    /// Checks that the engine answers, for the router's active health probes.
+    ///
+    /// # Errors
+    ///
+    /// Why the engine cannot serve statements now.
+    async fn probe(&self) -> Result<()> {
+        Ok(())
+    }
+
+    /// Opens a transaction that pins the statements of a client's
+    /// `BEGIN ... COMMIT` block to one connection. `None` means the engine has
+    /// no transactions: each statement of the block commits on its own.
+    ///
+    /// # Errors
+    ///
+    /// The engine could not open one.
+    async fn begin(&self) -> Result<Option<Box<dyn Transaction>>> {
+        Ok(None)
+    }
 
     /// Plans a statement without running it: the types of its parameters and the
     /// schema of its result, as the extended query protocols need for `Describe`.
@@ -62,6 +100,19 @@ pub trait Engine: Send + Sync + fmt::Debug {
 
     /// Runs one statement.
     async fn execute(&self, request: Request<'_>) -> Result<QueryOutput>;
+}
+
+/// A transaction open on one engine connection.
+#[async_trait]
+pub trait Transaction: Send + Sync {
+    /// Runs one statement inside the transaction.
+    async fn execute(&mut self, request: Request<'_>) -> Result<QueryOutput>;
+
+    /// Commits and releases the connection.
+    async fn commit(self: Box<Self>) -> Result<()>;
+
+    /// Rolls back and releases the connection.
+    async fn rollback(self: Box<Self>) -> Result<()>;
 }
 
 /// One statement to run, with its parameters.
@@ -102,6 +153,9 @@ pub struct Prepared {
     pub returns_rows: bool,
     /// The engine's own plan, reused by [`Engine::execute`] on the engine that made it.
     pub(crate) plan: Option<Arc<dyn Any + Send + Sync>>,
+    /// The engine that planned it, set by the router: executions prefer it,
+    /// so the result has exactly the described types.
+    pub engine: Option<String>,
 }
 
 impl Prepared {
@@ -113,6 +167,7 @@ impl Prepared {
             schema,
             returns_rows: true,
             plan: None,
+            engine: None,
         }
     }
 
@@ -123,6 +178,7 @@ impl Prepared {
             schema: Arc::new(Schema::empty()),
             returns_rows: false,
             plan: None,
+            engine: None,
         }
     }
 }

@@ -1,0 +1,550 @@
+//! A MySQL or MariaDB server as an engine: mysql_async with its pool.
+//!
+//! Statements without parameters go over the text protocol (one round trip);
+//! statements with parameters are prepared (mysql_async caches them per
+//! connection) and run over the binary protocol. mysql_async's result borrows
+//! its connection, so each statement runs in a task that owns the connection
+//! and sends record batches through a bounded channel: the client's reading
+//! paces the server, and dropping the stream aborts the task.
+
+use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use async_trait::async_trait;
+use chrono::{NaiveDate, NaiveDateTime};
+use datafusion::scalar::ScalarValue;
+use floe_dialects::{Analysis, Dialect};
+use futures::StreamExt;
+use mysql_async::consts::{ColumnFlags, ColumnType};
+use mysql_async::prelude::Queryable;
+use mysql_async::{Column, Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, Row};
+use tokio::sync::{Mutex, OwnedMutexGuard, mpsc, oneshot};
+use tokio_util::task::AbortOnDropHandle;
+
+use super::columns::{BATCH_ROWS, BatchBuilder, Value, empty_schema, parse_decimal};
+use super::{Engine, Prepared, QueryOutput, Request, Transaction};
+use crate::{DataErrorKind, Error, Result};
+
+/// How to build a [`MySqlEngine`].
+#[derive(Debug, Clone)]
+pub struct MySqlEngineOptions {
+    /// The engine's name in configuration, logs and metrics.
+    pub name: String,
+    /// `mysql://user@host:port/database`.
+    pub url: String,
+    /// The password, when it is kept out of the URL.
+    pub password: Option<String>,
+    /// Connections the pool opens at most.
+    pub max_connections: usize,
+    /// How long opening a connection or waiting for a free one may take.
+    pub connect_timeout: Duration,
+}
+
+/// A MySQL or MariaDB server.
+pub struct MySqlEngine {
+    name: String,
+    pool: Pool,
+    connect_timeout: Duration,
+}
+
+impl std::fmt::Debug for MySqlEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MySqlEngine")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MySqlEngine {
+    /// Builds the engine; connections open on first use.
+    ///
+    /// # Errors
+    ///
+    /// The URL does not parse.
+    pub fn new(options: MySqlEngineOptions) -> Result<Self> {
+        let opts = Opts::from_url(&options.url).map_err(|e| {
+            Error::InvalidInput(format!("engine {}: invalid MySQL URL: {e}", options.name))
+        })?;
+        let constraints = PoolConstraints::new(0, options.max_connections.max(1))
+            .ok_or_else(|| Error::Internal("pool constraints".to_owned()))?;
+        let mut builder = OptsBuilder::from_opts(opts)
+            .pool_opts(PoolOpts::default().with_constraints(constraints))
+            .prefer_socket(false);
+        if let Some(password) = &options.password {
+            builder = builder.pass(Some(password.clone()));
+        }
+        Ok(MySqlEngine {
+            name: options.name,
+            pool: Pool::new(builder),
+            connect_timeout: options.connect_timeout,
+        })
+    }
+
+    async fn conn(&self) -> Result<Conn> {
+        match tokio::time::timeout(self.connect_timeout, self.pool.get_conn()).await {
+            Ok(conn) => conn.map_err(|e| map_error(&self.name, e)),
+            Err(_) => Err(Error::EngineUnavailable {
+                engine: self.name.clone(),
+                message: format!("no connection within {:?}", self.connect_timeout),
+                retryable: true,
+            }),
+        }
+    }
+}
+
+#[async_trait]
+impl Engine for MySqlEngine {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn dialect(&self) -> Dialect {
+        Dialect::MySql
+    }
+
+    async fn probe(&self) -> Result<()> {
+        let mut conn = self.conn().await?;
+        conn.ping().await.map_err(|e| map_error(&self.name, e))
+    }
+
+    async fn prepare(&self, statement: &Analysis, _schema: Option<&str>) -> Result<Prepared> {
+        let mut conn = self.conn().await?;
+        let prepared = conn
+            .prep(statement.sql.as_str())
+            .await
+            .map_err(|e| map_error(&self.name, e))?;
+        let schema = schema_of(prepared.columns());
+        Ok(Prepared {
+            param_types: vec![None; usize::from(prepared.num_params())],
+            returns_rows: !prepared.columns().is_empty(),
+            schema,
+            plan: None,
+            engine: None,
+        })
+    }
+
+    async fn execute(&self, request: Request<'_>) -> Result<QueryOutput> {
+        let conn = self.conn().await?;
+        run(&self.name, Handle::Owned(conn), request).await
+    }
+
+    async fn begin(&self) -> Result<Option<Box<dyn Transaction>>> {
+        let mut conn = self.conn().await?;
+        conn.query_drop("START TRANSACTION")
+            .await
+            .map_err(|e| map_error(&self.name, e))?;
+        Ok(Some(Box::new(MySqlTransaction {
+            name: self.name.clone(),
+            conn: Arc::new(Mutex::new(conn)),
+        })))
+    }
+}
+
+/// A transaction on one connection, which every statement of it locks in turn.
+struct MySqlTransaction {
+    name: String,
+    conn: Arc<Mutex<Conn>>,
+}
+
+impl MySqlTransaction {
+    async fn finish(self: Box<Self>, statement: &str) -> Result<()> {
+        let mut conn = self.conn.lock_owned().await;
+        conn.query_drop(statement)
+            .await
+            .map_err(|e| map_error(&self.name, e))
+    }
+}
+
+#[async_trait]
+impl Transaction for MySqlTransaction {
+    async fn execute(&mut self, request: Request<'_>) -> Result<QueryOutput> {
+        let conn = Arc::clone(&self.conn).lock_owned().await;
+        run(&self.name, Handle::Shared(conn), request).await
+    }
+
+    async fn commit(self: Box<Self>) -> Result<()> {
+        self.finish("COMMIT").await
+    }
+
+    async fn rollback(self: Box<Self>) -> Result<()> {
+        self.finish("ROLLBACK").await
+    }
+}
+
+/// A connection the statement's task owns: its own from the pool, or the
+/// transaction's, locked until the result ends.
+enum Handle {
+    Owned(Conn),
+    Shared(OwnedMutexGuard<Conn>),
+}
+
+impl Deref for Handle {
+    type Target = Conn;
+    fn deref(&self) -> &Conn {
+        match self {
+            Handle::Owned(conn) => conn,
+            Handle::Shared(guard) => guard,
+        }
+    }
+}
+
+impl DerefMut for Handle {
+    fn deref_mut(&mut self) -> &mut Conn {
+        match self {
+            Handle::Owned(conn) => conn,
+            Handle::Shared(guard) => guard,
+        }
+    }
+}
+
+/// What the statement's task reports first: the result's shape.
+enum Head {
+    Rows(SchemaRef),
+    Command(u64),
+}
+
+async fn run(name: &str, mut conn: Handle, request: Request<'_>) -> Result<QueryOutput> {
+    let sql = request.statement.sql.clone();
+    let params: Vec<mysql_async::Value> = request.params.iter().map(param_value).collect();
+    let engine = name.to_owned();
+    let (head_tx, head_rx) = oneshot::channel::<Result<Head>>();
+    // Two batches in flight: the server keeps sending while the client
+    // encodes, and no more than that is buffered.
+    let (batch_tx, batch_rx) = mpsc::channel(2);
+    let task = tokio::spawn(async move {
+        let result = if params.is_empty() {
+            let result = conn.query_iter(sql).await;
+            match result {
+                Ok(result) => stream_rows(&engine, result, head_tx, &batch_tx).await,
+                Err(e) => drop(head_tx.send(Err(map_error(&engine, e)))),
+            }
+        } else {
+            let result = conn
+                .exec_iter(sql, mysql_async::Params::Positional(params))
+                .await;
+            match result {
+                Ok(result) => stream_rows(&engine, result, head_tx, &batch_tx).await,
+                Err(e) => drop(head_tx.send(Err(map_error(&engine, e)))),
+            }
+        };
+        drop(conn);
+        result
+    });
+    let task = AbortOnDropHandle::new(task);
+    let head = head_rx.await.map_err(|_| Error::EngineUnavailable {
+        engine: name.to_owned(),
+        message: "the statement's task ended without a result".to_owned(),
+        retryable: false,
+    })??;
+    match head {
+        Head::Command(rows) => Ok(QueryOutput::Command { rows: Some(rows) }),
+        Head::Rows(schema) => {
+            let stream = tokio_stream::wrappers::ReceiverStream::new(batch_rx).map(move |batch| {
+                // The stream owns the task: dropping it aborts the statement.
+                let _task = &task;
+                batch
+            });
+            Ok(QueryOutput::Rows {
+                schema,
+                stream: Box::pin(stream),
+            })
+        }
+    }
+}
+
+async fn stream_rows<P: mysql_async::prelude::Protocol>(
+    engine: &str,
+    mut result: mysql_async::QueryResult<'_, 'static, P>,
+    head: oneshot::Sender<Result<Head>>,
+    batches: &mpsc::Sender<Result<arrow::record_batch::RecordBatch>>,
+) {
+    let columns = result.columns();
+    let Some(columns) = columns.filter(|c| !c.is_empty()) else {
+        let affected = result.affected_rows();
+        let done = result.drop_result().await.map_err(|e| map_error(engine, e));
+        drop(head.send(done.map(|()| Head::Command(affected))));
+        return;
+    };
+    let schema = schema_of(&columns);
+    let kinds: Vec<DataType> = schema
+        .fields()
+        .iter()
+        .map(|f| f.data_type().clone())
+        .collect();
+    let mut builder = match BatchBuilder::new(Arc::clone(&schema)) {
+        Ok(builder) => builder,
+        Err(e) => {
+            drop(head.send(Err(e)));
+            return;
+        }
+    };
+    if head.send(Ok(Head::Rows(schema))).is_err() {
+        return;
+    }
+    loop {
+        let row = result.next().await;
+        let outcome = match row {
+            Ok(Some(row)) => {
+                decode_row(&mut builder, &kinds, row).map(|()| builder.len() >= BATCH_ROWS)
+            }
+            Ok(None) => break,
+            Err(e) => Err(map_error(engine, e)),
+        };
+        match outcome {
+            Ok(false) => {}
+            Ok(true) => {
+                if batches.send(builder.finish()).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                drop(batches.send(Err(e)).await);
+                return;
+            }
+        }
+    }
+    if builder.len() > 0 {
+        drop(batches.send(builder.finish()).await);
+    }
+}
+
+fn decode_row(builder: &mut BatchBuilder, kinds: &[DataType], row: Row) -> Result<()> {
+    for (index, (value, kind)) in row.unwrap().into_iter().zip(kinds).enumerate() {
+        push_value(builder, index, kind, &value)?;
+    }
+    builder.end_row();
+    Ok(())
+}
+
+fn push_value(
+    builder: &mut BatchBuilder,
+    index: usize,
+    kind: &DataType,
+    value: &mysql_async::Value,
+) -> Result<()> {
+    use mysql_async::Value as My;
+    let invalid = |text: &str| Error::Data {
+        kind: DataErrorKind::InvalidText,
+        message: format!("MySQL returned {text:?} for a {kind} column"),
+    };
+    let value = match value {
+        My::NULL => Value::Null,
+        My::Int(v) => Value::Int(*v),
+        My::UInt(v) => match kind {
+            DataType::Decimal128(..) => Value::Decimal(i128::from(*v)),
+            _ => Value::UInt(*v),
+        },
+        My::Float(v) => Value::Float(f64::from(*v)),
+        My::Double(v) => Value::Float(*v),
+        My::Date(year, month, day, hour, minute, second, micros) => {
+            let date =
+                NaiveDate::from_ymd_opt(i32::from(*year), u32::from(*month), u32::from(*day));
+            match (date, kind) {
+                // MySQL's zero date has no calendar value.
+                (None, _) => Value::Null,
+                (Some(date), DataType::Date32) => Value::Date(days(date)),
+                (Some(date), _) => {
+                    let time = date.and_hms_micro_opt(
+                        u32::from(*hour),
+                        u32::from(*minute),
+                        u32::from(*second),
+                        *micros,
+                    );
+                    match time {
+                        Some(time) => Value::Timestamp(time.and_utc().timestamp_micros()),
+                        None => Value::Null,
+                    }
+                }
+            }
+        }
+        My::Time(negative, days, hours, minutes, seconds, micros) => {
+            let hours = u64::from(*days) * 24 + u64::from(*hours);
+            let sign = if *negative { "-" } else { "" };
+            let text = if *micros == 0 {
+                format!("{sign}{hours:02}:{minutes:02}:{seconds:02}")
+            } else {
+                format!("{sign}{hours:02}:{minutes:02}:{seconds:02}.{micros:06}")
+            };
+            return builder.push(index, Value::Text(&text));
+        }
+        My::Bytes(bytes) => {
+            // The text protocol sends every value as text.
+            let text = || std::str::from_utf8(bytes).map_err(|_| invalid("non-UTF-8 bytes"));
+            match kind {
+                DataType::Utf8 => Value::Text(text()?),
+                DataType::Binary | DataType::Null => Value::Bytes(bytes),
+                DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 => {
+                    let t = text()?;
+                    Value::Int(t.parse().map_err(|_| invalid(t))?)
+                }
+                DataType::Float32 | DataType::Float64 => {
+                    let t = text()?;
+                    Value::Float(t.parse().map_err(|_| invalid(t))?)
+                }
+                DataType::Decimal128(_, scale) => {
+                    let t = text()?;
+                    Value::Decimal(parse_decimal(t, *scale).ok_or_else(|| invalid(t))?)
+                }
+                DataType::Date32 => {
+                    let t = text()?;
+                    match NaiveDate::parse_from_str(t, "%Y-%m-%d") {
+                        Ok(date) => Value::Date(days(date)),
+                        Err(_) if t.starts_with("0000") => Value::Null,
+                        Err(_) => return Err(invalid(t)),
+                    }
+                }
+                DataType::Timestamp(..) => {
+                    let t = text()?;
+                    match NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S%.f") {
+                        Ok(time) => Value::Timestamp(time.and_utc().timestamp_micros()),
+                        Err(_) if t.starts_with("0000") => Value::Null,
+                        Err(_) => return Err(invalid(t)),
+                    }
+                }
+                _ => Value::Bytes(bytes),
+            }
+        }
+    };
+    builder.push(index, value)
+}
+
+fn days(date: NaiveDate) -> i32 {
+    // Days since 1970-01-01; `num_days_from_ce` of 1970-01-01 is 719163.
+    date.num_days_from_ce() - 719_163
+}
+
+use chrono::Datelike;
+
+/// The Arrow schema of a MySQL result. Unsigned integers widen to the next
+/// signed type (PostgreSQL clients have no unsigned types); `BIGINT UNSIGNED`
+/// becomes `Decimal128(20, 0)`.
+fn schema_of(columns: &[Column]) -> SchemaRef {
+    if columns.is_empty() {
+        return empty_schema();
+    }
+    let fields: Vec<Field> = columns
+        .iter()
+        .map(|c| Field::new(c.name_str(), column_type(c), true))
+        .collect();
+    Arc::new(Schema::new(fields))
+}
+
+fn column_type(column: &Column) -> DataType {
+    let unsigned = column.flags().contains(ColumnFlags::UNSIGNED_FLAG);
+    let binary = column.character_set() == 63;
+    match column.column_type() {
+        ColumnType::MYSQL_TYPE_TINY if unsigned => DataType::Int16,
+        ColumnType::MYSQL_TYPE_TINY => DataType::Int8,
+        ColumnType::MYSQL_TYPE_SHORT if unsigned => DataType::Int32,
+        ColumnType::MYSQL_TYPE_SHORT | ColumnType::MYSQL_TYPE_YEAR => DataType::Int16,
+        ColumnType::MYSQL_TYPE_INT24 | ColumnType::MYSQL_TYPE_LONG if unsigned => DataType::Int64,
+        ColumnType::MYSQL_TYPE_INT24 | ColumnType::MYSQL_TYPE_LONG => DataType::Int32,
+        ColumnType::MYSQL_TYPE_LONGLONG if unsigned => DataType::Decimal128(20, 0),
+        ColumnType::MYSQL_TYPE_LONGLONG => DataType::Int64,
+        ColumnType::MYSQL_TYPE_FLOAT => DataType::Float32,
+        ColumnType::MYSQL_TYPE_DOUBLE => DataType::Float64,
+        ColumnType::MYSQL_TYPE_DECIMAL | ColumnType::MYSQL_TYPE_NEWDECIMAL => {
+            let scale = column.decimals();
+            // The display length counts the sign and the decimal point.
+            let length = column.column_length();
+            let precision = length
+                .saturating_sub(u32::from(scale > 0))
+                .saturating_sub(u32::from(!unsigned));
+            match (u8::try_from(precision), i8::try_from(scale)) {
+                (Ok(p @ 1..=38), Ok(s)) if u32::from(scale) <= precision => {
+                    DataType::Decimal128(p, s)
+                }
+                _ => DataType::Utf8,
+            }
+        }
+        ColumnType::MYSQL_TYPE_DATE | ColumnType::MYSQL_TYPE_NEWDATE => DataType::Date32,
+        ColumnType::MYSQL_TYPE_DATETIME
+        | ColumnType::MYSQL_TYPE_DATETIME2
+        | ColumnType::MYSQL_TYPE_TIMESTAMP
+        | ColumnType::MYSQL_TYPE_TIMESTAMP2 => DataType::Timestamp(TimeUnit::Microsecond, None),
+        ColumnType::MYSQL_TYPE_NULL => DataType::Null,
+        ColumnType::MYSQL_TYPE_BIT | ColumnType::MYSQL_TYPE_GEOMETRY => DataType::Binary,
+        _ if binary => DataType::Binary,
+        _ => DataType::Utf8,
+    }
+}
+
+fn param_value(value: &ScalarValue) -> mysql_async::Value {
+    use mysql_async::Value as My;
+    if value.is_null() {
+        return My::NULL;
+    }
+    match value {
+        ScalarValue::Boolean(Some(b)) => My::Int(i64::from(*b)),
+        ScalarValue::Int8(Some(v)) => My::Int(i64::from(*v)),
+        ScalarValue::Int16(Some(v)) => My::Int(i64::from(*v)),
+        ScalarValue::Int32(Some(v)) => My::Int(i64::from(*v)),
+        ScalarValue::Int64(Some(v)) => My::Int(*v),
+        ScalarValue::UInt8(Some(v)) => My::UInt(u64::from(*v)),
+        ScalarValue::UInt16(Some(v)) => My::UInt(u64::from(*v)),
+        ScalarValue::UInt32(Some(v)) => My::UInt(u64::from(*v)),
+        ScalarValue::UInt64(Some(v)) => My::UInt(*v),
+        ScalarValue::Float32(Some(v)) => My::Float(*v),
+        ScalarValue::Float64(Some(v)) => My::Double(*v),
+        ScalarValue::Binary(Some(b))
+        | ScalarValue::LargeBinary(Some(b))
+        | ScalarValue::BinaryView(Some(b)) => My::Bytes(b.clone()),
+        other => My::Bytes(other.to_string().into_bytes()),
+    }
+}
+
+/// Maps a mysql_async error to Floe's, by the server's error code where there is one.
+fn map_error(engine: &str, e: mysql_async::Error) -> Error {
+    let server = match e {
+        mysql_async::Error::Server(server) => server,
+        other => {
+            return Error::EngineUnavailable {
+                engine: engine.to_owned(),
+                message: other.to_string(),
+                retryable: true,
+            };
+        }
+    };
+    let message = server.message;
+    match server.code {
+        1064 | 1149 => Error::Syntax(message),
+        1146 | 1049 => Error::UndefinedTable(message),
+        1054 => Error::UndefinedColumn(message),
+        1365 => Error::Data {
+            kind: DataErrorKind::DivisionByZero,
+            message,
+        },
+        1264 | 1690 => Error::Data {
+            kind: DataErrorKind::NumericOutOfRange,
+            message,
+        },
+        1292 | 1366 => Error::Data {
+            kind: DataErrorKind::InvalidText,
+            message,
+        },
+        1235 => Error::Unsupported(message),
+        1317 | 3024 | 1969 => Error::Cancelled,
+        // Too many connections, server shutdown, out of memory / resources.
+        1040 | 1053 | 1037 | 1038 | 1041 | 1135 => Error::EngineUnavailable {
+            engine: engine.to_owned(),
+            message,
+            retryable: true,
+        },
+        _ => Error::InvalidInput(message),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_count_days_from_the_unix_epoch() {
+        let epoch = NaiveDate::from_ymd_opt(1970, 1, 1);
+        assert_eq!(epoch.map(days), Some(0));
+        let later = NaiveDate::from_ymd_opt(2000, 1, 1);
+        assert_eq!(later.map(days), Some(10_957));
+    }
+}

@@ -1,0 +1,221 @@
+//! Engine health: Healthy / Degraded / Down, from active probes and from the
+//! outcome of every statement, with a circuit breaker.
+//!
+//! - A failed probe opens the circuit at once (Down): the engine gets no
+//!   traffic while it stays Down.
+//! - Engine failures of statements (connection lost, timeout) count up; the
+//!   first makes a Healthy engine Degraded, [`FAILURES_TO_OPEN`] in a row open
+//!   the circuit.
+//! - A Down engine that answers a probe is half-open (Degraded): it is ranked
+//!   after healthy engines, and [`SUCCESSES_TO_CLOSE`] successes in a row
+//!   (probes or statements) close the circuit again (Healthy).
+//!
+//! Every transition is logged and counted in metrics.
+
+use std::fmt;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use serde::Serialize;
+
+/// Engine failures in a row that open the circuit.
+pub const FAILURES_TO_OPEN: u32 = 3;
+/// Successes in a row that close a half-open circuit.
+pub const SUCCESSES_TO_CLOSE: u32 = 2;
+
+/// An engine's health as the router sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthState {
+    /// Answering normally.
+    Healthy,
+    /// Recent failures, or recovering from Down (half-open): still routed to,
+    /// after the healthy engines.
+    Degraded,
+    /// The circuit is open: not routed to until a probe succeeds.
+    Down,
+}
+
+impl HealthState {
+    /// The state's name, as metrics and `EXPLAIN ROUTE` show it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HealthState::Healthy => "healthy",
+            HealthState::Degraded => "degraded",
+            HealthState::Down => "down",
+        }
+    }
+
+    fn gauge(self) -> f64 {
+        match self {
+            HealthState::Healthy => 2.0,
+            HealthState::Degraded => 1.0,
+            HealthState::Down => 0.0,
+        }
+    }
+}
+
+impl fmt::Display for HealthState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug)]
+struct Inner {
+    state: HealthState,
+    failures: u32,
+    successes: u32,
+    since: Instant,
+    last_error: Option<String>,
+}
+
+/// One engine's health, shared by every session and the prober.
+#[derive(Debug)]
+pub struct Health {
+    engine: String,
+    inner: Mutex<Inner>,
+}
+
+impl Health {
+    /// A new engine starts Healthy: traffic, or the first probe, proves otherwise.
+    pub fn new(engine: &str) -> Self {
+        metrics::gauge!("floe_engine_health", "engine" => engine.to_owned())
+            .set(HealthState::Healthy.gauge());
+        Health {
+            engine: engine.to_owned(),
+            inner: Mutex::new(Inner {
+                state: HealthState::Healthy,
+                failures: 0,
+                successes: 0,
+                since: Instant::now(),
+                last_error: None,
+            }),
+        }
+    }
+
+    /// The current state.
+    pub fn state(&self) -> HealthState {
+        self.inner
+            .lock()
+            .map_or(HealthState::Degraded, |inner| inner.state)
+    }
+
+    /// The last engine failure seen, for `EXPLAIN ROUTE` and the admin API.
+    pub fn last_error(&self) -> Option<String> {
+        self.inner.lock().ok().and_then(|i| i.last_error.clone())
+    }
+
+    /// A statement or probe succeeded.
+    pub fn success(&self) {
+        self.update(|inner| {
+            inner.failures = 0;
+            inner.successes = inner.successes.saturating_add(1);
+            match inner.state {
+                HealthState::Down => Some(HealthState::Degraded),
+                HealthState::Degraded if inner.successes >= SUCCESSES_TO_CLOSE => {
+                    Some(HealthState::Healthy)
+                }
+                _ => None,
+            }
+        });
+    }
+
+    /// A statement failed for an engine-side reason.
+    pub fn failure(&self, error: &str) {
+        self.update(|inner| {
+            inner.successes = 0;
+            inner.failures = inner.failures.saturating_add(1);
+            inner.last_error = Some(error.to_owned());
+            if inner.failures >= FAILURES_TO_OPEN {
+                Some(HealthState::Down)
+            } else if inner.state == HealthState::Healthy {
+                Some(HealthState::Degraded)
+            } else {
+                None
+            }
+        });
+    }
+
+    /// An active probe failed: the engine is not reachable now.
+    pub fn probe_failed(&self, error: &str) {
+        self.update(|inner| {
+            inner.successes = 0;
+            inner.failures = inner.failures.saturating_add(1);
+            inner.last_error = Some(error.to_owned());
+            Some(HealthState::Down)
+        });
+    }
+
+    fn update(&self, change: impl FnOnce(&mut Inner) -> Option<HealthState>) {
+        let Ok(mut inner) = self.inner.lock() else {
+            return;
+        };
+        let Some(next) = change(&mut inner) else {
+            return;
+        };
+        let previous = inner.state;
+        if next == previous {
+            return;
+        }
+        let held = inner.since.elapsed();
+        inner.state = next;
+        inner.since = Instant::now();
+        if next == HealthState::Healthy {
+            inner.successes = 0;
+        }
+        let error = inner.last_error.clone().unwrap_or_default();
+        drop(inner);
+        metrics::gauge!("floe_engine_health", "engine" => self.engine.clone()).set(next.gauge());
+        metrics::counter!(
+            "floe_engine_health_transitions_total",
+            "engine" => self.engine.clone(),
+            "to" => next.as_str()
+        )
+        .increment(1);
+        if next == HealthState::Healthy {
+            tracing::info!(engine = %self.engine, from = %previous, to = %next, after = ?held, "engine health changed");
+        } else {
+            tracing::warn!(engine = %self.engine, from = %previous, to = %next, %error, "engine health changed");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_degrade_then_open_the_circuit() {
+        let health = Health::new("e");
+        health.failure("lost");
+        assert_eq!(health.state(), HealthState::Degraded);
+        health.failure("lost");
+        assert_eq!(health.state(), HealthState::Degraded);
+        health.failure("lost");
+        assert_eq!(health.state(), HealthState::Down);
+        assert_eq!(health.last_error().as_deref(), Some("lost"));
+    }
+
+    #[test]
+    fn a_down_engine_recovers_through_half_open() {
+        let health = Health::new("e");
+        health.probe_failed("refused");
+        assert_eq!(health.state(), HealthState::Down);
+        health.success();
+        assert_eq!(health.state(), HealthState::Degraded);
+        health.success();
+        assert_eq!(health.state(), HealthState::Healthy);
+    }
+
+    #[test]
+    fn a_failure_while_half_open_counts_toward_opening_again() {
+        let health = Health::new("e");
+        health.probe_failed("refused");
+        health.success();
+        health.failure("lost");
+        assert_eq!(health.state(), HealthState::Degraded);
+        health.probe_failed("refused");
+        assert_eq!(health.state(), HealthState::Down);
+    }
+}

@@ -1,0 +1,995 @@
+//! The router: which engine runs a statement, and what happens when it fails.
+//!
+//! For each statement the [`Router`]
+//! 1. finds the tables it touches (`floe-dialects` analysis), qualified with
+//!    the session's catalog and schema;
+//! 2. applies the routing rules, the session's pins (`SET floe.engine`) and
+//!    the statement's hints (`/* floe:engine=pg */`);
+//! 3. keeps the engines that serve every table, accept writes when it writes,
+//!    and are not Down;
+//! 4. orders them by the strategy (cost, latency or throughput);
+//! 5. translates the statement into the first engine's dialect (cached), waits
+//!    for a slot under the engine's concurrency limit, and runs it.
+//!
+//! A read-only statement outside a transaction that fails for an engine-side
+//! reason before its first row is retried on the next engine; everything else
+//! returns the error. Every outcome feeds the engine's health and latency.
+
+mod health;
+mod load;
+mod rules;
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+use std::pin::Pin;
+use std::sync::{Arc, RwLock};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use arrow::record_batch::RecordBatch;
+use floe_dialects::{Analysis, Dialect, TranslationCache, analyze_statement, number_placeholders};
+use futures::{Stream, StreamExt};
+use rand::RngExt;
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+pub use self::health::{FAILURES_TO_OPEN, Health, HealthState, SUCCESSES_TO_CLOSE};
+pub use self::load::{Ewma, Latency, Load};
+use self::rules::{CompiledRule, Facts, hints, pattern};
+pub use self::rules::{CostModel, EngineSpec, Rule, Strategy};
+use crate::engine::{BatchStream, Engine, Prepared, QueryOutput, Request, Transaction};
+use crate::{Error, Result};
+
+/// Router-wide settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoutingConfig {
+    /// The strategy when no rule or session chooses one.
+    pub strategy: Strategy,
+    /// The latency the cost strategy must meet.
+    pub latency_slo: Duration,
+    /// Share of latency-strategy decisions that try a random candidate, so
+    /// that a recovered or faster engine gets measured.
+    pub exploration: f64,
+    /// The catalog unqualified table names belong to.
+    pub default_catalog: String,
+    /// The schema unqualified table names belong to when the session has none.
+    pub default_schema: String,
+    /// Rules, in order.
+    pub rules: Vec<Rule>,
+    /// Translations remembered.
+    pub translation_cache: usize,
+}
+
+impl Default for RoutingConfig {
+    fn default() -> Self {
+        RoutingConfig {
+            strategy: Strategy::Cost,
+            latency_slo: Duration::from_millis(500),
+            exploration: 0.05,
+            default_catalog: "lake".to_owned(),
+            default_schema: "public".to_owned(),
+            rules: Vec::new(),
+            translation_cache: 10_000,
+        }
+    }
+}
+
+/// Who is asking, for rules and pins.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RouteContext<'a> {
+    /// The authenticated user.
+    pub user: &'a str,
+    /// The front end: `postgres`, `mysql` or `flight_sql`.
+    pub protocol: &'a str,
+    /// The session's current schema (MySQL's database).
+    pub schema: Option<&'a str>,
+    /// `SET floe.tag`.
+    pub tag: Option<&'a str>,
+    /// `SET floe.strategy`.
+    pub strategy: Option<Strategy>,
+    /// `SET floe.engine`: run only there.
+    pub engine: Option<&'a str>,
+}
+
+/// One engine with everything the router knows of it.
+#[derive(Debug)]
+pub struct EngineEntry {
+    /// The engine.
+    pub engine: Arc<dyn Engine>,
+    /// How the router treats it.
+    pub spec: EngineSpec,
+    serves: Vec<glob::Pattern>,
+    /// Its health.
+    pub health: Arc<Health>,
+    /// Its observed latency.
+    pub latency: Arc<Latency>,
+    /// Its load.
+    pub load: Arc<Load>,
+}
+
+impl EngineEntry {
+    fn name(&self) -> &str {
+        self.engine.name()
+    }
+
+    fn serves(&self, table: &str) -> bool {
+        self.serves.is_empty() || self.serves.iter().any(|p| p.matches(table))
+    }
+
+    /// Predicted latency in seconds, and where the figure comes from.
+    fn predict(&self, fingerprint: Option<u64>) -> (f64, &'static str, f64) {
+        if let Some(shape) = fingerprint.and_then(|id| self.latency.for_shape(id)) {
+            return (shape.seconds, "shape", shape.bytes);
+        }
+        if let Some(overall) = self.latency.overall() {
+            return (overall.seconds, "engine", overall.bytes);
+        }
+        (self.spec.expected_latency.as_secs_f64(), "prior", 0.0)
+    }
+}
+
+struct State {
+    config: RoutingConfig,
+    rules: Vec<CompiledRule>,
+    engines: Vec<Arc<EngineEntry>>,
+}
+
+/// Picks engines for statements and runs them there.
+pub struct Router {
+    state: RwLock<Arc<State>>,
+    translations: TranslationCache,
+}
+
+impl std::fmt::Debug for Router {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Router").finish_non_exhaustive()
+    }
+}
+
+/// A candidate engine as `EXPLAIN ROUTE` reports it.
+#[derive(Debug, Clone, Serialize)]
+pub struct CandidateReport {
+    /// The engine's name.
+    pub engine: String,
+    /// Its dialect.
+    pub dialect: String,
+    /// Its health.
+    pub health: HealthState,
+    /// Statements running on it.
+    pub outstanding: usize,
+    /// Statements waiting for it.
+    pub queued: usize,
+    /// Its concurrency limit (0: none).
+    pub max_concurrency: usize,
+    /// Predicted latency for this statement, in milliseconds.
+    pub predicted_latency_ms: f64,
+    /// `shape` (measured for this fingerprint), `engine` (its overall
+    /// average) or `prior` (nothing measured yet).
+    pub latency_source: &'static str,
+    /// Predicted price of this statement.
+    pub predicted_cost: f64,
+    /// Its place in the order the router would try (1 = chosen), or `None`
+    /// when it is not a candidate.
+    pub rank: Option<usize>,
+    /// Why it is not a candidate.
+    pub excluded: Option<String>,
+}
+
+/// The routing decision for one statement, with its reasons.
+#[derive(Debug, Clone, Serialize)]
+pub struct Explanation {
+    /// The tables the statement touches, qualified.
+    pub tables: Vec<String>,
+    /// Whether it provably writes nothing.
+    pub read_only: bool,
+    /// Its fingerprint id, in hex.
+    pub fingerprint: String,
+    /// The strategy used and where it came from.
+    pub strategy: Strategy,
+    /// The rules that matched.
+    pub rules: Vec<String>,
+    /// Every engine, candidate or not.
+    pub candidates: Vec<CandidateReport>,
+    /// The engine that would run it.
+    pub chosen: Option<String>,
+    /// Why that one.
+    pub reason: String,
+}
+
+/// A statement's result and the engine that produced it.
+pub struct Routed {
+    /// The engine's name.
+    pub engine: String,
+    /// The result.
+    pub output: QueryOutput,
+}
+
+/// A transaction pinned to one engine (lazily opened by the first statement
+/// of a `BEGIN` block).
+pub struct Pinned {
+    entry: Arc<EngineEntry>,
+    txn: Option<Box<dyn Transaction>>,
+}
+
+impl Pinned {
+    /// The engine the transaction runs on.
+    pub fn engine(&self) -> &str {
+        self.entry.name()
+    }
+
+    /// Commits it.
+    ///
+    /// # Errors
+    ///
+    /// The engine's commit failed.
+    pub async fn commit(self) -> Result<()> {
+        match self.txn {
+            Some(txn) => txn.commit().await,
+            None => Ok(()),
+        }
+    }
+
+    /// Rolls it back.
+    ///
+    /// # Errors
+    ///
+    /// The engine's rollback failed.
+    pub async fn rollback(self) -> Result<()> {
+        match self.txn {
+            Some(txn) => txn.rollback().await,
+            None => Ok(()),
+        }
+    }
+}
+
+/// The decision and the context it needs to run.
+struct Plan {
+    order: Vec<Arc<EngineEntry>>,
+    fingerprint: Option<u64>,
+    explanation: Explanation,
+}
+
+impl Router {
+    /// A router over `engines`, in configuration order.
+    ///
+    /// # Errors
+    ///
+    /// A rule or `serves` pattern does not compile, or two engines share a name.
+    pub fn new(config: RoutingConfig, engines: Vec<(Arc<dyn Engine>, EngineSpec)>) -> Result<Self> {
+        let translations = TranslationCache::new(config.translation_cache.max(1));
+        let state = build_state(config, engines, &[])?;
+        Ok(Router {
+            state: RwLock::new(Arc::new(state)),
+            translations,
+        })
+    }
+
+    /// Replaces the configuration and engines without disturbing running
+    /// statements (they hold their engine). An engine passed again as the same
+    /// `Arc` keeps its health, latency history and load.
+    ///
+    /// # Errors
+    ///
+    /// As [`Router::new`]; the old configuration stays.
+    pub fn reconfigure(
+        &self,
+        config: RoutingConfig,
+        engines: Vec<(Arc<dyn Engine>, EngineSpec)>,
+    ) -> Result<()> {
+        let previous = self.snapshot();
+        let state = build_state(config, engines, &previous.engines)?;
+        if let Ok(mut slot) = self.state.write() {
+            *slot = Arc::new(state);
+        }
+        Ok(())
+    }
+
+    fn snapshot(&self) -> Arc<State> {
+        match self.state.read() {
+            Ok(state) => Arc::clone(&state),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// The engines, in configuration order.
+    pub fn engines(&self) -> Vec<Arc<EngineEntry>> {
+        self.snapshot().engines.clone()
+    }
+
+    /// The engine named `name`.
+    pub fn engine(&self, name: &str) -> Option<Arc<dyn Engine>> {
+        self.snapshot()
+            .engines
+            .iter()
+            .find(|e| e.name() == name)
+            .map(|e| Arc::clone(&e.engine))
+    }
+
+    /// The translation cache's counters.
+    pub fn translation_stats(&self) -> floe_dialects::CacheStats {
+        self.translations.stats()
+    }
+
+    /// What the router would do with `analysis`, and why.
+    ///
+    /// # Errors
+    ///
+    /// The session's strategy hint is not a strategy.
+    pub fn explain(&self, ctx: &RouteContext<'_>, analysis: &Analysis) -> Result<Explanation> {
+        Ok(self.plan(ctx, analysis, None, true)?.explanation)
+    }
+
+    fn plan(
+        &self,
+        ctx: &RouteContext<'_>,
+        analysis: &Analysis,
+        prefer: Option<&str>,
+        explain: bool,
+    ) -> Result<Plan> {
+        let state = self.snapshot();
+        let config = &state.config;
+        let schema = ctx.schema.unwrap_or(&config.default_schema);
+        let tables: Vec<String> = analysis
+            .references()
+            .tables
+            .iter()
+            .map(|t| t.qualified(&config.default_catalog, schema))
+            .collect();
+        let hints = hints(&analysis.sql);
+        let tag = ctx.tag.or(hints.tag);
+        let facts = Facts {
+            user: ctx.user,
+            protocol: ctx.protocol,
+            schema: ctx.schema,
+            tables: &tables,
+            sql: &analysis.sql,
+            tag,
+        };
+        let mut pinned: Option<HashSet<&str>> = None;
+        let mut excluded: HashSet<&str> = HashSet::new();
+        let mut rule_strategy = None;
+        let mut matched = Vec::new();
+        for (index, rule) in state.rules.iter().enumerate() {
+            if !rule.matches(&facts) {
+                continue;
+            }
+            matched.push(rule.label(index));
+            if !rule.rule.engines.is_empty() {
+                let these: HashSet<&str> = rule.rule.engines.iter().map(String::as_str).collect();
+                pinned = Some(match pinned {
+                    Some(p) => p.intersection(&these).copied().collect(),
+                    None => these,
+                });
+            }
+            excluded.extend(rule.rule.exclude.iter().map(String::as_str));
+            rule_strategy = rule_strategy.or(rule.rule.strategy);
+        }
+        let hinted = hints.strategy.map(str::parse::<Strategy>).transpose()?;
+        let strategy = ctx
+            .strategy
+            .or(hinted)
+            .or(rule_strategy)
+            .unwrap_or(config.strategy);
+        let session_pin = ctx.engine.or(hints.engine);
+        let fingerprint = match strategy {
+            Strategy::Throughput if !explain => None,
+            _ => Some(analysis.fingerprint().id),
+        };
+        let writes = !analysis.read_only;
+
+        let mut reports = Vec::with_capacity(state.engines.len());
+        let mut eligible = Vec::new();
+        let mut down = Vec::new();
+        for entry in &state.engines {
+            let name = entry.name();
+            let (seconds, source, bytes) = entry.predict(fingerprint);
+            let health = entry.health.state();
+            let reason = if session_pin.is_some_and(|p| p != name) {
+                Some("the session or statement pins another engine".to_owned())
+            } else if pinned.as_ref().is_some_and(|p| !p.contains(name)) {
+                Some("a rule pins other engines".to_owned())
+            } else if excluded.contains(name) {
+                Some("excluded by a rule".to_owned())
+            } else if let Some(table) = tables.iter().find(|t| !entry.serves(t)) {
+                Some(format!("does not serve {table}"))
+            } else if writes && !entry.spec.writes {
+                Some("does not accept writes".to_owned())
+            } else if health == HealthState::Down {
+                down.push((Arc::clone(entry), seconds));
+                Some(format!(
+                    "down: {}",
+                    entry.health.last_error().unwrap_or_default()
+                ))
+            } else {
+                eligible.push((Arc::clone(entry), seconds, bytes));
+                None
+            };
+            reports.push(CandidateReport {
+                engine: name.to_owned(),
+                dialect: entry.engine.dialect().as_str().to_owned(),
+                health,
+                outstanding: entry.load.outstanding(),
+                queued: entry.load.queued(),
+                max_concurrency: entry.load.max_concurrency(),
+                predicted_latency_ms: seconds * 1000.0,
+                latency_source: source,
+                predicted_cost: entry.spec.cost.predict(seconds, bytes),
+                rank: None,
+                excluded: reason,
+            });
+        }
+
+        let (mut order, mut reason) = if eligible.is_empty() && !down.is_empty() {
+            // Every engine that could run it is Down: trying one beats a
+            // certain error, and a success closes its circuit sooner.
+            down.sort_by(|a, b| a.1.total_cmp(&b.1));
+            (
+                down.into_iter().map(|(e, _)| e).collect::<Vec<_>>(),
+                "every engine that serves it is down; trying them anyway".to_owned(),
+            )
+        } else {
+            self.order(strategy, config, eligible, fingerprint)
+        };
+        if let Some(prefer) = prefer
+            && let Some(at) = order.iter().position(|e| e.name() == prefer)
+            && at > 0
+        {
+            let entry = order.remove(at);
+            order.insert(0, entry);
+            reason = format!("the engine that prepared the statement ({prefer})");
+        }
+        for (rank, entry) in order.iter().enumerate() {
+            if let Some(report) = reports.iter_mut().find(|r| r.engine == entry.name()) {
+                report.rank = Some(rank + 1);
+            }
+        }
+        let chosen = order.first().map(|e| e.name().to_owned());
+        if chosen.is_none() {
+            reason = "no engine serves every table the statement touches".to_owned();
+        }
+        Ok(Plan {
+            explanation: Explanation {
+                tables,
+                read_only: analysis.read_only,
+                fingerprint: fingerprint.map(|f| format!("{f:016x}")).unwrap_or_default(),
+                strategy,
+                rules: matched,
+                candidates: reports,
+                chosen,
+                reason,
+            },
+            order,
+            fingerprint,
+        })
+    }
+
+    /// Orders the eligible engines by the strategy; healthy before degraded.
+    fn order(
+        &self,
+        strategy: Strategy,
+        config: &RoutingConfig,
+        mut eligible: Vec<(Arc<EngineEntry>, f64, f64)>,
+        fingerprint: Option<u64>,
+    ) -> (Vec<Arc<EngineEntry>>, String) {
+        let degraded = |e: &EngineEntry| e.health.state() != HealthState::Healthy;
+        let slo = config.latency_slo.as_secs_f64();
+        let reason = match strategy {
+            Strategy::Cost => {
+                eligible.sort_by(|(a, la, ba), (b, lb, bb)| {
+                    let (ca, cb) = (a.spec.cost.predict(*la, *ba), b.spec.cost.predict(*lb, *bb));
+                    degraded(a)
+                        .cmp(&degraded(b))
+                        .then((*la > slo).cmp(&(*lb > slo)))
+                        .then(if *la > slo && *lb > slo {
+                            la.total_cmp(lb)
+                        } else {
+                            ca.total_cmp(&cb).then(la.total_cmp(lb))
+                        })
+                });
+                match eligible.first() {
+                    Some((_, latency, _)) if *latency <= slo => format!(
+                        "cheapest engine predicted within the {} ms latency SLO",
+                        config.latency_slo.as_millis()
+                    ),
+                    Some(_) => format!(
+                        "no engine is predicted within the {} ms SLO: the fastest",
+                        config.latency_slo.as_millis()
+                    ),
+                    None => String::new(),
+                }
+            }
+            Strategy::Latency => {
+                let unmeasured = |e: &EngineEntry| {
+                    fingerprint.is_some_and(|id| e.latency.for_shape(id).is_none())
+                };
+                eligible.sort_by(|(a, la, _), (b, lb, _)| {
+                    degraded(a)
+                        .cmp(&degraded(b))
+                        .then(unmeasured(b).cmp(&unmeasured(a)))
+                        .then(la.total_cmp(lb))
+                });
+                let explore =
+                    eligible.len() > 1 && rand::rng().random::<f64>() < config.exploration;
+                if explore {
+                    let pick = rand::rng().random_range(1..eligible.len());
+                    eligible.swap(0, pick);
+                    "exploring: a random candidate, so every engine stays measured".to_owned()
+                } else if eligible.first().is_some_and(|(e, _, _)| unmeasured(e)) {
+                    "not yet measured on this query shape: measuring it".to_owned()
+                } else {
+                    "lowest predicted latency for this query shape".to_owned()
+                }
+            }
+            Strategy::Throughput => {
+                let load = |e: &EngineEntry| {
+                    (e.load.outstanding() + e.load.queued()) as f64 / e.spec.weight.max(1e-6)
+                };
+                eligible.sort_by(|(a, _, _), (b, _, _)| {
+                    degraded(a)
+                        .cmp(&degraded(b))
+                        .then(a.load.is_full().cmp(&b.load.is_full()))
+                        .then(load(a).total_cmp(&load(b)))
+                });
+                // Power of two choices among the engines with free slots: the
+                // less loaded of two random ones goes first. It spreads load
+                // without herding every session onto the one engine that
+                // looked idle a moment ago.
+                let open = eligible
+                    .iter()
+                    .take_while(|(e, _, _)| !degraded(e) && !e.load.is_full())
+                    .count();
+                if open >= 2 {
+                    let mut rng = rand::rng();
+                    let a = rng.random_range(0..open);
+                    let b = (a + rng.random_range(1..open)) % open;
+                    let pick = if load(&eligible[b].0) < load(&eligible[a].0) {
+                        b
+                    } else {
+                        a
+                    };
+                    let chosen = eligible.remove(pick);
+                    eligible.insert(0, chosen);
+                }
+                "least outstanding statements of two random engines with free slots".to_owned()
+            }
+        };
+        (eligible.into_iter().map(|(e, _, _)| e).collect(), reason)
+    }
+
+    /// Plans a statement on the engine the router would run it on.
+    ///
+    /// # Errors
+    ///
+    /// No engine can run it, or the engine's planning error.
+    pub async fn prepare(&self, ctx: &RouteContext<'_>, analysis: &Analysis) -> Result<Prepared> {
+        let plan = self.plan(ctx, analysis, None, false)?;
+        let mut first_error = None;
+        for entry in &plan.order {
+            let statement = match self.statement_for(entry, analysis) {
+                Ok(statement) => statement,
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                    continue;
+                }
+            };
+            match entry.engine.prepare(&statement, ctx.schema).await {
+                Ok(mut prepared) => {
+                    prepared.engine = Some(entry.name().to_owned());
+                    return Ok(prepared);
+                }
+                Err(e) if is_engine_failure(&e) => {
+                    entry.health.failure(&e.to_string());
+                    first_error.get_or_insert(e);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(first_error.unwrap_or_else(|| no_engine(&plan.explanation)))
+    }
+
+    /// Runs one statement outside a transaction, failing over for read-only ones.
+    ///
+    /// # Errors
+    ///
+    /// No engine can run it, or the error of the last engine tried.
+    pub async fn execute(&self, ctx: &RouteContext<'_>, request: Request<'_>) -> Result<Routed> {
+        let prefer = request.prepared.and_then(|p| p.engine.as_deref());
+        let plan = self.plan(ctx, request.statement, prefer, false)?;
+        let retry = request.statement.read_only;
+        let mut first_error: Option<Error> = None;
+        for entry in &plan.order {
+            let statement = match self.statement_for(entry, request.statement) {
+                Ok(statement) => statement,
+                Err(e) => {
+                    // Nothing ran: the next engine may read this dialect natively.
+                    first_error.get_or_insert(e);
+                    continue;
+                }
+            };
+            let slot = match entry
+                .load
+                .enter(entry.name(), entry.spec.queue_len, entry.spec.queue_timeout)
+                .await
+            {
+                Ok(slot) => slot,
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                    continue;
+                }
+            };
+            let attempt = self
+                .run_on(entry, &statement, &request, plan.fingerprint, slot, retry)
+                .await;
+            match attempt {
+                Ok(output) => {
+                    if let Some(previous) = &first_error
+                        && is_engine_failure(previous)
+                    {
+                        metrics::counter!("floe_router_failovers_total", "to" => entry.name().to_owned())
+                            .increment(1);
+                        tracing::info!(engine = entry.name(), error = %previous, "statement failed over");
+                    }
+                    return Ok(Routed {
+                        engine: entry.name().to_owned(),
+                        output,
+                    });
+                }
+                Err(e) if retry && is_retryable(&e) => {
+                    first_error = Some(e);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(first_error.unwrap_or_else(|| no_engine(&plan.explanation)))
+    }
+
+    /// Runs `statement` on one engine and tracks the result until its end.
+    /// With `prefetch`, the first batch is awaited here, so that an engine
+    /// failure before any row can still fail over.
+    async fn run_on(
+        &self,
+        entry: &Arc<EngineEntry>,
+        statement: &Analysis,
+        request: &Request<'_>,
+        fingerprint: Option<u64>,
+        slot: load::Slot,
+        prefetch: bool,
+    ) -> Result<QueryOutput> {
+        let started = Instant::now();
+        let prepared = request
+            .prepared
+            .filter(|p| p.engine.as_deref() == Some(entry.name()));
+        let sent = Request {
+            statement,
+            params: request.params,
+            prepared,
+            schema: request.schema,
+        };
+        let output = entry.engine.execute(sent).await;
+        self.track(entry, output, started, fingerprint, slot, prefetch)
+            .await
+    }
+
+    async fn track(
+        &self,
+        entry: &Arc<EngineEntry>,
+        output: Result<QueryOutput>,
+        started: Instant,
+        fingerprint: Option<u64>,
+        slot: load::Slot,
+        prefetch: bool,
+    ) -> Result<QueryOutput> {
+        match output {
+            Err(e) => {
+                record_error(entry, &e);
+                Err(e)
+            }
+            Ok(QueryOutput::Command { rows }) => {
+                entry.health.success();
+                entry.latency.observe(fingerprint, started.elapsed(), 0);
+                Ok(QueryOutput::Command { rows })
+            }
+            Ok(QueryOutput::Rows { schema, mut stream }) => {
+                let first = if prefetch {
+                    match stream.next().await {
+                        Some(Err(e)) => {
+                            record_error(entry, &e);
+                            return Err(e);
+                        }
+                        other => Some(other),
+                    }
+                } else {
+                    None
+                };
+                Ok(QueryOutput::Rows {
+                    schema,
+                    stream: Box::pin(Tracked {
+                        first,
+                        inner: stream,
+                        entry: Arc::clone(entry),
+                        fingerprint,
+                        started,
+                        bytes: 0,
+                        _slot: slot,
+                    }),
+                })
+            }
+        }
+    }
+
+    /// Opens a transaction for a `BEGIN` block on the engine its first
+    /// statement routes to.
+    ///
+    /// # Errors
+    ///
+    /// No engine can run the statement, or the engine could not begin.
+    pub async fn begin(&self, ctx: &RouteContext<'_>, analysis: &Analysis) -> Result<Pinned> {
+        let plan = self.plan(ctx, analysis, None, false)?;
+        let Some(entry) = plan.order.into_iter().next() else {
+            return Err(no_engine(&plan.explanation));
+        };
+        let txn = entry
+            .engine
+            .begin()
+            .await
+            .inspect_err(|e| record_error(&entry, e))?;
+        Ok(Pinned { entry, txn })
+    }
+
+    /// Runs a statement inside a pinned transaction: never retried elsewhere.
+    ///
+    /// # Errors
+    ///
+    /// The engine's error.
+    pub async fn execute_pinned(
+        &self,
+        pinned: &mut Pinned,
+        request: Request<'_>,
+    ) -> Result<Routed> {
+        let entry = Arc::clone(&pinned.entry);
+        let statement = self.statement_for(&entry, request.statement)?;
+        let slot = entry
+            .load
+            .enter(entry.name(), entry.spec.queue_len, entry.spec.queue_timeout)
+            .await?;
+        let started = Instant::now();
+        let prepared = request
+            .prepared
+            .filter(|p| p.engine.as_deref() == Some(entry.name()));
+        let sent = Request {
+            statement: &statement,
+            params: request.params,
+            prepared,
+            schema: request.schema,
+        };
+        let output = match pinned.txn.as_mut() {
+            Some(txn) => txn.execute(sent).await,
+            None => entry.engine.execute(sent).await,
+        };
+        let output = self
+            .track(&entry, output, started, None, slot, false)
+            .await?;
+        Ok(Routed {
+            engine: entry.name().to_owned(),
+            output,
+        })
+    }
+
+    /// The statement in the engine's dialect: as written when the engine reads
+    /// the client's dialect, translated (through the cache) otherwise.
+    fn statement_for<'a>(
+        &self,
+        entry: &EngineEntry,
+        analysis: &'a Analysis,
+    ) -> Result<Cow<'a, Analysis>> {
+        let target = entry.engine.dialect();
+        if entry.engine.accepts(analysis.dialect) {
+            return Ok(Cow::Borrowed(analysis));
+        }
+        let mut translated =
+            self.translations
+                .translate(&analysis.sql, analysis.dialect, target)?;
+        if translated.len() != 1 {
+            return Err(Error::Unsupported(format!(
+                "the statement became {} statements in {}",
+                translated.len(),
+                target.as_str()
+            )));
+        }
+        let sql = translated.remove(0);
+        let mut statement = analyze_statement(&sql, target)?;
+        if target != Dialect::MySql {
+            // MySQL's `?` parameters become `$1`, `$2`, ... in text order.
+            if number_placeholders(&mut statement.statement) > 0 {
+                statement.sql = statement.statement.to_string();
+            }
+        }
+        // The translation keeps the client's intent: a read stays a read.
+        statement.read_only = analysis.read_only;
+        Ok(Cow::Owned(statement))
+    }
+
+    /// Probes every engine whose interval has passed, until `cancel`.
+    pub async fn run_probes(self: Arc<Self>, cancel: CancellationToken) {
+        let mut last: std::collections::HashMap<String, Instant> = std::collections::HashMap::new();
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let due: Vec<Arc<EngineEntry>> = self
+                .engines()
+                .into_iter()
+                .filter(|e| {
+                    last.get(e.name())
+                        .is_none_or(|at| at.elapsed() >= e.spec.probe_interval)
+                })
+                .collect();
+            for entry in &due {
+                last.insert(entry.name().to_owned(), Instant::now());
+            }
+            let probes = due.into_iter().map(|entry| async move {
+                let timeout = entry.spec.probe_interval.max(Duration::from_secs(1));
+                match tokio::time::timeout(timeout, entry.engine.probe()).await {
+                    Ok(Ok(())) => entry.health.success(),
+                    Ok(Err(e)) => entry.health.probe_failed(&e.to_string()),
+                    Err(_) => entry.health.probe_failed("the probe timed out"),
+                }
+            });
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                _ = futures::future::join_all(probes) => {}
+            }
+        }
+    }
+}
+
+fn no_engine(explanation: &Explanation) -> Error {
+    let why: Vec<String> = explanation
+        .candidates
+        .iter()
+        .filter_map(|c| c.excluded.as_ref().map(|r| format!("{}: {r}", c.engine)))
+        .collect();
+    Error::Unsupported(format!(
+        "no engine can run this statement ({})",
+        if why.is_empty() {
+            "no engines are configured".to_owned()
+        } else {
+            why.join("; ")
+        }
+    ))
+}
+
+/// Whether an error says the engine, not the statement, failed.
+pub fn is_engine_failure(e: &Error) -> bool {
+    matches!(e, Error::EngineUnavailable { .. })
+}
+
+fn is_retryable(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::EngineUnavailable {
+            retryable: true,
+            ..
+        }
+    )
+}
+
+fn record_error(entry: &EngineEntry, e: &Error) {
+    if is_engine_failure(e) {
+        entry.health.failure(&e.to_string());
+    } else {
+        // The engine answered, if only to refuse the statement.
+        entry.health.success();
+    }
+}
+
+fn build_state(
+    config: RoutingConfig,
+    engines: Vec<(Arc<dyn Engine>, EngineSpec)>,
+    previous: &[Arc<EngineEntry>],
+) -> Result<State> {
+    let rules = config
+        .rules
+        .iter()
+        .cloned()
+        .map(CompiledRule::new)
+        .collect::<Result<Vec<_>>>()?;
+    let mut names = HashSet::new();
+    let mut entries = Vec::with_capacity(engines.len());
+    for (engine, spec) in engines {
+        if !names.insert(engine.name().to_owned()) {
+            return Err(Error::InvalidInput(format!(
+                "two engines are named {}",
+                engine.name()
+            )));
+        }
+        let serves = spec
+            .serves
+            .iter()
+            .map(|p| pattern(p, "serves"))
+            .collect::<Result<Vec<_>>>()?;
+        let kept = previous.iter().find(|e| {
+            Arc::ptr_eq(&e.engine, &engine) && e.spec.max_concurrency == spec.max_concurrency
+        });
+        let (health, latency, load) = match kept {
+            Some(e) => (
+                Arc::clone(&e.health),
+                Arc::clone(&e.latency),
+                Arc::clone(&e.load),
+            ),
+            None => (
+                Arc::new(Health::new(engine.name())),
+                Arc::new(Latency::default()),
+                Arc::new(Load::new(spec.max_concurrency)),
+            ),
+        };
+        entries.push(Arc::new(EngineEntry {
+            engine,
+            spec,
+            serves,
+            health,
+            latency,
+            load,
+        }));
+    }
+    for rule in &rules {
+        for name in rule.rule.engines.iter().chain(&rule.rule.exclude) {
+            if !names.contains(name.as_str()) {
+                return Err(Error::InvalidInput(format!(
+                    "routing rule {} names engine {name}, which is not configured",
+                    rule.rule.name.as_deref().unwrap_or("(unnamed)")
+                )));
+            }
+        }
+    }
+    Ok(State {
+        config,
+        rules,
+        engines: entries,
+    })
+}
+
+/// A result stream that feeds the engine's latency and health when it ends
+/// and holds the engine's concurrency slot until then.
+struct Tracked {
+    /// The batch awaited before the stream was handed out (failover).
+    first: Option<Option<Result<RecordBatch>>>,
+    inner: BatchStream,
+    entry: Arc<EngineEntry>,
+    fingerprint: Option<u64>,
+    started: Instant,
+    bytes: usize,
+    _slot: load::Slot,
+}
+
+impl Stream for Tracked {
+    type Item = Result<RecordBatch>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let item = match self.first.take() {
+            Some(first) => first,
+            None => match self.inner.poll_next_unpin(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(item) => item,
+            },
+        };
+        match &item {
+            Some(Ok(batch)) => self.bytes += batch.get_array_memory_size(),
+            Some(Err(e)) => record_error(&self.entry, e),
+            None => {
+                self.entry.health.success();
+                let bytes = self.bytes;
+                self.entry
+                    .latency
+                    .observe(self.fingerprint, self.started.elapsed(), bytes);
+            }
+        }
+        Poll::Ready(item)
+    }
+}
+
+#[cfg(test)]
+mod tests;
