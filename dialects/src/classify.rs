@@ -61,6 +61,9 @@ pub struct Analysis {
     /// The command name, upper case, as PostgreSQL reports it in its command tag
     /// (`SELECT`, `INSERT`, `CREATE TABLE`, ...).
     pub command: &'static str,
+    /// The text was `EXPLAIN ROUTE <statement>`: the rest of the analysis is
+    /// of the inner statement, which is to be explained, not run.
+    pub explain_route: bool,
 }
 
 impl Analysis {
@@ -101,6 +104,16 @@ pub fn analyze(sql: &str, dialect: Dialect) -> Result<Vec<Analysis>> {
 /// [`Error::Syntax`] when it does not parse, [`Error::Unsupported`] when it holds
 /// more or fewer than one statement.
 pub fn analyze_statement(sql: &str, dialect: Dialect) -> Result<Analysis> {
+    if let Some(inner) = strip_explain_route(sql) {
+        let mut analysis = analyze_statement(inner, dialect)?;
+        if analysis.explain_route {
+            return Err(Error::Syntax {
+                message: "EXPLAIN ROUTE cannot explain itself".to_owned(),
+            });
+        }
+        analysis.explain_route = true;
+        return Ok(analysis);
+    }
     let parser_dialect = dialect.parser_dialect();
     let mut statements = Parser::parse_sql(parser_dialect.as_ref(), sql)?;
     if statements.len() != 1 {
@@ -118,7 +131,21 @@ pub fn analyze_statement(sql: &str, dialect: Dialect) -> Result<Analysis> {
         kind,
         read_only,
         command,
+        explain_route: false,
     })
+}
+
+/// The statement after a leading `EXPLAIN ROUTE`, if the text starts so
+/// (any case, any whitespace between and after the keywords).
+fn strip_explain_route(sql: &str) -> Option<&str> {
+    fn keyword<'a>(text: &'a str, word: &str) -> Option<&'a str> {
+        let text = text.trim_start();
+        let head = text.get(..word.len())?;
+        let rest = &text[word.len()..];
+        (head.eq_ignore_ascii_case(word) && rest.starts_with(char::is_whitespace)).then_some(rest)
+    }
+    let rest = keyword(sql, "EXPLAIN")?;
+    keyword(rest, "ROUTE").map(str::trim_start)
 }
 
 /// Cuts `sql` into the texts of its statements at top-level semicolons.
@@ -387,5 +414,22 @@ mod tests {
     fn mysql_backticks_parse_in_the_mysql_dialect() {
         let a = analyze_statement("SELECT `id` FROM `t`", Dialect::MySql).expect("parses");
         assert_eq!(a.kind, StatementKind::Read);
+    }
+
+    #[test]
+    fn explain_route_wraps_the_statement_it_explains() {
+        let a = analyze_statement(
+            "explain  route\n INSERT INTO t VALUES (1)",
+            Dialect::Postgres,
+        )
+        .expect("parses");
+        assert!(a.explain_route);
+        assert_eq!((a.kind, a.read_only), (StatementKind::Write, false));
+        assert_eq!(a.sql, "INSERT INTO t VALUES (1)");
+        assert!(!one("EXPLAIN SELECT 1").explain_route);
+        assert!(
+            analyze_statement("EXPLAIN ROUTE EXPLAIN ROUTE SELECT 1", Dialect::Postgres).is_err()
+        );
+        assert!(analyze_statement("EXPLAIN ROUTE", Dialect::Postgres).is_err());
     }
 }

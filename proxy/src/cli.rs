@@ -7,6 +7,8 @@ use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
+use std::sync::Arc;
+
 use crate::config::{FloeConfig, LogFormat};
 
 /// Floe: one SQL endpoint for a lakehouse, with a built-in Iceberg maintenance engine.
@@ -54,7 +56,7 @@ enum ConfigCommand {
     },
 }
 
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 struct Common {
     /// The configuration file.
     #[arg(long, short, env = "FLOE_CONFIG", value_name = "FILE")]
@@ -107,9 +109,11 @@ pub fn run() -> anyhow::Result<std::process::ExitCode> {
                 .thread_name("floe")
                 .build()
                 .context("cannot start the async runtime")?;
+            let reload_from = common.clone();
             let options = crate::daemon::RunOptions {
                 ready_file,
                 exit_on_stdin_eof,
+                reload_config: Some(Arc::new(move || reload_from.load())),
             };
             let result = runtime.block_on(crate::daemon::run(
                 config,

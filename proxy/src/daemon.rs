@@ -14,16 +14,17 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use floe_maintenance::catalog::{ensure_namespaces, open_catalog};
-use floe_router::engine::{DataFusionEngine, DataFusionEngineOptions, Engine};
+use floe_router::Router;
 use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::admin::{self, AdminState};
-use crate::config::FloeConfig;
+use crate::admin::{self, AdminRouting, AdminState};
+use crate::config::{EngineKind, FloeConfig};
 use crate::demo::{self, DemoState};
+use crate::engines::{self, LoadConfig, Reloader};
 use crate::frontend::{flight, mysql, pg};
 use crate::session::Shared;
 use crate::shutdown::{self, Drain};
@@ -39,12 +40,24 @@ struct Ready {
 }
 
 /// How `floe serve` was asked to run, beyond its configuration.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct RunOptions {
     /// Where to write the bound addresses once serving.
     pub ready_file: Option<PathBuf>,
     /// Shut down when standard input reaches end of file.
     pub exit_on_stdin_eof: bool,
+    /// Reads the configuration again, for SIGHUP and `POST /api/reload`;
+    /// `None` disables reloads.
+    pub reload_config: Option<LoadConfig>,
+}
+
+impl std::fmt::Debug for RunOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunOptions")
+            .field("ready_file", &self.ready_file)
+            .field("exit_on_stdin_eof", &self.exit_on_stdin_eof)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Runs the daemon until a signal (or `shutdown` being cancelled) and the drain
@@ -78,6 +91,7 @@ pub async fn run(
 
     let ready = Arc::new(AtomicBool::new(false));
     let catalogs = Arc::new(std::sync::RwLock::new(Vec::new()));
+    let admin_router = Arc::new(std::sync::RwLock::new(None));
     let admin_addr = match config.listen.admin {
         Some(addr) => {
             let listener = bind(addr, "admin").await?;
@@ -90,6 +104,7 @@ pub async fn run(
                     ready: Arc::clone(&ready),
                     shutdown: shutdown.clone(),
                     catalogs: Arc::clone(&catalogs),
+                    routing: Arc::clone(&admin_router),
                 },
             ));
             Some(local)
@@ -113,43 +128,63 @@ pub async fn run(
         list.clone_from(&opened);
     }
 
-    let engine_config = config.engines.first().context("no engine configured")?;
-    let mut engine_options = DataFusionEngineOptions::new(
-        &engine_config.name,
-        default_name,
-        Arc::clone(&default_catalog),
-    );
-    engine_options.catalogs = opened
+    let built = engines::build(&config, &opened, &[]).await?;
+    for engine in &built {
+        tracing::info!(engine = engine.engine.name(), kind = ?engine.config.kind, "engine ready");
+    }
+    let router = Arc::new(Router::new(
+        config.routing_config(),
+        engines::routed(&built),
+    )?);
+    tasks.spawn(Arc::clone(&router).run_probes(shutdown.clone()));
+    let local = built
         .iter()
-        .filter(|(name, _)| {
-            engine_config
-                .serves
-                .iter()
-                .any(|p| p.split('.').next() == Some(name))
-        })
-        .cloned()
-        .collect();
-    let engine: Arc<dyn Engine> = Arc::new(DataFusionEngine::try_new(engine_options).await?);
-    tracing::info!(engine = engine.name(), "engine ready");
+        .find(|b| b.config.kind == EngineKind::Datafusion)
+        .map(|b| Arc::clone(&b.engine));
 
     if demo_state == DemoState::NeedsLoad {
-        tracing::info!(
-            rows = config.demo.rows,
-            appends = config.demo.appends,
-            "creating the demo dataset"
-        );
-        tokio::select! {
-            loaded = demo::load(engine.as_ref(), default_catalog.as_ref(), &config.demo) => loaded?,
-            _ = shutdown.cancelled() => {
-                tracing::warn!("shutdown during demo creation; it resumes on the next start");
-                return Ok(());
+        match &local {
+            Some(engine) => {
+                tracing::info!(
+                    rows = config.demo.rows,
+                    appends = config.demo.appends,
+                    "creating the demo dataset"
+                );
+                tokio::select! {
+                    loaded = demo::load(engine.as_ref(), default_catalog.as_ref(), &config.demo) => loaded?,
+                    _ = shutdown.cancelled() => {
+                        tracing::warn!("shutdown during demo creation; it resumes on the next start");
+                        return Ok(());
+                    }
+                }
             }
+            None => tracing::warn!(
+                "no datafusion engine is configured: the demo dataset is not created"
+            ),
         }
+    }
+
+    let reloader = options.reload_config.clone().map(|load| {
+        Arc::new(Reloader::new(
+            load,
+            Arc::clone(&router),
+            opened.clone(),
+            built,
+        ))
+    });
+    if let Some(reloader) = &reloader {
+        tasks.spawn(reload_on_sighup(Arc::clone(reloader), shutdown.clone()));
+    }
+    if let Ok(mut slot) = admin_router.write() {
+        *slot = Some(AdminRouting {
+            router: Arc::clone(&router),
+            reloader,
+        });
     }
 
     let drain = Drain::default();
     let shared = Shared {
-        engine,
+        router,
         drain: drain.clone(),
         statement_timeout: config.server.statement_timeout,
     };
@@ -238,6 +273,27 @@ pub async fn run(
     tasks.abort_all();
     tracing::info!("Floe stopped");
     Ok(())
+}
+
+/// Reloads engines and routing on every SIGHUP until shutdown; a bad
+/// configuration is logged and the running one stays.
+async fn reload_on_sighup(reloader: Arc<Reloader>, shutdown: CancellationToken) {
+    let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+    else {
+        tracing::warn!(
+            "cannot listen for SIGHUP: configuration reloads only through the admin API"
+        );
+        return;
+    };
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            received = hangups.recv() => if received.is_none() { return },
+        }
+        if let Err(e) = reloader.reload().await {
+            tracing::error!(error = %format!("{e:#}"), "configuration reload failed; the running configuration stays");
+        }
+    }
 }
 
 async fn bind(addr: SocketAddr, key: &str) -> anyhow::Result<TcpListener> {

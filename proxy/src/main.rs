@@ -9,6 +9,7 @@ mod cli;
 mod config;
 mod daemon;
 mod demo;
+mod engines;
 mod error;
 mod frontend;
 mod metrics;

@@ -20,7 +20,9 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::scalar::ScalarValue;
 use floe_dialects::sqlparser::ast::{ContextModifier, Expr, Set, Statement, Value, ValueWithSpan};
 use floe_dialects::{Analysis, StatementKind};
-use floe_router::engine::{BatchStream, Engine, Prepared, QueryOutput, Request};
+use floe_router::engine::{BatchStream, Prepared, QueryOutput, Request};
+use floe_router::routing::{Explanation, Pinned};
+use floe_router::{RouteContext, Router, Strategy};
 use futures::Stream;
 use std::future::Future;
 
@@ -33,12 +35,36 @@ use crate::shutdown::{Drain, DrainGuard};
 /// What every session of the daemon shares.
 #[derive(Debug, Clone)]
 pub struct Shared {
-    /// The engine statements run on.
-    pub engine: Arc<dyn Engine>,
+    /// Routes statements to engines.
+    pub router: Arc<Router>,
     /// Tracks running statements so shutdown can wait for them.
     pub drain: Drain,
     /// `server.statement_timeout`; zero means none.
     pub statement_timeout: Duration,
+}
+
+impl Shared {
+    /// Runs a statement Floe itself issues (catalog listings for `USE`,
+    /// Flight SQL metadata), routed like a client's but outside any session.
+    ///
+    /// # Errors
+    ///
+    /// As [`Router::execute`].
+    pub async fn execute_internal(
+        &self,
+        protocol: Protocol,
+        analysis: &Analysis,
+    ) -> Result<QueryOutput> {
+        let ctx = RouteContext {
+            protocol: protocol.as_str(),
+            ..RouteContext::default()
+        };
+        Ok(self
+            .router
+            .execute(&ctx, Request::new(analysis))
+            .await?
+            .output)
+    }
 }
 
 /// Where a session stands with respect to transactions.
@@ -93,6 +119,11 @@ pub struct Session {
     /// The current schema (MySQL's current database) unqualified table names
     /// resolve against; `None` is the engine's default.
     schema: Option<String>,
+    /// The authenticated user, for routing rules.
+    user: String,
+    /// The engine transaction a `BEGIN` block runs in, opened by the block's
+    /// first statement that reaches an engine.
+    pinned: Option<Pinned>,
 }
 
 /// The cancellation token of a session's running statement, shared with the
@@ -231,7 +262,24 @@ impl Session {
             cancel: Arc::new(CancelSlot::default()),
             stream_failed: Arc::new(AtomicBool::new(false)),
             schema: None,
+            user: String::new(),
+            pinned: None,
         }
+    }
+
+    /// Records who the client authenticated as, for routing rules.
+    pub fn set_user(&mut self, user: &str) {
+        user.clone_into(&mut self.user);
+    }
+
+    /// The authenticated user; empty until the front end sets it.
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
+    /// The engine this session's open transaction is pinned to, if any.
+    pub fn pinned_engine(&self) -> Option<&str> {
+        self.pinned.as_ref().map(Pinned::engine)
     }
 
     /// The current schema, if one was chosen (`USE db` in MySQL).
@@ -289,10 +337,14 @@ impl Session {
         analysis: &Analysis,
         schema: Option<&str>,
     ) -> Result<Prepared> {
-        if handled_locally(analysis) {
+        if analysis.explain_route || handled_locally(analysis) {
             return Ok(local_schema(analysis).map_or_else(Prepared::command, Prepared::rows));
         }
-        Ok(shared.engine.prepare(analysis, schema).await?)
+        let ctx = RouteContext {
+            schema,
+            ..RouteContext::default()
+        };
+        Ok(shared.router.prepare(&ctx, analysis).await?)
     }
 
     /// Runs one statement.
@@ -327,6 +379,25 @@ impl Session {
         {
             return Err(Error::InFailedTransaction);
         }
+        if analysis.explain_route {
+            return self.explain_route(analysis);
+        }
+        if let Statement::Commit { .. } | Statement::Rollback { .. } = analysis.statement
+            && let Some(pinned) = self.pinned.take()
+        {
+            let commit = matches!(analysis.statement, Statement::Commit { .. })
+                && self.txn == TxnState::InBlock;
+            let ended = if commit {
+                pinned.commit().await
+            } else {
+                pinned.rollback().await
+            };
+            if let Err(e) = ended {
+                // The engine ended the transaction one way or the other.
+                self.txn = TxnState::Idle;
+                return Err(e.into());
+            }
+        }
         if handled_locally(analysis) {
             return self.run_locally(analysis);
         }
@@ -340,7 +411,28 @@ impl Session {
             prepared,
             schema: self.schema.as_deref(),
         };
-        let execution = self.shared.engine.execute(request);
+        let ctx = route_context(
+            &self.user,
+            self.protocol,
+            self.schema.as_deref(),
+            &self.settings,
+        )?;
+        let router = &self.shared.router;
+        let in_block = self.txn == TxnState::InBlock;
+        let pinned = &mut self.pinned;
+        let execution = async move {
+            if !in_block {
+                return router.execute(&ctx, request).await;
+            }
+            // A transaction block runs on one engine: the one its first
+            // statement routes to. Nothing in it is retried elsewhere.
+            let pinned = match pinned {
+                Some(pinned) => pinned,
+                None => pinned.insert(router.begin(&ctx, analysis).await?),
+            };
+            router.execute_pinned(pinned, request).await
+        };
+        let execution = async move { execution.await.map(|routed| routed.output) };
         let output = tokio::select! {
             biased;
             _ = cancel.cancelled() => Err(Error::Engine(floe_router::Error::Cancelled)),
@@ -485,6 +577,24 @@ impl Session {
         }
     }
 
+    /// `EXPLAIN ROUTE <statement>`: one row per engine with its health, load,
+    /// predictions and rank, the chosen one first, with the reason.
+    fn explain_route(&self, analysis: &Analysis) -> Result<Outcome> {
+        let ctx = route_context(
+            &self.user,
+            self.protocol,
+            self.schema.as_deref(),
+            &self.settings,
+        )?;
+        let explanation = self.shared.router.explain(&ctx, analysis)?;
+        let batch = explain_batch(&explanation, self.pinned_engine())
+            .map_err(|e| Error::Engine(floe_router::Error::Internal(e.to_string())))?;
+        Ok(Outcome::Rows {
+            schema: batch.schema(),
+            stream: Box::pin(futures::stream::iter([Ok(batch)])),
+        })
+    }
+
     /// The session's `statement_timeout` (PostgreSQL) or `max_execution_time`
     /// (MySQL, in milliseconds) if set, otherwise the server's.
     fn statement_timeout(&self) -> Duration {
@@ -551,6 +661,14 @@ impl Session {
             {
                 return Err(Error::InvalidValue { name, value });
             }
+            let valid = match name.as_str() {
+                "floe.strategy" => value.is_empty() || value.parse::<Strategy>().is_ok(),
+                "floe.engine" => value.is_empty() || self.shared.router.engine(&value).is_some(),
+                _ => true,
+            };
+            if !valid {
+                return Err(Error::InvalidValue { name, value });
+            }
             self.settings.insert(name, value);
         }
         Ok(())
@@ -569,8 +687,117 @@ fn handled_locally(analysis: &Analysis) -> bool {
     }
 }
 
+/// The routing context of a session: its user, protocol, schema and the
+/// `floe.tag`, `floe.strategy` and `floe.engine` settings.
+fn route_context<'a>(
+    user: &'a str,
+    protocol: Protocol,
+    schema: Option<&'a str>,
+    settings: &'a BTreeMap<String, String>,
+) -> Result<RouteContext<'a>> {
+    let setting = |name: &str| {
+        settings
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    };
+    Ok(RouteContext {
+        user,
+        protocol: protocol.as_str(),
+        schema,
+        tag: setting("floe.tag"),
+        strategy: setting("floe.strategy")
+            .map(str::parse)
+            .transpose()
+            .map_err(Error::Engine)?,
+        engine: setting("floe.engine"),
+    })
+}
+
+fn explain_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("engine", DataType::Utf8, false),
+        Field::new("rank", DataType::Int64, true),
+        Field::new("health", DataType::Utf8, false),
+        Field::new("outstanding", DataType::Int64, false),
+        Field::new("queued", DataType::Int64, false),
+        Field::new("max_concurrency", DataType::Int64, false),
+        Field::new("predicted_latency_ms", DataType::Float64, false),
+        Field::new("latency_source", DataType::Utf8, false),
+        Field::new("predicted_cost", DataType::Float64, false),
+        Field::new("note", DataType::Utf8, false),
+    ]))
+}
+
+/// The rows of `EXPLAIN ROUTE`, ranked engines first in order, then the
+/// others; the chosen engine's note says why, with the strategy and rules.
+fn explain_batch(
+    explanation: &Explanation,
+    pinned: Option<&str>,
+) -> std::result::Result<RecordBatch, arrow::error::ArrowError> {
+    use arrow::array::{Float64Array, Int64Array};
+    let mut rows: Vec<_> = explanation.candidates.iter().collect();
+    rows.sort_by_key(|c| c.rank.unwrap_or(usize::MAX));
+    let to_i64 = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+    let note = |c: &floe_router::routing::CandidateReport| -> String {
+        if let Some(why) = &c.excluded {
+            return why.clone();
+        }
+        if c.rank == Some(1) {
+            let mut note = format!("chosen ({}): {}", explanation.strategy, explanation.reason);
+            if !explanation.rules.is_empty() {
+                note.push_str(&format!("; rules: {}", explanation.rules.join(", ")));
+            }
+            if let Some(pinned) = pinned {
+                note.push_str(&format!(
+                    "; this session's transaction is pinned to {pinned}"
+                ));
+            }
+            note.push_str(&format!("; tables: {}", explanation.tables.join(", ")));
+            return note;
+        }
+        "fallback if the engines before it fail".to_owned()
+    };
+    RecordBatch::try_new(
+        explain_schema(),
+        vec![
+            Arc::new(StringArray::from_iter_values(
+                rows.iter().map(|c| c.engine.as_str()),
+            )),
+            Arc::new(Int64Array::from_iter(
+                rows.iter().map(|c| c.rank.map(to_i64)),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                rows.iter().map(|c| c.health.as_str()),
+            )),
+            Arc::new(Int64Array::from_iter_values(
+                rows.iter().map(|c| to_i64(c.outstanding)),
+            )),
+            Arc::new(Int64Array::from_iter_values(
+                rows.iter().map(|c| to_i64(c.queued)),
+            )),
+            Arc::new(Int64Array::from_iter_values(
+                rows.iter().map(|c| to_i64(c.max_concurrency)),
+            )),
+            Arc::new(Float64Array::from_iter_values(
+                rows.iter().map(|c| c.predicted_latency_ms),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                rows.iter().map(|c| c.latency_source),
+            )),
+            Arc::new(Float64Array::from_iter_values(
+                rows.iter().map(|c| c.predicted_cost),
+            )),
+            Arc::new(StringArray::from_iter_values(rows.iter().map(|c| note(c)))),
+        ],
+    )
+}
+
 /// The result schema of a locally answered statement that returns rows.
 fn local_schema(analysis: &Analysis) -> Option<SchemaRef> {
+    if analysis.explain_route {
+        return Some(explain_schema());
+    }
     match &analysis.statement {
         Statement::ShowVariable { variable } => {
             let name = show_name(variable);

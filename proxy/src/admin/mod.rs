@@ -7,6 +7,9 @@
 //! | `GET /healthz` | `200 ok` while the process serves HTTP at all |
 //! | `GET /readyz` | `200 ready` once every front end listens and the demo data exists; `503` before that and while draining |
 //! | `GET /api/tables` | the inventory: every table with its snapshot and file counts |
+//! | `GET /api/engines` | every engine: health, load, latency, last error |
+//! | `GET /api/route?sql=...&dialect=postgres&user=&protocol=&schema=&tag=&strategy=` | what `EXPLAIN ROUTE` says of a statement, as JSON |
+//! | `POST /api/reload` | re-reads the configuration and applies engines and routing (as SIGHUP) |
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -35,6 +38,17 @@ pub struct AdminState {
     pub shutdown: CancellationToken,
     /// The catalogs, by configured name, for the inventory.
     pub catalogs: Arc<std::sync::RwLock<NamedCatalogs>>,
+    /// The router and the reloader, once built (the admin API starts first).
+    pub routing: Arc<std::sync::RwLock<Option<AdminRouting>>>,
+}
+
+/// What the routing endpoints need.
+#[derive(Clone)]
+pub struct AdminRouting {
+    /// The router.
+    pub router: Arc<floe_router::Router>,
+    /// Applies configuration reloads; `None` when the daemon cannot reload.
+    pub reloader: Option<Arc<crate::engines::Reloader>>,
 }
 
 /// Serves the admin API on `listener` until `shutdown` is cancelled.
@@ -45,6 +59,9 @@ pub async fn serve(listener: TcpListener, state: AdminState) {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/api/tables", get(tables))
+        .route("/api/engines", get(engines))
+        .route("/api/route", get(route))
+        .route("/api/reload", axum::routing::post(reload))
         .with_state(state);
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
@@ -94,4 +111,136 @@ async fn tables(State(state): State<AdminState>) -> Response {
         }
     }
     Json(out).into_response()
+}
+
+fn routing(state: &AdminState) -> Result<AdminRouting, Response> {
+    state
+        .routing
+        .read()
+        .ok()
+        .and_then(|r| r.clone())
+        .ok_or_else(|| (StatusCode::SERVICE_UNAVAILABLE, "starting\n").into_response())
+}
+
+#[derive(Serialize)]
+struct EngineStatus {
+    name: String,
+    dialect: &'static str,
+    health: floe_router::routing::HealthState,
+    last_error: Option<String>,
+    outstanding: usize,
+    queued: usize,
+    max_concurrency: usize,
+    latency_ms: Option<f64>,
+    statements_measured: u64,
+    serves: Vec<String>,
+    writes: bool,
+}
+
+async fn engines(State(state): State<AdminState>) -> Response {
+    let routing = match routing(&state) {
+        Ok(r) => r,
+        Err(response) => return response,
+    };
+    let list: Vec<EngineStatus> = routing
+        .router
+        .engines()
+        .iter()
+        .map(|e| {
+            let overall = e.latency.overall();
+            EngineStatus {
+                name: e.engine.name().to_owned(),
+                dialect: e.engine.dialect().as_str(),
+                health: e.health.state(),
+                last_error: e.health.last_error(),
+                outstanding: e.load.outstanding(),
+                queued: e.load.queued(),
+                max_concurrency: e.load.max_concurrency(),
+                latency_ms: overall.map(|o| o.seconds * 1000.0),
+                statements_measured: overall.map_or(0, |o| o.samples),
+                serves: e.spec.serves.clone(),
+                writes: e.spec.writes,
+            }
+        })
+        .collect();
+    Json(list).into_response()
+}
+
+#[derive(serde::Deserialize)]
+struct RouteQuery {
+    sql: String,
+    #[serde(default)]
+    dialect: Option<String>,
+    #[serde(default)]
+    user: String,
+    #[serde(default)]
+    protocol: Option<String>,
+    #[serde(default)]
+    schema: Option<String>,
+    #[serde(default)]
+    tag: Option<String>,
+    #[serde(default)]
+    strategy: Option<String>,
+}
+
+async fn route(
+    State(state): State<AdminState>,
+    axum::extract::Query(query): axum::extract::Query<RouteQuery>,
+) -> Response {
+    let routing = match routing(&state) {
+        Ok(r) => r,
+        Err(response) => return response,
+    };
+    let bad = |message: String| (StatusCode::BAD_REQUEST, format!("{message}\n")).into_response();
+    let dialect = match query.dialect.as_deref().unwrap_or("postgres").parse() {
+        Ok(d) => d,
+        Err(e) => return bad(format!("dialect: {e}")),
+    };
+    let strategy = match query
+        .strategy
+        .as_deref()
+        .map(str::parse::<floe_router::Strategy>)
+        .transpose()
+    {
+        Ok(s) => s,
+        Err(e) => return bad(e.to_string()),
+    };
+    let analysis = match floe_dialects::analyze_statement(&query.sql, dialect) {
+        Ok(a) => a,
+        Err(e) => return bad(e.to_string()),
+    };
+    let ctx = floe_router::RouteContext {
+        user: &query.user,
+        protocol: query.protocol.as_deref().unwrap_or("postgres"),
+        schema: query.schema.as_deref(),
+        tag: query.tag.as_deref(),
+        strategy,
+        engine: None,
+    };
+    match routing.router.explain(&ctx, &analysis) {
+        Ok(explanation) => Json(explanation).into_response(),
+        Err(e) => bad(e.to_string()),
+    }
+}
+
+async fn reload(State(state): State<AdminState>) -> Response {
+    let routing = match routing(&state) {
+        Ok(r) => r,
+        Err(response) => return response,
+    };
+    let Some(reloader) = routing.reloader else {
+        return (
+            StatusCode::NOT_IMPLEMENTED,
+            "this daemon cannot reload its configuration\n",
+        )
+            .into_response();
+    };
+    match reloader.reload().await {
+        Ok(summary) => (StatusCode::OK, format!("reloaded: {summary}\n")).into_response(),
+        Err(e) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("reload failed, the running configuration stays: {e:#}\n"),
+        )
+            .into_response(),
+    }
 }

@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use floe_maintenance::catalog::CatalogConfig;
+use floe_router::RoutingConfig;
+use floe_router::routing::{CostModel, EngineSpec, Rule, Strategy};
 use serde::{Deserialize, Serialize};
 
 /// The sections that `FLOE_<SECTION>_<KEY>` environment variables may set.
@@ -24,6 +26,7 @@ const ENV_SECTIONS: &[&str] = &[
     "postgres",
     "mysql",
     "flight_sql",
+    "routing",
     "demo",
     "logging",
 ];
@@ -52,6 +55,8 @@ pub struct FloeConfig {
     /// Query engines. With none, the embedded DataFusion engine `local` serves
     /// every catalog.
     pub engines: Vec<EngineConfig>,
+    /// How statements are routed between the engines.
+    pub routing: RoutingSection,
     /// The demo dataset created on first start.
     pub demo: DemoConfig,
     /// Logging.
@@ -230,28 +235,132 @@ pub struct UserConfig {
 
 /// One query engine.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct EngineConfig {
-    /// The engine's name in logs, metrics and rules.
+    /// The engine's name in logs, metrics, rules and `SET floe.engine`.
     pub name: String,
     /// What kind of engine.
     #[serde(rename = "type")]
     pub kind: EngineKind,
+    /// Where the server is: `postgres://user@host:port/db`,
+    /// `mysql://user@host:port/db` or `http://host:port` (Flight SQL). Not for
+    /// `datafusion`.
+    pub url: Option<String>,
+    /// The environment variable holding the server's password, so that no
+    /// secret sits in the file (or in logs: URLs are never logged).
+    pub password_env: Option<String>,
+    /// The user for the Flight SQL handshake (with `password_env`).
+    pub user: Option<String>,
+    /// The dialect a `flightsql` engine speaks.
+    ///
+    /// _Default:_ `datafusion`.
+    pub dialect: Option<String>,
     /// Which tables it serves: `catalog.*`, `catalog.namespace.*` or
-    /// `catalog.namespace.table` patterns.
+    /// `catalog.namespace.table` glob patterns.
     ///
     /// _Default:_ every configured catalog.
-    #[serde(default)]
     pub serves: Vec<String>,
     /// Whether it accepts writes and DDL.
     ///
     /// _Default:_ `true`.
-    #[serde(default = "default_true")]
     pub writes: bool,
+    /// Its price: `{ per_query, per_second, per_tb_scanned }`.
+    ///
+    /// _Default:_ free.
+    pub cost: CostModel,
+    /// Statements it runs at once at most; `0` is unlimited.
+    ///
+    /// _Default:_ `0`.
+    pub max_concurrency: usize,
+    /// Statements that may wait for a free slot.
+    ///
+    /// _Default:_ `64`.
+    pub queue_len: usize,
+    /// How long a statement waits for a slot before the next engine is tried.
+    ///
+    /// _Default:_ `5s`.
+    #[serde(with = "humantime_serde")]
+    pub queue_timeout: Duration,
+    /// Connections to the server at most (remote engines).
+    ///
+    /// _Default:_ `16`.
+    pub max_connections: usize,
+    /// How long connecting may take.
+    ///
+    /// _Default:_ `5s`.
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// How often the engine is probed.
+    ///
+    /// _Default:_ `5s`.
+    #[serde(with = "humantime_serde")]
+    pub probe_interval: Duration,
+    /// Relative capacity for the throughput strategy.
+    ///
+    /// _Default:_ `1.0`.
+    pub weight: f64,
+    /// The latency assumed before any statement was measured on it.
+    ///
+    /// _Default:_ `10ms`.
+    #[serde(with = "humantime_serde")]
+    pub expected_latency: Duration,
 }
 
-fn default_true() -> bool {
-    true
+impl Default for EngineConfig {
+    fn default() -> Self {
+        let spec = EngineSpec::default();
+        EngineConfig {
+            name: String::new(),
+            kind: EngineKind::Datafusion,
+            url: None,
+            password_env: None,
+            user: None,
+            dialect: None,
+            serves: Vec::new(),
+            writes: spec.writes,
+            cost: spec.cost,
+            max_concurrency: spec.max_concurrency,
+            queue_len: spec.queue_len,
+            queue_timeout: spec.queue_timeout,
+            max_connections: 16,
+            connect_timeout: Duration::from_secs(5),
+            probe_interval: spec.probe_interval,
+            weight: spec.weight,
+            expected_latency: spec.expected_latency,
+        }
+    }
+}
+
+impl EngineConfig {
+    /// How the router treats this engine.
+    pub fn spec(&self) -> EngineSpec {
+        EngineSpec {
+            serves: self.serves.clone(),
+            writes: self.writes,
+            cost: self.cost,
+            max_concurrency: self.max_concurrency,
+            queue_len: self.queue_len,
+            queue_timeout: self.queue_timeout,
+            probe_interval: self.probe_interval,
+            weight: self.weight,
+            expected_latency: self.expected_latency,
+        }
+    }
+
+    /// Whether `other` connects to the same server the same way, so that a
+    /// reload may keep the running engine (and its pool) and change only how
+    /// it is routed to.
+    pub fn same_connection(&self, other: &EngineConfig) -> bool {
+        self.name == other.name
+            && self.kind == other.kind
+            && self.url == other.url
+            && self.password_env == other.password_env
+            && self.user == other.user
+            && self.dialect == other.dialect
+            && self.max_connections == other.max_connections
+            && self.connect_timeout == other.connect_timeout
+            && (self.kind != EngineKind::Datafusion || self.serves == other.serves)
+    }
 }
 
 /// The kinds of query engine.
@@ -260,12 +369,76 @@ fn default_true() -> bool {
 pub enum EngineKind {
     /// The embedded DataFusion engine over the configured Iceberg catalogs.
     Datafusion,
-    /// A PostgreSQL server (arrives with the router).
+    /// A PostgreSQL server.
     Postgres,
-    /// A MySQL or MariaDB server (arrives with the router).
+    /// A MySQL or MariaDB server.
     Mysql,
-    /// An Arrow Flight SQL server (arrives with the router).
+    /// An Arrow Flight SQL server.
     Flightsql,
+}
+
+/// How statements are routed between engines.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RoutingSection {
+    /// `cost`, `latency` or `throughput`; sessions override it with
+    /// `SET floe.strategy`, rules per statement.
+    ///
+    /// _Default:_ `cost`.
+    pub strategy: Strategy,
+    /// The latency the cost strategy must meet.
+    ///
+    /// _Default:_ `500ms`.
+    #[serde(with = "humantime_serde")]
+    pub latency_slo: Duration,
+    /// Share of latency-strategy decisions that try another candidate, so
+    /// every engine stays measured.
+    ///
+    /// _Default:_ `0.05`.
+    pub exploration: f64,
+    /// The schema unqualified table names belong to when the session chose
+    /// none (MySQL `USE` chooses one).
+    ///
+    /// _Default:_ `public`.
+    pub default_schema: String,
+    /// Translations remembered by the translation cache.
+    ///
+    /// _Default:_ `10000`.
+    pub translation_cache: usize,
+    /// Rules that pin or exclude engines (`[[routing.rules]]`), in order.
+    pub rules: Vec<Rule>,
+}
+
+impl Default for RoutingSection {
+    fn default() -> Self {
+        let defaults = RoutingConfig::default();
+        RoutingSection {
+            strategy: defaults.strategy,
+            latency_slo: defaults.latency_slo,
+            exploration: defaults.exploration,
+            default_schema: defaults.default_schema,
+            translation_cache: defaults.translation_cache,
+            rules: Vec::new(),
+        }
+    }
+}
+
+impl FloeConfig {
+    /// The router's configuration.
+    pub fn routing_config(&self) -> RoutingConfig {
+        RoutingConfig {
+            strategy: self.routing.strategy,
+            latency_slo: self.routing.latency_slo,
+            exploration: self.routing.exploration,
+            default_catalog: self
+                .catalogs
+                .first()
+                .map_or_else(|| "lake".to_owned(), |c| c.name.clone()),
+            default_schema: self.routing.default_schema.clone(),
+            rules: self.routing.rules.clone(),
+            translation_cache: self.routing.translation_cache,
+        }
+    }
 }
 
 /// The demo dataset: namespace `demo` with `trips` (many small appends) and
@@ -399,9 +572,7 @@ impl FloeConfig {
         if self.engines.is_empty() {
             self.engines.push(EngineConfig {
                 name: "local".to_owned(),
-                kind: EngineKind::Datafusion,
-                serves: Vec::new(),
-                writes: true,
+                ..EngineConfig::default()
             });
         }
         for engine in &mut self.engines {
@@ -516,29 +687,94 @@ impl FloeConfig {
         }
         let mut engine_names = BTreeSet::new();
         for engine in &self.engines {
-            if !engine_names.insert(engine.name.as_str()) {
-                problems.push(format!("engines.name: `{}` is listed twice", engine.name));
+            let name = &engine.name;
+            if name.is_empty() {
+                problems.push("engines.name: every engine needs a name".to_owned());
             }
-            if engine.kind != EngineKind::Datafusion {
+            if !engine_names.insert(name.as_str()) {
+                problems.push(format!("engines.name: `{name}` is listed twice"));
+            }
+            match (engine.kind, &engine.url) {
+                (EngineKind::Datafusion, Some(_)) => problems.push(format!(
+                    "engines.url: engine `{name}` is the embedded datafusion engine and takes no url"
+                )),
+                (EngineKind::Datafusion, None) => {}
+                (_, None) => problems.push(format!(
+                    "engines.url: engine `{name}` needs the server's url"
+                )),
+                (_, Some(_)) => {}
+            }
+            if let Some(var) = &engine.password_env
+                && std::env::var_os(var).is_none()
+            {
                 problems.push(format!(
-                    "engines.type: engine `{}` is `{:?}`, but this build runs only the embedded `datafusion` engine",
-                    engine.name, engine.kind
-                ).to_lowercase());
+                    "engines.password_env: engine `{name}` reads its password from `{var}`, which is not set"
+                ));
+            }
+            if let Some(dialect) = &engine.dialect
+                && (engine.kind != EngineKind::Flightsql
+                    || dialect.parse::<floe_dialects::Dialect>().is_err())
+            {
+                problems.push(format!(
+                    "engines.dialect: engine `{name}`: only flightsql engines take a dialect, one of postgres, mysql, datafusion, duckdb, trino"
+                ));
+            }
+            if engine.weight <= 0.0 || engine.weight.is_nan() {
+                problems.push(format!("engines.weight: engine `{name}`: must be above 0"));
+            }
+            if engine.max_connections == 0 {
+                problems.push(format!(
+                    "engines.max_connections: engine `{name}`: must be at least 1"
+                ));
+            }
+            if engine.probe_interval.is_zero() {
+                problems.push(format!(
+                    "engines.probe_interval: engine `{name}`: must be longer than 0s"
+                ));
             }
             for pattern in &engine.serves {
                 let catalog = pattern.split('.').next().unwrap_or_default();
-                if !catalog_names.contains(catalog) {
+                if !catalog_names.contains(catalog) && !catalog.contains(['*', '?', '[']) {
                     problems.push(format!(
-                        "engines.serves: engine `{}` serves `{pattern}`, but no catalog is named `{catalog}`",
-                        engine.name
+                        "engines.serves: engine `{name}` serves `{pattern}`, but no catalog is named `{catalog}`"
+                    ));
+                }
+                if glob::Pattern::new(pattern).is_err() {
+                    problems.push(format!(
+                        "engines.serves: engine `{name}`: `{pattern}` is not a glob pattern"
                     ));
                 }
             }
         }
-        if self.engines.len() > 1 {
-            problems.push(
-                "engines: this build runs one engine; routing between several arrives with the router".to_owned(),
-            );
+        if self
+            .engines
+            .iter()
+            .filter(|e| e.kind == EngineKind::Datafusion)
+            .count()
+            > 1
+        {
+            problems.push("engines.type: at most one embedded datafusion engine".to_owned());
+        }
+        if !(0.0..=1.0).contains(&self.routing.exploration) {
+            problems.push("routing.exploration: must be between 0 and 1".to_owned());
+        }
+        for (index, rule) in self.routing.rules.iter().enumerate() {
+            let label = rule
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("#{}", index + 1));
+            for engine in rule.engines.iter().chain(&rule.exclude) {
+                if !engine_names.contains(engine.as_str()) {
+                    problems.push(format!(
+                        "routing.rules: rule {label} names engine `{engine}`, which is not configured"
+                    ));
+                }
+            }
+            if let Some(regex) = &rule.regex
+                && let Err(e) = regex::Regex::new(regex)
+            {
+                problems.push(format!("routing.rules.regex: rule {label}: {e}"));
+            }
         }
         if self.demo.enabled
             && (self.demo.appends == 0 || self.demo.appends > self.demo.rows.max(1))

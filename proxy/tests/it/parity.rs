@@ -17,11 +17,11 @@ const QUERIES: &[&str] = &[
     "SELECT 7 / 2, 7 % 3, concat('a', 'b'), NULL, CAST(2.5 AS DOUBLE) * 2",
 ];
 
-type Table = Vec<Vec<Option<String>>>;
+pub(crate) type Table = Vec<Vec<Option<String>>>;
 
 /// One spelling per value: booleans as 0/1, numbers without trailing zeros
 /// after the point.
-fn canonical(value: Option<String>) -> Option<String> {
+pub(crate) fn canonical(value: Option<String>) -> Option<String> {
     value.map(|v| match v.as_str() {
         "t" | "true" => "1".to_owned(),
         "f" | "false" => "0".to_owned(),
@@ -41,7 +41,7 @@ async fn postgres(daemon: &floe_conformance::Daemon, sql: &str) -> Table {
         .collect()
 }
 
-async fn mysql(conn: &mut mysql_async::Conn, sql: &str) -> Table {
+pub(crate) async fn mysql(conn: &mut mysql_async::Conn, sql: &str) -> Table {
     let rows: Vec<mysql_async::Row> = conn.query(sql).await.expect(sql);
     rows.into_iter()
         .map(|row| {

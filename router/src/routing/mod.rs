@@ -211,6 +211,14 @@ pub struct Pinned {
     txn: Option<Box<dyn Transaction>>,
 }
 
+impl std::fmt::Debug for Pinned {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pinned")
+            .field("engine", &self.entry.name())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Pinned {
     /// The engine the transaction runs on.
     pub fn engine(&self) -> &str {

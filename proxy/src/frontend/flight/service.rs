@@ -37,7 +37,7 @@ use base64::Engine as _;
 use datafusion::scalar::ScalarValue;
 use floe_dialects::{Analysis, Dialect, analyze_statement, number_placeholders};
 use floe_router::Prepared;
-use floe_router::engine::{QueryOutput, Request as EngineRequest};
+use floe_router::engine::QueryOutput;
 use futures::{Stream, TryStreamExt};
 use prost::Message;
 use tonic::metadata::MetadataValue;
@@ -290,10 +290,9 @@ impl FlightSql {
         let analysis = analyze_statement(sql, Dialect::DataFusion).map_err(|e| status(e.into()))?;
         match self
             .shared
-            .engine
-            .execute(EngineRequest::new(&analysis))
+            .execute_internal(Protocol::FlightSql, &analysis)
             .await
-            .map_err(|e| status(e.into()))?
+            .map_err(status)?
         {
             QueryOutput::Rows { stream, .. } => stream
                 .try_collect()

@@ -158,7 +158,10 @@ pub(super) fn plan(mut analysis: Analysis, context: &Context<'_>) -> Result<Plan
         }
         _ => {}
     }
-    substitute_variables(&mut analysis.statement, context)?;
+    if substitute_variables(&mut analysis.statement, context)? {
+        // Remote engines and translation read the text, not the tree.
+        analysis.sql = analysis.statement.to_string();
+    }
     Ok(Plan::Run(Box::new(analysis)))
 }
 
@@ -305,7 +308,8 @@ fn literal(value: Option<String>) -> Expr {
 /// Replaces variables and connection functions with their values, naming
 /// the output columns after what the client wrote (`@@version_comment`), as
 /// MySQL does.
-fn substitute_variables(statement: &mut Statement, context: &Context<'_>) -> Result<()> {
+fn substitute_variables(statement: &mut Statement, context: &Context<'_>) -> Result<bool> {
+    let mut changed = false;
     if let Statement::Query(query) = statement
         && let SetExpr::Select(select) = query.body.as_mut()
     {
@@ -324,7 +328,10 @@ fn substitute_variables(statement: &mut Statement, context: &Context<'_>) -> Res
     let mut failure = None;
     let _ = visit_expressions_mut(statement, |expr| {
         match variable_value(expr, context) {
-            Some(Ok(value)) => *expr = value,
+            Some(Ok(value)) => {
+                *expr = value;
+                changed = true;
+            }
             Some(Err(e)) => {
                 failure = Some(e);
                 return ControlFlow::Break(());
@@ -333,7 +340,7 @@ fn substitute_variables(statement: &mut Statement, context: &Context<'_>) -> Res
         }
         ControlFlow::Continue(())
     });
-    failure.map_or(Ok(()), Err)
+    failure.map_or(Ok(changed), Err)
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ use async_trait::async_trait;
 use floe_dialects::sqlparser::ast::ObjectName;
 use floe_dialects::{Analysis, Dialect, analyze, analyze_statement, number_placeholders};
 use floe_router::Prepared;
-use floe_router::engine::{BatchStream, QueryOutput, Request};
+use floe_router::engine::{BatchStream, QueryOutput};
 use futures::StreamExt;
 use opensrv_mysql::{
     AsyncMysqlShim, Column, ColumnFlags, ColumnType, ErrorKind, InitWriter, OkResponse,
@@ -128,6 +128,11 @@ impl Shim {
         params: &[datafusion::scalar::ScalarValue],
         prepared: Option<&Prepared>,
     ) -> Result<Answer> {
+        if let Some(name) = self.user.get()
+            && self.session.user().is_empty()
+        {
+            self.session.set_user(name);
+        }
         let user = self.user_at_host();
         let plan = local::plan(
             analysis,
@@ -185,8 +190,8 @@ impl Shim {
             ),
             Dialect::MySql,
         )?;
-        let engine = &self.session.shared().engine;
-        let found = match engine.execute(Request::new(&check)).await? {
+        let shared = self.session.shared();
+        let found = match shared.execute_internal(Protocol::MySql, &check).await? {
             QueryOutput::Rows { mut stream, .. } => {
                 let mut rows = 0;
                 while let Some(batch) = stream.next().await {

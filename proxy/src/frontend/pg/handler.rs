@@ -97,7 +97,10 @@ impl Handler {
         if let Some(session) = extensions.get::<SessionCell>() {
             return session;
         }
-        let session = Session::new(self.shared.clone(), Protocol::Postgres);
+        let mut session = Session::new(self.shared.clone(), Protocol::Postgres);
+        if let Some(user) = client.metadata().get(pgwire::api::METADATA_USER) {
+            session.set_user(user);
+        }
         let (pid, secret) = client.pid_and_secret_key();
         let key = (pid, secret.to_bytes().to_vec());
         if let Ok(mut slots) = self.cancels.slots.lock() {

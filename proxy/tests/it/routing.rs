@@ -1,0 +1,419 @@
+//! Routing across real engines: the embedded engine, the local PostgreSQL
+//! and the local MariaDB serve the same small dataset; the same queries
+//! through the PostgreSQL and the MySQL front ends, pinned to each engine in
+//! turn by a routing rule, return what the engine itself returns.
+//!
+//! Servers: `FLOE_TEST_POSTGRES` (default `host=127.0.0.1 port=5432
+//! user=postgres dbname=test`) and `FLOE_TEST_MYSQL` (default
+//! `mysql://root@127.0.0.1:3306/test`). The tables live in PostgreSQL's
+//! `public` schema and MariaDB's `public` database under `route_*` names.
+
+use mysql_async::prelude::*;
+
+use crate::parity::{Table, canonical, mysql};
+use crate::{plain_daemon, text_rows};
+
+fn postgres_conninfo() -> String {
+    std::env::var("FLOE_TEST_POSTGRES")
+        .unwrap_or_else(|_| "host=127.0.0.1 port=5432 user=postgres dbname=test".to_owned())
+}
+
+fn mysql_url() -> String {
+    std::env::var("FLOE_TEST_MYSQL")
+        .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".to_owned())
+}
+
+pub(crate) async fn postgres_direct() -> tokio_postgres::Client {
+    let conninfo = postgres_conninfo();
+    let (client, connection) = tokio_postgres::connect(&conninfo, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| {
+            panic!("PostgreSQL at {conninfo} is unreachable ({e}); set FLOE_TEST_POSTGRES")
+        });
+    tokio::spawn(connection);
+    client
+}
+
+pub(crate) async fn mariadb_direct() -> mysql_async::Conn {
+    let url = mysql_url();
+    mysql_async::Conn::from_url(url.as_str())
+        .await
+        .unwrap_or_else(|e| panic!("MariaDB at {url} is unreachable ({e}); set FLOE_TEST_MYSQL"))
+}
+
+/// The dataset, in SQL every engine reads.
+fn dataset() -> Vec<String> {
+    let mut statements = vec![
+        "CREATE TABLE public.route_items (id INT, name VARCHAR(40), price DECIMAL(10,2), qty INT, added DATE, note VARCHAR(40))".to_owned(),
+        "CREATE TABLE public.route_orders (order_id INT, item_id INT, amount INT)".to_owned(),
+    ];
+    let names = [
+        "apple",
+        "banana",
+        "blueberry",
+        "cherry",
+        "date",
+        "elderberry",
+        "fig",
+        "grape",
+    ];
+    let items: Vec<String> = names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let note = if i % 3 == 0 {
+                "NULL".to_owned()
+            } else {
+                format!("'note {i}'")
+            };
+            format!(
+                "({}, '{name}', {}.{:02}, {}, DATE '2024-01-{:02}', {note})",
+                i + 1,
+                3 + i * 4,
+                (i * 37) % 100,
+                (i * 5) % 7,
+                1 + i % 3,
+            )
+        })
+        .collect();
+    statements.push(format!(
+        "INSERT INTO public.route_items VALUES {}",
+        items.join(", ")
+    ));
+    let orders: Vec<String> = (1..=20)
+        .map(|o| format!("({o}, {}, {})", 1 + (o * 3) % 8, 1 + (o * 7) % 10))
+        .collect();
+    statements.push(format!(
+        "INSERT INTO public.route_orders VALUES {}",
+        orders.join(", ")
+    ));
+    statements
+}
+
+/// Each query as PostgreSQL and as MySQL write it.
+const CORPUS: &[(&str, &str)] = &[
+    (
+        "SELECT id, name, price FROM public.route_items ORDER BY id",
+        "SELECT id, name, price FROM public.route_items ORDER BY id",
+    ),
+    (
+        "SELECT count(*), sum(qty) FROM public.route_items",
+        "SELECT COUNT(*), SUM(qty) FROM public.route_items",
+    ),
+    (
+        "SELECT name FROM public.route_items WHERE price > 10 AND qty < 5 ORDER BY name",
+        "SELECT `name` FROM `public`.`route_items` WHERE price > 10 AND qty < 5 ORDER BY `name`",
+    ),
+    (
+        "SELECT i.name, sum(o.amount) AS total FROM public.route_items i JOIN public.route_orders o ON o.item_id = i.id GROUP BY i.name ORDER BY total DESC, i.name",
+        "SELECT i.name, SUM(o.amount) AS total FROM public.route_items i JOIN public.route_orders o ON o.item_id = i.id GROUP BY i.name ORDER BY total DESC, i.name",
+    ),
+    (
+        "SELECT id, coalesce(note, 'none') AS note FROM public.route_items ORDER BY id",
+        "SELECT id, IFNULL(note, 'none') AS note FROM public.route_items ORDER BY id",
+    ),
+    (
+        "SELECT added, count(*) FROM public.route_items GROUP BY added ORDER BY added",
+        "SELECT added, COUNT(*) FROM public.route_items GROUP BY added ORDER BY added",
+    ),
+    (
+        "SELECT id FROM public.route_items WHERE name LIKE 'b%' ORDER BY id",
+        "SELECT id FROM public.route_items WHERE name LIKE 'b%' ORDER BY id",
+    ),
+    (
+        "SELECT upper(name) AS u, length(name) AS l FROM public.route_items ORDER BY id",
+        "SELECT UPPER(name) AS u, CHAR_LENGTH(name) AS l FROM public.route_items ORDER BY id",
+    ),
+    (
+        "SELECT id, price * qty AS value FROM public.route_items ORDER BY id",
+        "SELECT id, price * qty AS value FROM public.route_items ORDER BY id",
+    ),
+    (
+        "SELECT max(price), min(added) FROM public.route_items",
+        "SELECT MAX(price), MIN(added) FROM public.route_items",
+    ),
+    (
+        "SELECT id FROM public.route_items ORDER BY id LIMIT 3 OFFSET 2",
+        "SELECT id FROM public.route_items ORDER BY id LIMIT 2, 3",
+    ),
+    (
+        "SELECT CASE WHEN qty > 3 THEN 'many' ELSE 'few' END AS k, count(*) AS n FROM public.route_items GROUP BY 1 ORDER BY 1",
+        "SELECT CASE WHEN qty > 3 THEN 'many' ELSE 'few' END AS k, COUNT(*) AS n FROM public.route_items GROUP BY 1 ORDER BY 1",
+    ),
+    (
+        "SELECT item_id, count(*) FROM public.route_orders WHERE item_id IN (1, 3, 5) GROUP BY item_id HAVING count(*) > 1 ORDER BY item_id",
+        "SELECT item_id, COUNT(*) FROM public.route_orders WHERE item_id IN (1, 3, 5) GROUP BY item_id HAVING COUNT(*) > 1 ORDER BY item_id",
+    ),
+];
+
+const ENGINES: &str = r#"
+[[engines]]
+name = "local"
+type = "datafusion"
+
+[[engines]]
+name = "pg"
+type = "postgres"
+url = "URL_PG"
+max_concurrency = 16
+
+[[engines]]
+name = "maria"
+type = "mysql"
+url = "URL_MY"
+max_concurrency = 16
+
+[routing]
+strategy = "cost"
+
+[[routing.rules]]
+name = "to-local"
+tag = "local"
+engines = ["local"]
+
+[[routing.rules]]
+name = "to-pg"
+tag = "pg"
+engines = ["pg"]
+
+[[routing.rules]]
+name = "to-maria"
+tag = "maria"
+engines = ["maria"]
+"#;
+
+pub(crate) fn engines_config() -> String {
+    ENGINES
+        .replace("URL_PG", &postgres_conninfo())
+        .replace("URL_MY", &mysql_url())
+}
+
+/// The tests of this module share tables on the servers: one at a time.
+static SERVERS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+async fn load_servers() {
+    let pg = postgres_direct().await;
+    pg.batch_execute(
+        "DROP TABLE IF EXISTS public.route_items, public.route_orders, public.route_txn",
+    )
+    .await
+    .expect("drop PostgreSQL tables");
+    let mut my = mariadb_direct().await;
+    for sql in [
+        "CREATE DATABASE IF NOT EXISTS public",
+        "DROP TABLE IF EXISTS public.route_items, public.route_orders, public.route_txn",
+    ] {
+        my.query_drop(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+    for sql in dataset() {
+        pg.batch_execute(&sql)
+            .await
+            .unwrap_or_else(|e| panic!("PostgreSQL: {sql}: {e}"));
+        my.query_drop(&sql)
+            .await
+            .unwrap_or_else(|e| panic!("MariaDB: {sql}: {e}"));
+    }
+    pg.batch_execute("CREATE TABLE public.route_txn (id INT)")
+        .await
+        .expect("create route_txn");
+    my.query_drop("CREATE TABLE public.route_txn (id INT) ENGINE=InnoDB")
+        .await
+        .expect("create route_txn");
+}
+
+fn canonical_table(rows: Vec<Vec<Option<String>>>) -> Table {
+    rows.into_iter()
+        .map(|row| row.into_iter().map(canonical).collect())
+        .collect()
+}
+
+async fn floe_pg(client: &tokio_postgres::Client, tag: &str, sql: &str) -> Table {
+    client
+        .batch_execute(&format!("SET floe.tag = '{tag}'"))
+        .await
+        .expect("SET floe.tag");
+    let messages = client
+        .simple_query(sql)
+        .await
+        .unwrap_or_else(|e| panic!("through Floe to {tag}: {sql}: {e}"));
+    canonical_table(text_rows(&messages))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_queries_through_both_front_ends_match_each_engine() {
+    let _servers = SERVERS.lock().await;
+    load_servers().await;
+    let daemon = plain_daemon(&engines_config());
+    let client = daemon.connect().await;
+    // The embedded engine gets the dataset through Floe itself.
+    client
+        .batch_execute("SET floe.tag = 'local'")
+        .await
+        .expect("tag");
+    for sql in dataset() {
+        client
+            .batch_execute(&sql.replace("VARCHAR(40)", "VARCHAR"))
+            .await
+            .unwrap_or_else(|e| panic!("embedded: {sql}: {e}"));
+    }
+    let direct_pg = postgres_direct().await;
+    let mut direct_my = mariadb_direct().await;
+    let floe_mysql_url = format!(
+        "mysql://root@{}/public?prefer_socket=false",
+        daemon.mysql.expect("the daemon listens for MySQL")
+    );
+    let mut floe_my = mysql_async::Conn::from_url(floe_mysql_url.as_str())
+        .await
+        .expect("MySQL front end");
+
+    for (pg_sql, my_sql) in CORPUS {
+        let on_pg = canonical_table(text_rows(
+            &direct_pg
+                .simple_query(pg_sql)
+                .await
+                .unwrap_or_else(|e| panic!("{pg_sql}: {e}")),
+        ));
+        let on_my = mysql(&mut direct_my, my_sql).await;
+        for (tag, expected) in [("pg", &on_pg), ("maria", &on_my), ("local", &on_pg)] {
+            // PostgreSQL front end, PostgreSQL dialect.
+            let got = floe_pg(&client, tag, pg_sql).await;
+            assert_eq!(&got, expected, "PG front end → {tag}: {pg_sql}");
+            // MySQL front end, MySQL dialect.
+            floe_my
+                .query_drop(format!("SET floe.tag = '{tag}'"))
+                .await
+                .expect("SET floe.tag over MySQL");
+            let got = mysql(&mut floe_my, my_sql).await;
+            assert_eq!(&got, expected, "MySQL front end → {tag}: {my_sql}");
+        }
+    }
+
+    // EXPLAIN ROUTE names the chosen engine and the rule that chose it.
+    client
+        .batch_execute("SET floe.tag = 'maria'")
+        .await
+        .expect("tag");
+    let rows = text_rows(
+        &client
+            .simple_query("EXPLAIN ROUTE SELECT * FROM public.route_items")
+            .await
+            .expect("EXPLAIN ROUTE"),
+    );
+    assert_eq!(rows[0][0].as_deref(), Some("maria"), "{rows:?}");
+    assert_eq!(rows[0][1].as_deref(), Some("1"), "{rows:?}");
+    let note = rows[0][9].clone().unwrap_or_default();
+    assert!(note.contains("to-maria"), "{note}");
+    assert!(
+        rows.iter().any(|r| r[0].as_deref() == Some("pg")
+            && r[9].as_deref().is_some_and(|n| n.contains("a rule pins"))),
+        "{rows:?}"
+    );
+    let (status, body) = daemon.admin_get("/api/route?sql=SELECT%201&tag=pg");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(r#""chosen":"pg""#), "{body}");
+    let (status, body) = daemon.admin_get("/api/engines");
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains(r#""name":"maria""#) && body.contains(r#""health":"healthy""#),
+        "{body}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_runs_on_one_engine_and_commits_there() {
+    let _servers = SERVERS.lock().await;
+    load_servers().await;
+    let daemon = plain_daemon(&engines_config());
+    let client = daemon.connect().await;
+    let direct = postgres_direct().await;
+    let count = |rows: Vec<tokio_postgres::SimpleQueryMessage>| text_rows(&rows)[0][0].clone();
+
+    client
+        .batch_execute("SET floe.tag = 'pg'")
+        .await
+        .expect("tag");
+    client.batch_execute("BEGIN").await.expect("BEGIN");
+    client
+        .batch_execute("INSERT INTO public.route_txn VALUES (1)")
+        .await
+        .expect("INSERT in the block");
+    let inside = client
+        .simple_query("SELECT count(*) FROM public.route_txn")
+        .await
+        .expect("SELECT in the block");
+    assert_eq!(
+        count(inside).as_deref(),
+        Some("1"),
+        "the block sees its own row"
+    );
+    let outside = direct
+        .simple_query("SELECT count(*) FROM public.route_txn")
+        .await
+        .expect("direct SELECT");
+    assert_eq!(
+        count(outside).as_deref(),
+        Some("0"),
+        "uncommitted rows stay invisible"
+    );
+    client.batch_execute("COMMIT").await.expect("COMMIT");
+    let after = direct
+        .simple_query("SELECT count(*) FROM public.route_txn")
+        .await
+        .expect("direct SELECT");
+    assert_eq!(
+        count(after).as_deref(),
+        Some("1"),
+        "COMMIT reached PostgreSQL"
+    );
+
+    client.batch_execute("BEGIN").await.expect("BEGIN");
+    client
+        .batch_execute("INSERT INTO public.route_txn VALUES (2)")
+        .await
+        .expect("INSERT");
+    client.batch_execute("ROLLBACK").await.expect("ROLLBACK");
+    let after = direct
+        .simple_query("SELECT count(*) FROM public.route_txn")
+        .await
+        .expect("direct SELECT");
+    assert_eq!(
+        count(after).as_deref(),
+        Some("1"),
+        "ROLLBACK reached PostgreSQL"
+    );
+
+    // The same over the MySQL front end to MariaDB.
+    let url = format!(
+        "mysql://root@{}/public?prefer_socket=false",
+        daemon.mysql.expect("mysql")
+    );
+    let mut conn = mysql_async::Conn::from_url(url.as_str())
+        .await
+        .expect("connect");
+    let mut direct_my = mariadb_direct().await;
+    conn.query_drop("SET floe.tag = 'maria'")
+        .await
+        .expect("tag");
+    conn.query_drop("BEGIN").await.expect("BEGIN");
+    conn.query_drop("INSERT INTO public.route_txn VALUES (7)")
+        .await
+        .expect("INSERT");
+    let inside: Option<i64> = conn
+        .query_first("SELECT COUNT(*) FROM public.route_txn")
+        .await
+        .expect("SELECT");
+    assert_eq!(inside, Some(1));
+    let outside: Option<i64> = direct_my
+        .query_first("SELECT COUNT(*) FROM public.route_txn")
+        .await
+        .expect("direct SELECT");
+    assert_eq!(outside, Some(0));
+    conn.query_drop("COMMIT").await.expect("COMMIT");
+    let after: Option<i64> = direct_my
+        .query_first("SELECT COUNT(*) FROM public.route_txn")
+        .await
+        .expect("direct SELECT");
+    assert_eq!(after, Some(1));
+}
