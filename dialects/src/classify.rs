@@ -430,6 +430,6 @@ mod tests {
         assert!(
             analyze_statement("EXPLAIN ROUTE EXPLAIN ROUTE SELECT 1", Dialect::Postgres).is_err()
         );
-        assert!(analyze_statement("EXPLAIN ROUTE", Dialect::Postgres).is_err());
+        assert!(analyze_statement("EXPLAIN ROUTE  ", Dialect::Postgres).is_err());
     }
 }

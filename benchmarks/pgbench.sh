@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# pgbench -n -S (built-in select-only, scale 10) in one run against:
+#   direct PostgreSQL, pgbouncer (transaction pooling) → PostgreSQL, and
+#   Floe (release build, one `postgres` engine) → PostgreSQL,
+# with 1 and 8 clients, simple and extended protocol; prints TPS, mean
+# latency and Floe's ratios to the others.
+#
+#   bash benchmarks/pgbench.sh            # 10 s per run
+#   SECONDS_PER_RUN=30 bash benchmarks/pgbench.sh
+#
+# Needs the local PostgreSQL (FLOE_BENCH_PG_HOST/PORT/USER, default
+# 127.0.0.1:5432 postgres); installs pgbouncer with apt-get when missing. The
+# database `floe_pgbench` is created (and re-initialised) on that server.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+host="${FLOE_BENCH_PG_HOST:-127.0.0.1}"
+port="${FLOE_BENCH_PG_PORT:-5432}"
+user="${FLOE_BENCH_PG_USER:-postgres}"
+db=floe_pgbench
+secs="${SECONDS_PER_RUN:-10}"
+target="${CARGO_TARGET_DIR:-$PWD/target}"
+work="$(mktemp -d)"
+bouncer_port=16432
+floe_pg_port=25432
+
+if ! command -v pgbouncer >/dev/null 2>&1; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer >/dev/null
+fi
+pgbouncer_bin="$(command -v pgbouncer)"
+
+cleanup() {
+  [ -n "${floe_pid:-}" ] && kill "$floe_pid" 2>/dev/null || true
+  [ -n "${bouncer_pid:-}" ] && kill "$bouncer_pid" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+psql -h "$host" -p "$port" -U "$user" -d postgres -qc "DROP DATABASE IF EXISTS $db" >/dev/null
+psql -h "$host" -p "$port" -U "$user" -d postgres -qc "CREATE DATABASE $db" >/dev/null
+pgbench -h "$host" -p "$port" -U "$user" -i -s 10 -q "$db" >/dev/null 2>&1
+
+cargo build --release -p floe-proxy -p floe-benchmarks >/dev/null 2>&1
+
+# pgbouncer runs as an unprivileged user when this script runs as root.
+chmod 777 "$work"
+cat >"$work/pgbouncer.ini" <<EOF
+[databases]
+$db = host=$host port=$port user=$user dbname=$db
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $bouncer_port
+auth_type = trust
+auth_file = $work/users.txt
+pool_mode = transaction
+default_pool_size = 16
+max_client_conn = 200
+unix_socket_dir =
+logfile = $work/pgbouncer.log
+EOF
+echo "\"$user\" \"\"" >"$work/users.txt"
+if [ "$(id -u)" = 0 ]; then
+  chown -R postgres "$work"
+  runuser -u postgres -- "$pgbouncer_bin" "$work/pgbouncer.ini" &
+else
+  "$pgbouncer_bin" "$work/pgbouncer.ini" &
+fi
+bouncer_pid=$!
+
+cat >"$work/floe.toml" <<EOF
+[server]
+data_dir = "$work/floe-data"
+[listen]
+postgres = "127.0.0.1:$floe_pg_port"
+admin = "127.0.0.1:0"
+[demo]
+enabled = false
+[logging]
+level = "warn"
+[[engines]]
+name = "pg"
+type = "postgres"
+url = "host=$host port=$port user=$user dbname=$db"
+max_connections = 16
+EOF
+"$target/release/floe" serve --config "$work/floe.toml" &
+floe_pid=$!
+
+for p in $bouncer_port $floe_pg_port; do
+  for _ in $(seq 1 100); do
+    psql -h 127.0.0.1 -p "$p" -U "$user" -d "$db" -qAtc "SELECT 1" >/dev/null 2>&1 && break
+    sleep 0.2
+  done
+done
+
+run() { # target-port protocol clients → "tps latency_ms"
+  pgbench -h 127.0.0.1 -p "$1" -U "$user" -n -S -M "$2" -c "$3" -j "$3" -T "$secs" "$db" 2>/dev/null |
+    awk '/latency average/ {lat=$4} /^tps/ {tps=$3} END {printf "%.0f %.3f", tps, lat}'
+}
+
+echo "pgbench -n -S, scale 10, ${secs}s per run, $(nproc) cores"
+printf "%-9s %-8s %12s %12s %12s %9s %9s %11s %11s\n" protocol clients direct pgbouncer floe \
+  "floe/dir" "floe/pgb" "lat+ floe" "lat+ pgb"
+for mode in simple extended; do
+  for clients in 1 8; do
+    read -r d_tps d_lat <<<"$(run "$port" "$mode" "$clients")"
+    read -r b_tps b_lat <<<"$(run "$bouncer_port" "$mode" "$clients")"
+    read -r f_tps f_lat <<<"$(run "$floe_pg_port" "$mode" "$clients")"
+    awk -v m="$mode" -v c="$clients" -v d="$d_tps" -v b="$b_tps" -v f="$f_tps" \
+      -v dl="$d_lat" -v bl="$b_lat" -v fl="$f_lat" 'BEGIN {
+      printf "%-9s %-8s %12s %12s %12s %8.2fx %8.2fx %9.3fms %9.3fms\n",
+        m, c, d, b, f, f / d, f / b, fl - dl, bl - dl }'
+  done
+done
