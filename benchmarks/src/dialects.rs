@@ -96,6 +96,12 @@ pub fn run(corpus: PathBuf, python: PathBuf, rounds: usize) -> anyhow::Result<()
     println!("|---|---|---|---|---|---|---|");
     let mut analyze_times = Vec::new();
     let mut hit_times = Vec::new();
+    let mut route_times = Vec::new();
+    // The engines' pools and channels belong to a runtime, though routing
+    // decisions never await.
+    let runtime = tokio::runtime::Runtime::new()?;
+    let _entered = runtime.enter();
+    let router = router()?;
     for (file, from, to, read, write) in [
         (
             "mysql.sql",
@@ -126,6 +132,22 @@ pub fn run(corpus: PathBuf, python: PathBuf, rounds: usize) -> anyhow::Result<()
             let _ = cache.translate(s, from, to);
             hit_times.push(median_us(rounds, || drop(cache.translate(s, from, to))));
         }
+        // The whole decision a statement costs on the query path: analysis,
+        // routing over three engines (fingerprint, tables, rules, strategy)
+        // and the translation for the chosen engine from the cache.
+        let ctx = floe_router::RouteContext {
+            user: "bench",
+            protocol: read,
+            ..floe_router::RouteContext::default()
+        };
+        for s in &sql {
+            route_times.push(median_us(rounds, || {
+                if let Ok(analysis) = floe_dialects::analyze_statement(s, from) {
+                    drop(router.explain(&ctx, &analysis));
+                    drop(cache.translate(s, from, to));
+                }
+            }));
+        }
         let glot = sqlglot(&python, &sql, read, write, rounds)?;
         let (f50, f99) = (percentile(&floe, 0.5), percentile(&floe, 0.99));
         let (g50, g99) = (percentile(&glot, 0.5), percentile(&glot, 0.99));
@@ -148,5 +170,60 @@ pub fn run(corpus: PathBuf, python: PathBuf, rounds: usize) -> anyhow::Result<()
         percentile(&hit_times, 0.5),
         percentile(&hit_times, 0.99)
     );
+    println!(
+        "| routing decision: analyze + route over 3 engines + cached translation | {:.1} | {:.1} |",
+        percentile(&route_times, 0.5),
+        percentile(&route_times, 0.99)
+    );
     Ok(())
+}
+
+/// A router over a PostgreSQL, a MySQL and a Flight SQL engine (none is
+/// connected: routing decisions do not touch them), with the cost strategy
+/// and one rule.
+fn router() -> anyhow::Result<floe_router::Router> {
+    use floe_router::engine::{
+        Engine, FlightSqlEngine, FlightSqlEngineOptions, MySqlEngine, MySqlEngineOptions,
+        PostgresEngine, PostgresEngineOptions,
+    };
+    use std::sync::Arc;
+    let timeout = std::time::Duration::from_secs(1);
+    let engines: Vec<Arc<dyn Engine>> = vec![
+        Arc::new(PostgresEngine::new(PostgresEngineOptions {
+            name: "pg".into(),
+            url: "host=127.0.0.1 port=1 user=bench".into(),
+            password: None,
+            max_connections: 1,
+            connect_timeout: timeout,
+        })?),
+        Arc::new(MySqlEngine::new(MySqlEngineOptions {
+            name: "maria".into(),
+            url: "mysql://bench@127.0.0.1:1/bench".into(),
+            password: None,
+            max_connections: 1,
+            connect_timeout: timeout,
+        })?),
+        Arc::new(FlightSqlEngine::new(FlightSqlEngineOptions {
+            name: "flight".into(),
+            url: "http://127.0.0.1:1".into(),
+            dialect: Dialect::DataFusion,
+            credentials: None,
+            connect_timeout: timeout,
+        })?),
+    ];
+    let config = floe_router::RoutingConfig {
+        rules: vec![floe_router::routing::Rule {
+            tag: Some("agent".into()),
+            engines: vec!["pg".into()],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    Ok(floe_router::Router::new(
+        config,
+        engines
+            .into_iter()
+            .map(|e| (e, floe_router::routing::EngineSpec::default()))
+            .collect(),
+    )?)
 }

@@ -113,13 +113,13 @@ async fn tables(State(state): State<AdminState>) -> Response {
     Json(out).into_response()
 }
 
-fn routing(state: &AdminState) -> Result<AdminRouting, Response> {
-    state
-        .routing
-        .read()
-        .ok()
-        .and_then(|r| r.clone())
-        .ok_or_else(|| (StatusCode::SERVICE_UNAVAILABLE, "starting\n").into_response())
+/// The router once the daemon has built it.
+fn routing(state: &AdminState) -> Option<AdminRouting> {
+    state.routing.read().ok().and_then(|r| r.clone())
+}
+
+fn starting() -> Response {
+    (StatusCode::SERVICE_UNAVAILABLE, "starting\n").into_response()
 }
 
 #[derive(Serialize)]
@@ -138,9 +138,8 @@ struct EngineStatus {
 }
 
 async fn engines(State(state): State<AdminState>) -> Response {
-    let routing = match routing(&state) {
-        Ok(r) => r,
-        Err(response) => return response,
+    let Some(routing) = routing(&state) else {
+        return starting();
     };
     let list: Vec<EngineStatus> = routing
         .router
@@ -187,9 +186,8 @@ async fn route(
     State(state): State<AdminState>,
     axum::extract::Query(query): axum::extract::Query<RouteQuery>,
 ) -> Response {
-    let routing = match routing(&state) {
-        Ok(r) => r,
-        Err(response) => return response,
+    let Some(routing) = routing(&state) else {
+        return starting();
     };
     let bad = |message: String| (StatusCode::BAD_REQUEST, format!("{message}\n")).into_response();
     let dialect = match query.dialect.as_deref().unwrap_or("postgres").parse() {
@@ -224,9 +222,8 @@ async fn route(
 }
 
 async fn reload(State(state): State<AdminState>) -> Response {
-    let routing = match routing(&state) {
-        Ok(r) => r,
-        Err(response) => return response,
+    let Some(routing) = routing(&state) else {
+        return starting();
     };
     let Some(reloader) = routing.reloader else {
         return (

@@ -290,6 +290,34 @@ async fn the_same_queries_through_both_front_ends_match_each_engine() {
         }
     }
 
+    // Parameters cross dialects too: written in as literals when translated.
+    for tag in ["pg", "maria", "local"] {
+        client
+            .batch_execute(&format!("SET floe.tag = '{tag}'"))
+            .await
+            .expect("tag");
+        let row = client
+            .query_one(
+                "SELECT name FROM public.route_items WHERE id = $1 AND name <> $2",
+                &[&3i32, &"x's"],
+            )
+            .await
+            .unwrap_or_else(|e| panic!("extended query with parameters → {tag}: {e:?}"));
+        assert_eq!(row.get::<_, String>(0), "blueberry", "→ {tag}");
+        floe_my
+            .query_drop(format!("SET floe.tag = '{tag}'"))
+            .await
+            .expect("tag");
+        let name: Option<String> = floe_my
+            .exec_first(
+                "SELECT name FROM public.route_items WHERE id = ? AND name <> ?",
+                (3, "x's"),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("prepared statement with parameters → {tag}: {e:?}"));
+        assert_eq!(name.as_deref(), Some("blueberry"), "→ {tag}");
+    }
+
     // EXPLAIN ROUTE names the chosen engine and the rule that chose it.
     client
         .batch_execute("SET floe.tag = 'maria'")
@@ -416,4 +444,84 @@ async fn a_transaction_runs_on_one_engine_and_commits_there() {
         .await
         .expect("direct SELECT");
     assert_eq!(after, Some(1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flight_sql_server_is_an_engine_too() {
+    // The remote: a Floe whose embedded engine holds a table, behind a user.
+    let remote = floe_conformance::Daemon::start(
+        crate::options().config("[[users]]\nname = \"svc\"\npassword = \"s3cret\"\n"),
+    );
+    let setup = remote
+        .try_connect(&format!("{} password=s3cret", remote.pg_config("svc")))
+        .await
+        .expect("connect to the remote Floe");
+    setup
+        .batch_execute(
+            "CREATE TABLE public.remote_t (id BIGINT, name VARCHAR); \
+             INSERT INTO public.remote_t VALUES (1, 'one'), (2, 'two'), (3, NULL)",
+        )
+        .await
+        .expect("remote table");
+    let flight = remote
+        .flight_sql
+        .expect("the remote listens for Flight SQL");
+    let daemon = floe_conformance::Daemon::start(
+        crate::options()
+            .env("FLOE_TEST_REMOTE_PASSWORD", "s3cret")
+            .config(&format!(
+                r#"
+[[engines]]
+name = "local"
+type = "datafusion"
+
+[[engines]]
+name = "remote"
+type = "flightsql"
+url = "http://{flight}"
+user = "svc"
+password_env = "FLOE_TEST_REMOTE_PASSWORD"
+"#
+            )),
+    );
+    let client = daemon.connect().await;
+    client
+        .batch_execute("SET floe.engine = 'remote'")
+        .await
+        .expect("pin the session to the remote engine");
+    let rows = text_rows(
+        &client
+            .simple_query("SELECT id, name FROM public.remote_t ORDER BY id")
+            .await
+            .expect("query through the Flight SQL engine"),
+    );
+    assert_eq!(
+        rows,
+        vec![
+            vec![Some("1".to_owned()), Some("one".to_owned())],
+            vec![Some("2".to_owned()), Some("two".to_owned())],
+            vec![Some("3".to_owned()), None],
+        ]
+    );
+    client
+        .batch_execute("INSERT INTO public.remote_t VALUES (4, 'four')")
+        .await
+        .expect("an update through the Flight SQL engine");
+    let count = text_rows(
+        &setup
+            .simple_query("SELECT count(*) FROM public.remote_t")
+            .await
+            .expect("count on the remote"),
+    );
+    assert_eq!(count[0][0].as_deref(), Some("4"));
+    let error = client
+        .simple_query("SELECT * FROM public.missing_t")
+        .await
+        .expect_err("no such table on the remote");
+    assert!(
+        error
+            .as_db_error()
+            .is_some_and(|e| e.code().code() != "08006"),
+        "a statement error is not an engine failure: {error:?}"
+    );
 }

@@ -214,7 +214,7 @@ async fn run(name: &str, mut conn: Handle, request: Request<'_>) -> Result<Query
     // encodes, and no more than that is buffered.
     let (batch_tx, batch_rx) = mpsc::channel(2);
     let task = tokio::spawn(async move {
-        let result = if params.is_empty() {
+        if params.is_empty() {
             let result = conn.query_iter(sql).await;
             match result {
                 Ok(result) => stream_rows(&engine, result, head_tx, &batch_tx).await,
@@ -228,9 +228,10 @@ async fn run(name: &str, mut conn: Handle, request: Request<'_>) -> Result<Query
                 Ok(result) => stream_rows(&engine, result, head_tx, &batch_tx).await,
                 Err(e) => drop(head_tx.send(Err(map_error(&engine, e)))),
             }
-        };
+        }
+        // The connection goes back to the pool (or the transaction's lock is
+        // released) once the result has been read to its end.
         drop(conn);
-        result
     });
     let task = AbortOnDropHandle::new(task);
     let head = head_rx.await.map_err(|_| Error::EngineUnavailable {

@@ -27,6 +27,12 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use arrow::record_batch::RecordBatch;
+use std::ops::ControlFlow;
+
+use datafusion::scalar::ScalarValue;
+use floe_dialects::sqlparser::ast::{
+    Expr, Statement, Value as SqlValue, ValueWithSpan, visit_expressions_mut,
+};
 use floe_dialects::{Analysis, Dialect, TranslationCache, analyze_statement, number_placeholders};
 use futures::{Stream, StreamExt};
 use rand::RngExt;
@@ -573,8 +579,8 @@ impl Router {
         let plan = self.plan(ctx, analysis, None, false)?;
         let mut first_error = None;
         for entry in &plan.order {
-            let statement = match self.statement_for(entry, analysis) {
-                Ok(statement) => statement,
+            let statement = match self.statement_for(entry, analysis, &[]) {
+                Ok((statement, _)) => statement,
                 Err(e) => {
                     first_error.get_or_insert(e);
                     continue;
@@ -606,14 +612,15 @@ impl Router {
         let retry = request.statement.read_only;
         let mut first_error: Option<Error> = None;
         for entry in &plan.order {
-            let statement = match self.statement_for(entry, request.statement) {
-                Ok(statement) => statement,
-                Err(e) => {
-                    // Nothing ran: the next engine may read this dialect natively.
-                    first_error.get_or_insert(e);
-                    continue;
-                }
-            };
+            let (statement, inlined) =
+                match self.statement_for(entry, request.statement, request.params) {
+                    Ok(translated) => translated,
+                    Err(e) => {
+                        // Nothing ran: the next engine may read this dialect natively.
+                        first_error.get_or_insert(e);
+                        continue;
+                    }
+                };
             let slot = match entry
                 .load
                 .enter(entry.name(), entry.spec.queue_len, entry.spec.queue_timeout)
@@ -625,8 +632,12 @@ impl Router {
                     continue;
                 }
             };
+            let sent = Request {
+                params: if inlined { &[] } else { request.params },
+                ..request
+            };
             let attempt = self
-                .run_on(entry, &statement, &request, plan.fingerprint, slot, retry)
+                .run_on(entry, &statement, &sent, plan.fingerprint, slot, retry)
                 .await;
             match attempt {
                 Ok(output) => {
@@ -755,7 +766,7 @@ impl Router {
         request: Request<'_>,
     ) -> Result<Routed> {
         let entry = Arc::clone(&pinned.entry);
-        let statement = self.statement_for(&entry, request.statement)?;
+        let (statement, inlined) = self.statement_for(&entry, request.statement, request.params)?;
         let slot = entry
             .load
             .enter(entry.name(), entry.spec.queue_len, entry.spec.queue_timeout)
@@ -766,7 +777,7 @@ impl Router {
             .filter(|p| p.engine.as_deref() == Some(entry.name()));
         let sent = Request {
             statement: &statement,
-            params: request.params,
+            params: if inlined { &[] } else { request.params },
             prepared,
             schema: request.schema,
         };
@@ -784,19 +795,31 @@ impl Router {
     }
 
     /// The statement in the engine's dialect: as written when the engine reads
-    /// the client's dialect, translated (through the cache) otherwise.
+    /// the client's dialect, translated (through the cache) otherwise. A
+    /// translated statement gets its parameters written in as literals (the
+    /// second value is then true and the engine gets no parameters), because
+    /// placeholder syntax and binding differ between dialects.
     fn statement_for<'a>(
         &self,
         entry: &EngineEntry,
         analysis: &'a Analysis,
-    ) -> Result<Cow<'a, Analysis>> {
+        params: &[ScalarValue],
+    ) -> Result<(Cow<'a, Analysis>, bool)> {
         let target = entry.engine.dialect();
         if entry.engine.accepts(analysis.dialect) {
-            return Ok(Cow::Borrowed(analysis));
+            return Ok((Cow::Borrowed(analysis), false));
         }
-        let mut translated =
-            self.translations
-                .translate(&analysis.sql, analysis.dialect, target)?;
+        let inlined = !params.is_empty();
+        let source = if inlined {
+            let mut statement = analysis.statement.clone();
+            inline_params(&mut statement, params)?;
+            Cow::Owned(statement.to_string())
+        } else {
+            Cow::Borrowed(analysis.sql.as_str())
+        };
+        let mut translated = self
+            .translations
+            .translate(&source, analysis.dialect, target)?;
         if translated.len() != 1 {
             return Err(Error::Unsupported(format!(
                 "the statement became {} statements in {}",
@@ -814,7 +837,7 @@ impl Router {
         }
         // The translation keeps the client's intent: a read stays a read.
         statement.read_only = analysis.read_only;
-        Ok(Cow::Owned(statement))
+        Ok((Cow::Owned(statement), inlined))
     }
 
     /// Probes every engine whose interval has passed, until `cancel`.
@@ -852,6 +875,73 @@ impl Router {
             }
         }
     }
+}
+
+/// Writes `params` into `statement` as literals: `$n` takes the n-th, each `?`
+/// the next in text order.
+fn inline_params(statement: &mut Statement, params: &[ScalarValue]) -> Result<()> {
+    let mut next = 0usize;
+    let mut missing = None;
+    let _ = visit_expressions_mut(statement, |expr| {
+        if let Expr::Value(ValueWithSpan {
+            value: SqlValue::Placeholder(name),
+            ..
+        }) = expr
+        {
+            let index = if name == "?" {
+                next += 1;
+                Some(next - 1)
+            } else {
+                name.strip_prefix('$')
+                    .and_then(|n| n.parse::<usize>().ok())
+                    .and_then(|n| n.checked_sub(1))
+            };
+            match index.and_then(|i| params.get(i)) {
+                Some(value) => *expr = literal(value),
+                None => {
+                    missing = Some(name.clone());
+                    return ControlFlow::Break(());
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    });
+    match missing {
+        Some(name) => Err(Error::InvalidInput(format!(
+            "no value for parameter {name}"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// A parameter as the SQL literal that means the same value.
+fn literal(value: &ScalarValue) -> Expr {
+    let value = if value.is_null() {
+        SqlValue::Null
+    } else {
+        match value {
+            ScalarValue::Boolean(Some(b)) => SqlValue::Boolean(*b),
+            ScalarValue::Int8(_)
+            | ScalarValue::Int16(_)
+            | ScalarValue::Int32(_)
+            | ScalarValue::Int64(_)
+            | ScalarValue::UInt8(_)
+            | ScalarValue::UInt16(_)
+            | ScalarValue::UInt32(_)
+            | ScalarValue::UInt64(_)
+            | ScalarValue::Float32(_)
+            | ScalarValue::Float64(_)
+            | ScalarValue::Decimal128(..)
+            | ScalarValue::Decimal256(..) => SqlValue::Number(value.to_string(), false),
+            ScalarValue::Binary(Some(bytes))
+            | ScalarValue::LargeBinary(Some(bytes))
+            | ScalarValue::BinaryView(Some(bytes)) => {
+                SqlValue::HexStringLiteral(bytes.iter().map(|b| format!("{b:02X}")).collect())
+            }
+            other => SqlValue::SingleQuotedString(other.to_string()),
+        }
+    };
+    Expr::value(value)
 }
 
 fn no_engine(explanation: &Explanation) -> Error {
