@@ -62,9 +62,9 @@ EOF
 echo "\"$user\" \"\"" >"$work/users.txt"
 if [ "$(id -u)" = 0 ]; then
   chown -R postgres "$work"
-  runuser -u postgres -- "$pgbouncer_bin" "$work/pgbouncer.ini" &
+  runuser -u postgres -- "$pgbouncer_bin" -q "$work/pgbouncer.ini" &
 else
-  "$pgbouncer_bin" "$work/pgbouncer.ini" &
+  "$pgbouncer_bin" -q "$work/pgbouncer.ini" &
 fi
 bouncer_pid=$!
 

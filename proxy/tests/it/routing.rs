@@ -525,3 +525,86 @@ password_env = "FLOE_TEST_REMOTE_PASSWORD"
         "a statement error is not an engine failure: {error:?}"
     );
 }
+
+/// `POST` to the admin listener; the status and body.
+fn admin_post(daemon: &floe_conformance::Daemon, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(daemon.admin).expect("admin listener answers");
+    write!(
+        stream,
+        "POST {path} HTTP/1.0\r\nHost: localhost\r\nContent-Length: 0\r\n\r\n"
+    )
+    .expect("send request");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read response");
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn engines_are_added_and_removed_by_reload_without_dropping_clients() {
+    let daemon = plain_daemon(&format!(
+        "[[engines]]\nname = \"local\"\ntype = \"datafusion\"\n\n[[engines]]\nname = \"pg\"\ntype = \"postgres\"\nurl = \"{}\"\n",
+        postgres_conninfo()
+    ));
+    let config_path = daemon.dir().join("floe.toml");
+    let original = std::fs::read_to_string(&config_path).expect("read config");
+    let client = daemon.connect().await;
+    client.simple_query("SELECT 1").await.expect("before reload");
+
+    std::fs::write(
+        &config_path,
+        format!(
+            "{original}\n[[engines]]\nname = \"maria\"\ntype = \"mysql\"\nurl = \"{}\"\n",
+            mysql_url()
+        ),
+    )
+    .expect("write config");
+    let (status, body) = admin_post(&daemon, "/api/reload");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("3 engines (2 kept, 1 new)"), "{body}");
+    let (_, engines) = daemon.admin_get("/api/engines");
+    assert!(engines.contains(r#""name":"maria""#), "{engines}");
+    // The connection opened before the reload carries on, and sees the new engine.
+    client
+        .batch_execute("SET floe.engine = 'maria'")
+        .await
+        .expect("the new engine is known to old sessions");
+    let rows = text_rows(&client.simple_query("SELECT 1 + 1").await.expect("after reload"));
+    assert_eq!(rows[0][0].as_deref(), Some("2"));
+
+    // A bad configuration is refused and the running one stays.
+    std::fs::write(&config_path, format!("{original}\n[routing]\nstrategy = \"fastest\"\n"))
+        .expect("write config");
+    let (status, body) = admin_post(&daemon, "/api/reload");
+    assert_eq!(status, 422, "{body}");
+    assert!(body.contains("strategy"), "{body}");
+    let (_, engines) = daemon.admin_get("/api/engines");
+    assert!(engines.contains(r#""name":"maria""#), "{engines}");
+
+    // SIGHUP reloads too: back to the original two engines.
+    std::fs::write(&config_path, &original).expect("write config");
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &daemon.pid().to_string()])
+        .status()
+        .expect("kill -HUP");
+    assert!(status.success());
+    let removed = floe_conformance::eventually(std::time::Duration::from_secs(10), || async {
+        !daemon.admin_get("/api/engines").1.contains(r#""name":"maria""#)
+    })
+    .await;
+    assert!(removed, "SIGHUP did not apply the configuration");
+    client
+        .batch_execute("SET floe.engine = ''")
+        .await
+        .expect("unpin");
+    client.simple_query("SELECT 1").await.expect("after SIGHUP");
+}
