@@ -558,7 +558,10 @@ async fn engines_are_added_and_removed_by_reload_without_dropping_clients() {
     let config_path = daemon.dir().join("floe.toml");
     let original = std::fs::read_to_string(&config_path).expect("read config");
     let client = daemon.connect().await;
-    client.simple_query("SELECT 1").await.expect("before reload");
+    client
+        .simple_query("SELECT 1")
+        .await
+        .expect("before reload");
 
     std::fs::write(
         &config_path,
@@ -578,12 +581,20 @@ async fn engines_are_added_and_removed_by_reload_without_dropping_clients() {
         .batch_execute("SET floe.engine = 'maria'")
         .await
         .expect("the new engine is known to old sessions");
-    let rows = text_rows(&client.simple_query("SELECT 1 + 1").await.expect("after reload"));
+    let rows = text_rows(
+        &client
+            .simple_query("SELECT 1 + 1")
+            .await
+            .expect("after reload"),
+    );
     assert_eq!(rows[0][0].as_deref(), Some("2"));
 
     // A bad configuration is refused and the running one stays.
-    std::fs::write(&config_path, format!("{original}\n[routing]\nstrategy = \"fastest\"\n"))
-        .expect("write config");
+    std::fs::write(
+        &config_path,
+        format!("{original}\n[routing]\nstrategy = \"fastest\"\n"),
+    )
+    .expect("write config");
     let (status, body) = admin_post(&daemon, "/api/reload");
     assert_eq!(status, 422, "{body}");
     assert!(body.contains("strategy"), "{body}");
@@ -598,7 +609,10 @@ async fn engines_are_added_and_removed_by_reload_without_dropping_clients() {
         .expect("kill -HUP");
     assert!(status.success());
     let removed = floe_conformance::eventually(std::time::Duration::from_secs(10), || async {
-        !daemon.admin_get("/api/engines").1.contains(r#""name":"maria""#)
+        !daemon
+            .admin_get("/api/engines")
+            .1
+            .contains(r#""name":"maria""#)
     })
     .await;
     assert!(removed, "SIGHUP did not apply the configuration");
