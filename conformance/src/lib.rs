@@ -259,11 +259,25 @@ impl Daemon {
         Ok(client)
     }
 
-    /// The body of an admin endpoint, over a plain HTTP/1.0 request.
+    /// The status and body of `GET path` on the admin listener.
     pub fn admin_get(&self, path: &str) -> (u16, String) {
+        self.admin_request("GET", path)
+    }
+
+    /// The status and body of an empty `POST path` on the admin listener.
+    pub fn admin_post(&self, path: &str) -> (u16, String) {
+        self.admin_request("POST", path)
+    }
+
+    /// One plain HTTP/1.0 request to the admin listener.
+    fn admin_request(&self, method: &str, path: &str) -> (u16, String) {
         use std::io::Write;
         let mut stream = std::net::TcpStream::connect(self.admin).expect("admin listener answers");
-        write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").expect("send request");
+        write!(
+            stream,
+            "{method} {path} HTTP/1.0\r\nHost: localhost\r\nContent-Length: 0\r\n\r\n"
+        )
+        .expect("send request");
         let mut response = String::new();
         stream.read_to_string(&mut response).expect("read response");
         let status = response

@@ -62,18 +62,24 @@ impl OwnPostgres {
         self.dir.path().join("data").display().to_string()
     }
 
-    fn run(&self, tool: &str, args: &[&str]) {
+    /// `tool` of this PostgreSQL, run as `postgres` when the test runs as root.
+    fn command(&self, tool: &str) -> Command {
         let program = self.bin.join(tool);
-        let output = if running_as_root() {
-            Command::new("runuser")
-                .args(["-u", "postgres", "--"])
-                .arg(&program)
-                .args(args)
-                .output()
+        if running_as_root() {
+            let mut command = Command::new("runuser");
+            command.args(["-u", "postgres", "--"]).arg(program);
+            command
         } else {
-            Command::new(&program).args(args).output()
+            Command::new(program)
         }
-        .unwrap_or_else(|e| panic!("run {tool}: {e}"));
+    }
+
+    fn run(&self, tool: &str, args: &[&str]) {
+        let output = self
+            .command(tool)
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("run {tool}: {e}"));
         assert!(
             output.status.success(),
             "{tool} failed: {}{}\nserver log:\n{}",
@@ -152,17 +158,10 @@ impl OwnPostgres {
 impl Drop for OwnPostgres {
     fn drop(&mut self) {
         let data = self.data();
-        let program = self.bin.join("pg_ctl");
-        let args = ["-D", data.as_str(), "-m", "immediate", "stop"];
-        let _ = if running_as_root() {
-            Command::new("runuser")
-                .args(["-u", "postgres", "--"])
-                .arg(&program)
-                .args(args)
-                .output()
-        } else {
-            Command::new(&program).args(args).output()
-        };
+        let _ = self
+            .command("pg_ctl")
+            .args(["-D", data.as_str(), "-m", "immediate", "stop"])
+            .output();
     }
 }
 

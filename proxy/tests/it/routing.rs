@@ -526,29 +526,6 @@ password_env = "FLOE_TEST_REMOTE_PASSWORD"
     );
 }
 
-/// `POST` to the admin listener; the status and body.
-fn admin_post(daemon: &floe_conformance::Daemon, path: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(daemon.admin).expect("admin listener answers");
-    write!(
-        stream,
-        "POST {path} HTTP/1.0\r\nHost: localhost\r\nContent-Length: 0\r\n\r\n"
-    )
-    .expect("send request");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("read response");
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn engines_are_added_and_removed_by_reload_without_dropping_clients() {
     let daemon = plain_daemon(&format!(
@@ -571,7 +548,7 @@ async fn engines_are_added_and_removed_by_reload_without_dropping_clients() {
         ),
     )
     .expect("write config");
-    let (status, body) = admin_post(&daemon, "/api/reload");
+    let (status, body) = daemon.admin_post("/api/reload");
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("3 engines (2 kept, 1 new)"), "{body}");
     let (_, engines) = daemon.admin_get("/api/engines");
@@ -595,7 +572,7 @@ async fn engines_are_added_and_removed_by_reload_without_dropping_clients() {
         format!("{original}\n[routing]\nstrategy = \"fastest\"\n"),
     )
     .expect("write config");
-    let (status, body) = admin_post(&daemon, "/api/reload");
+    let (status, body) = daemon.admin_post("/api/reload");
     assert_eq!(status, 422, "{body}");
     assert!(body.contains("strategy"), "{body}");
     let (_, engines) = daemon.admin_get("/api/engines");
