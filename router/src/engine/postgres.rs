@@ -18,7 +18,9 @@ use bytes::BytesMut;
 use datafusion::scalar::ScalarValue;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod};
 use floe_dialects::{Analysis, Dialect, StatementKind};
-use futures::{StreamExt, TryStreamExt};
+use std::pin::Pin;
+
+use futures::{Stream, StreamExt, TryStreamExt};
 use tokio_postgres::types::{FromSql, IsNull, Kind, ToSql, Type, to_sql_checked};
 use tokio_postgres::{Column, NoTls, Row};
 
@@ -137,8 +139,7 @@ impl Engine for PostgresEngine {
 
     async fn prepare(&self, statement: &Analysis, _schema: Option<&str>) -> Result<Prepared> {
         let client = self.client().await?;
-        let prepared = client
-            .prepare(&statement.sql)
+        let prepared = cached_statement(&client, &statement.sql)
             .await
             .map_err(|e| map_error(&self.name, &e))?;
         let param_types = prepared
@@ -203,15 +204,71 @@ impl Transaction for PostgresTransaction {
     }
 }
 
+/// Server-side prepared statements kept per connection at most; beyond, the
+/// connection's cache starts over (clients that prepare unbounded distinct
+/// texts must not grow it without end).
+const STATEMENTS_PER_CONNECTION: usize = 256;
+
+/// The connection's prepared statement for `sql`, prepared on first use.
+async fn cached_statement(
+    client: &Object,
+    sql: &str,
+) -> Result<tokio_postgres::Statement, tokio_postgres::Error> {
+    if client.statement_cache.size() >= STATEMENTS_PER_CONNECTION {
+        client.statement_cache.clear();
+    }
+    client.prepare_cached(sql).await
+}
+
 /// Runs one statement on `client`, which the result stream keeps until its
 /// last row.
+///
+/// A statement the client prepared (extended protocol, binary MySQL
+/// statements) runs as a named server-side prepared statement cached on the
+/// connection: one round trip, and the columns are known even when no row
+/// comes. Other statements go as one unnamed `Parse`/`Bind`/`Execute` round
+/// trip, which caches nothing for texts that are seldom repeated.
 async fn run(name: &str, client: Arc<Object>, request: Request<'_>) -> Result<QueryOutput> {
-    let unspecified = Type::new("unknown".to_owned(), 0, Kind::Simple, String::new());
     let params: Vec<TextParam> = request.params.iter().map(TextParam::from_scalar).collect();
+    let sql = request.statement.sql.as_str();
+    if request.prepared.is_some() {
+        let statement = cached_statement(&client, sql)
+            .await
+            .map_err(|e| map_error(name, &e))?;
+        let rows = client
+            .query_raw(&statement, params.iter().map(|p| p as &(dyn ToSql + Sync)))
+            .await
+            .map_err(|e| {
+                // A statement invalidated by DDL must be prepared again next time.
+                client.statement_cache.remove(sql, &[]);
+                map_error(name, &e)
+            })?;
+        if statement.columns().is_empty() {
+            let mut rows = Box::pin(rows);
+            while rows
+                .try_next()
+                .await
+                .map_err(|e| map_error(name, &e))?
+                .is_some()
+            {}
+            return Ok(QueryOutput::Command {
+                rows: rows.rows_affected(),
+            });
+        }
+        let schema = schema_of(statement.columns())?;
+        let kinds = statement
+            .columns()
+            .iter()
+            .map(|c| {
+                column_kind(c.type_(), c.type_modifier()).ok_or_else(|| unsupported_type(c.type_()))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        return stream_rows(name, client, Box::pin(rows), schema, kinds);
+    }
+    let unspecified = Type::new("unknown".to_owned(), 0, Kind::Simple, String::new());
     let typed = params
         .iter()
         .map(|p| (p as &(dyn ToSql + Sync), unspecified.clone()));
-    let sql = request.statement.sql.as_str();
     let rows = client
         .query_typed_raw(sql, typed)
         .await
@@ -249,12 +306,24 @@ async fn run(name: &str, client: Arc<Object>, request: Request<'_>) -> Result<Qu
         })
         .collect::<Result<Vec<_>>>()?;
     let schema = schema_of(first.columns())?;
+    let rows = futures::stream::once(async { Ok(first) }).chain(rows);
+    stream_rows(name, client, Box::pin(rows), schema, kinds)
+}
+
+/// The rows of `rows` as record batches of `schema`; the stream keeps
+/// `client` (the pooled connection) until its end.
+fn stream_rows(
+    name: &str,
+    client: Arc<Object>,
+    rows: Pin<Box<dyn Stream<Item = Result<Row, tokio_postgres::Error>> + Send>>,
+    schema: SchemaRef,
+    kinds: Vec<PgKind>,
+) -> Result<QueryOutput> {
     let builder = BatchBuilder::new(Arc::clone(&schema))?;
     let name = name.to_owned();
     // `ready_chunks` batches the rows that have already arrived, so a slow
     // result still reaches the client row group by row group.
-    let stream = futures::stream::once(async { Ok(first) })
-        .chain(rows)
+    let stream = rows
         .ready_chunks(BATCH_ROWS)
         .scan(Some(builder), move |state, chunk| {
             let _connection = &client;
