@@ -138,6 +138,7 @@ impl Engine for MySqlEngine {
         Ok(Some(Box::new(MySqlTransaction {
             name: self.name.clone(),
             conn: Arc::new(Mutex::new(conn)),
+            ended: false,
         })))
     }
 }
@@ -146,14 +147,36 @@ impl Engine for MySqlEngine {
 struct MySqlTransaction {
     name: String,
     conn: Arc<Mutex<Conn>>,
+    /// Set once committed or rolled back.
+    ended: bool,
 }
 
 impl MySqlTransaction {
-    async fn finish(self: Box<Self>, statement: &str) -> Result<()> {
-        let mut conn = self.conn.lock_owned().await;
+    async fn finish(mut self: Box<Self>, statement: &str) -> Result<()> {
+        let mut conn = Arc::clone(&self.conn).lock_owned().await;
         conn.query_drop(statement)
             .await
-            .map_err(|e| map_error(&self.name, e))
+            .map_err(|e| map_error(&self.name, e))?;
+        self.ended = true;
+        Ok(())
+    }
+}
+
+impl Drop for MySqlTransaction {
+    /// A transaction abandoned open (the client went away inside `BEGIN`) is
+    /// rolled back before its connection returns to the pool. Drop cannot
+    /// wait, so a short task does it; it ends with the statement.
+    fn drop(&mut self) {
+        if self.ended {
+            return;
+        }
+        let conn = Arc::clone(&self.conn);
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let mut conn = conn.lock_owned().await;
+                drop(conn.query_drop("ROLLBACK").await);
+            });
+        }
     }
 }
 

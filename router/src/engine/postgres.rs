@@ -171,7 +171,7 @@ impl Engine for PostgresEngine {
             .map_err(|e| map_error(&self.name, &e))?;
         Ok(Some(Box::new(PostgresTransaction {
             name: self.name.clone(),
-            client,
+            client: Some(client),
         })))
     }
 }
@@ -180,27 +180,55 @@ impl Engine for PostgresEngine {
 /// pool when the transaction ends.
 struct PostgresTransaction {
     name: String,
-    client: Arc<Object>,
+    /// `None` once committed or rolled back.
+    client: Option<Arc<Object>>,
+}
+
+impl PostgresTransaction {
+    fn client(&self) -> Result<&Arc<Object>> {
+        self.client
+            .as_ref()
+            .ok_or_else(|| Error::Internal("the transaction has ended".to_owned()))
+    }
+
+    async fn finish(mut self: Box<Self>, statement: &str) -> Result<()> {
+        let client = self.client()?;
+        client
+            .batch_execute(statement)
+            .await
+            .map_err(|e| map_error(&self.name, &e))?;
+        // Ended cleanly: the connection may serve others again.
+        self.client = None;
+        Ok(())
+    }
+}
+
+impl Drop for PostgresTransaction {
+    /// A transaction abandoned open (the client went away inside `BEGIN`) must
+    /// not go back to the pool with it: the connection is taken out of the
+    /// pool and closed, and the server rolls the transaction back.
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take()
+            && let Ok(object) = Arc::try_unwrap(client)
+        {
+            drop(Object::take(object));
+        }
+    }
 }
 
 #[async_trait]
 impl Transaction for PostgresTransaction {
     async fn execute(&mut self, request: Request<'_>) -> Result<QueryOutput> {
-        run(&self.name, Arc::clone(&self.client), request).await
+        let client = Arc::clone(self.client()?);
+        run(&self.name, client, request).await
     }
 
     async fn commit(self: Box<Self>) -> Result<()> {
-        self.client
-            .batch_execute("COMMIT")
-            .await
-            .map_err(|e| map_error(&self.name, &e))
+        self.finish("COMMIT").await
     }
 
     async fn rollback(self: Box<Self>) -> Result<()> {
-        self.client
-            .batch_execute("ROLLBACK")
-            .await
-            .map_err(|e| map_error(&self.name, &e))
+        self.finish("ROLLBACK").await
     }
 }
 
