@@ -6,9 +6,13 @@
 //! - Engine failures of statements (connection lost, timeout) count up; the
 //!   first makes a Healthy engine Degraded, [`FAILURES_TO_OPEN`] in a row open
 //!   the circuit.
+//! - An engine-failure rate of half or more over the last [`WINDOW`] outcomes
+//!   (at least ten of them) keeps an engine Degraded even when failures never
+//!   come three in a row: a flapping engine is ranked after steady ones.
 //! - A Down engine that answers a probe is half-open (Degraded): it is ranked
 //!   after healthy engines, and [`SUCCESSES_TO_CLOSE`] successes in a row
-//!   (probes or statements) close the circuit again (Healthy).
+//!   (probes or statements), with the failure rate below half, close the
+//!   circuit again (Healthy).
 //!
 //! Every transition is logged and counted in metrics.
 
@@ -22,6 +26,10 @@ use serde::Serialize;
 pub const FAILURES_TO_OPEN: u32 = 3;
 /// Successes in a row that close a half-open circuit.
 pub const SUCCESSES_TO_CLOSE: u32 = 2;
+/// Outcomes the failure rate is computed over.
+pub const WINDOW: u32 = 20;
+/// Outcomes needed before the failure rate counts.
+const MIN_SAMPLES: u32 = 10;
 
 /// An engine's health as the router sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -68,6 +76,22 @@ struct Inner {
     successes: u32,
     since: Instant,
     last_error: Option<String>,
+    /// The last [`WINDOW`] outcomes, newest in bit 0, failures as 1.
+    outcomes: u32,
+    samples: u32,
+}
+
+impl Inner {
+    fn record(&mut self, failed: bool) {
+        let mask = (1u32 << WINDOW) - 1;
+        self.outcomes = ((self.outcomes << 1) | u32::from(failed)) & mask;
+        self.samples = (self.samples + 1).min(WINDOW);
+    }
+
+    /// Whether half or more of the recent outcomes were engine failures.
+    fn failing_often(&self) -> bool {
+        self.samples >= MIN_SAMPLES && self.outcomes.count_ones() * 2 >= self.samples
+    }
 }
 
 /// One engine's health, shared by every session and the prober.
@@ -90,6 +114,8 @@ impl Health {
                 successes: 0,
                 since: Instant::now(),
                 last_error: None,
+                outcomes: 0,
+                samples: 0,
             }),
         }
     }
@@ -111,9 +137,12 @@ impl Health {
         self.update(|inner| {
             inner.failures = 0;
             inner.successes = inner.successes.saturating_add(1);
+            inner.record(false);
             match inner.state {
                 HealthState::Down => Some(HealthState::Degraded),
-                HealthState::Degraded if inner.successes >= SUCCESSES_TO_CLOSE => {
+                HealthState::Degraded
+                    if inner.successes >= SUCCESSES_TO_CLOSE && !inner.failing_often() =>
+                {
                     Some(HealthState::Healthy)
                 }
                 _ => None,
@@ -127,6 +156,7 @@ impl Health {
             inner.successes = 0;
             inner.failures = inner.failures.saturating_add(1);
             inner.last_error = Some(error.to_owned());
+            inner.record(true);
             if inner.failures >= FAILURES_TO_OPEN {
                 Some(HealthState::Down)
             } else if inner.state == HealthState::Healthy {
@@ -143,6 +173,7 @@ impl Health {
             inner.successes = 0;
             inner.failures = inner.failures.saturating_add(1);
             inner.last_error = Some(error.to_owned());
+            inner.record(true);
             Some(HealthState::Down)
         });
     }
@@ -206,6 +237,28 @@ mod tests {
         assert_eq!(health.state(), HealthState::Degraded);
         health.success();
         assert_eq!(health.state(), HealthState::Healthy);
+    }
+
+    #[test]
+    fn a_flapping_engine_stays_degraded_until_its_failure_rate_drops() {
+        let health = Health::new("e");
+        // Two failures, two successes: never three failures in a row, and
+        // two successes in a row would close the circuit on their own.
+        for _ in 0..5 {
+            health.failure("lost");
+            health.failure("lost");
+            health.success();
+            health.success();
+        }
+        assert_eq!(
+            health.state(),
+            HealthState::Degraded,
+            "half the outcomes failed"
+        );
+        for _ in 0..12 {
+            health.success();
+        }
+        assert_eq!(health.state(), HealthState::Healthy, "the rate dropped");
     }
 
     #[test]
