@@ -137,6 +137,10 @@ pub async fn run(
         engines::routed(&built),
     )?);
     tasks.spawn(Arc::clone(&router).run_probes(shutdown.clone()));
+    tasks.spawn(crate::metrics::export_translation_cache(
+        Arc::clone(&router),
+        shutdown.clone(),
+    ));
     let local = built
         .iter()
         .find(|b| b.config.kind == EngineKind::Datafusion)

@@ -140,3 +140,26 @@ impl Drop for ConnectionGauge {
         metrics::gauge!(CONNECTIONS_ACTIVE, "protocol" => self.protocol.as_str()).decrement(1.0);
     }
 }
+
+/// Copies the translation cache's counters into metrics every second until
+/// `shutdown`: `floe_translation_cache_hits_total`, `_misses_total`,
+/// `_evictions_total` and the `floe_translation_cache_entries` gauge. The
+/// cache counts with atomics on the query path; metrics read them here, off it.
+pub async fn export_translation_cache(
+    router: std::sync::Arc<floe_router::Router>,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let stats = router.translation_stats();
+        metrics::counter!("floe_translation_cache_hits_total").absolute(stats.hits);
+        metrics::counter!("floe_translation_cache_misses_total").absolute(stats.misses);
+        metrics::counter!("floe_translation_cache_evictions_total").absolute(stats.evictions);
+        #[allow(clippy::cast_precision_loss)] // a gauge of a count far below 2^52
+        metrics::gauge!("floe_translation_cache_entries").set(stats.entries as f64);
+    }
+}

@@ -338,6 +338,23 @@ async fn the_same_queries_through_both_front_ends_match_each_engine() {
             && r[9].as_deref().is_some_and(|n| n.contains("a rule pins"))),
         "{rows:?}"
     );
+    // The translations above went through the cache (this repeat is a hit),
+    // and its counters are metrics.
+    floe_pg(&client, "maria", CORPUS[0].0).await;
+    let exported = floe_conformance::eventually(std::time::Duration::from_secs(5), || async {
+        let (_, metrics) = daemon.admin_get("/metrics");
+        let value = |name: &str| {
+            metrics
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        value("floe_translation_cache_misses_total") > 0.0
+            && value("floe_translation_cache_hits_total") > 0.0
+    })
+    .await;
+    assert!(exported, "translation cache counters are exported");
     let (status, body) = daemon.admin_get("/api/route?sql=SELECT%201&tag=pg");
     assert_eq!(status, 200, "{body}");
     assert!(body.contains(r#""chosen":"pg""#), "{body}");
