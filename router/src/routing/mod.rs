@@ -134,6 +134,31 @@ impl EngineEntry {
     }
 }
 
+/// One eligible engine with the figures its ranking reads, taken once per
+/// statement: health, latency and load change under concurrent statements,
+/// and a sort whose comparisons see different values is not a total order.
+struct Candidate {
+    entry: Arc<EngineEntry>,
+    /// Not Healthy: ranked after the healthy engines.
+    degraded: bool,
+    /// Predicted latency, in seconds.
+    seconds: f64,
+    /// Predicted bytes.
+    bytes: f64,
+    /// Whether the latency was measured on this query shape.
+    measured: bool,
+    /// Outstanding and queued statements per unit of weight.
+    load: f64,
+    /// At its concurrency limit.
+    full: bool,
+}
+
+impl Candidate {
+    fn cost(&self) -> f64 {
+        self.entry.spec.cost.predict(self.seconds, self.bytes)
+    }
+}
+
 struct State {
     config: RoutingConfig,
     rules: Vec<CompiledRule>,
@@ -398,6 +423,18 @@ impl Router {
             let name = entry.name();
             let (seconds, source, bytes) = entry.predict(fingerprint);
             let health = entry.health.state();
+            let outstanding = entry.load.outstanding();
+            let queued = entry.load.queued();
+            #[allow(clippy::cast_precision_loss)] // statement counts, far below 2^52
+            let candidate = Candidate {
+                entry: Arc::clone(entry),
+                degraded: health != HealthState::Healthy,
+                seconds,
+                bytes,
+                measured: source == "shape",
+                load: (outstanding + queued) as f64 / entry.spec.weight.max(1e-6),
+                full: entry.load.is_full(),
+            };
             let reason = if session_pin.is_some_and(|p| p != name) {
                 Some("the session or statement pins another engine".to_owned())
             } else if pinned.as_ref().is_some_and(|p| !p.contains(name)) {
@@ -409,21 +446,21 @@ impl Router {
             } else if writes && !entry.spec.writes {
                 Some("does not accept writes".to_owned())
             } else if health == HealthState::Down {
-                down.push((Arc::clone(entry), seconds));
+                down.push(candidate);
                 Some(format!(
                     "down: {}",
                     entry.health.last_error().unwrap_or_default()
                 ))
             } else {
-                eligible.push((Arc::clone(entry), seconds, bytes));
+                eligible.push(candidate);
                 None
             };
             reports.push(CandidateReport {
                 engine: name.to_owned(),
                 dialect: entry.engine.dialect().as_str().to_owned(),
                 health,
-                outstanding: entry.load.outstanding(),
-                queued: entry.load.queued(),
+                outstanding,
+                queued,
                 max_concurrency: entry.load.max_concurrency(),
                 predicted_latency_ms: seconds * 1000.0,
                 latency_source: source,
@@ -436,13 +473,13 @@ impl Router {
         let (mut order, mut reason) = if eligible.is_empty() && !down.is_empty() {
             // Every engine that could run it is Down: trying one beats a
             // certain error, and a success closes its circuit sooner.
-            down.sort_by(|a, b| a.1.total_cmp(&b.1));
+            down.sort_by(|a, b| a.seconds.total_cmp(&b.seconds));
             (
-                down.into_iter().map(|(e, _)| e).collect::<Vec<_>>(),
+                down.into_iter().map(|c| c.entry).collect::<Vec<_>>(),
                 "every engine that serves it is down; trying them anyway".to_owned(),
             )
         } else {
-            self.order(strategy, config, eligible, fingerprint)
+            self.order(strategy, config, eligible)
         };
         if let Some(prefer) = prefer
             && let Some(at) = order.iter().position(|e| e.name() == prefer)
@@ -482,26 +519,25 @@ impl Router {
         &self,
         strategy: Strategy,
         config: &RoutingConfig,
-        mut eligible: Vec<(Arc<EngineEntry>, f64, f64)>,
-        fingerprint: Option<u64>,
+        mut eligible: Vec<Candidate>,
     ) -> (Vec<Arc<EngineEntry>>, String) {
-        let degraded = |e: &EngineEntry| e.health.state() != HealthState::Healthy;
         let slo = config.latency_slo.as_secs_f64();
         let reason = match strategy {
             Strategy::Cost => {
-                eligible.sort_by(|(a, la, ba), (b, lb, bb)| {
-                    let (ca, cb) = (a.spec.cost.predict(*la, *ba), b.spec.cost.predict(*lb, *bb));
-                    degraded(a)
-                        .cmp(&degraded(b))
-                        .then((*la > slo).cmp(&(*lb > slo)))
-                        .then(if *la > slo && *lb > slo {
-                            la.total_cmp(lb)
+                eligible.sort_by(|a, b| {
+                    let (late_a, late_b) = (a.seconds > slo, b.seconds > slo);
+                    a.degraded.cmp(&b.degraded).then(late_a.cmp(&late_b)).then(
+                        if late_a && late_b {
+                            a.seconds.total_cmp(&b.seconds)
                         } else {
-                            ca.total_cmp(&cb).then(la.total_cmp(lb))
-                        })
+                            a.cost()
+                                .total_cmp(&b.cost())
+                                .then(a.seconds.total_cmp(&b.seconds))
+                        },
+                    )
                 });
                 match eligible.first() {
-                    Some((_, latency, _)) if *latency <= slo => format!(
+                    Some(first) if first.seconds <= slo => format!(
                         "cheapest engine predicted within the {} ms latency SLO",
                         config.latency_slo.as_millis()
                     ),
@@ -513,14 +549,11 @@ impl Router {
                 }
             }
             Strategy::Latency => {
-                let unmeasured = |e: &EngineEntry| {
-                    fingerprint.is_some_and(|id| e.latency.for_shape(id).is_none())
-                };
-                eligible.sort_by(|(a, la, _), (b, lb, _)| {
-                    degraded(a)
-                        .cmp(&degraded(b))
-                        .then(unmeasured(b).cmp(&unmeasured(a)))
-                        .then(la.total_cmp(lb))
+                eligible.sort_by(|a, b| {
+                    a.degraded
+                        .cmp(&b.degraded)
+                        .then(a.measured.cmp(&b.measured))
+                        .then(a.seconds.total_cmp(&b.seconds))
                 });
                 let explore =
                     eligible.len() > 1 && rand::rng().random::<f64>() < config.exploration;
@@ -528,21 +561,18 @@ impl Router {
                     let pick = rand::rng().random_range(1..eligible.len());
                     eligible.swap(0, pick);
                     "exploring: a random candidate, so every engine stays measured".to_owned()
-                } else if eligible.first().is_some_and(|(e, _, _)| unmeasured(e)) {
+                } else if eligible.first().is_some_and(|c| !c.measured) {
                     "not yet measured on this query shape: measuring it".to_owned()
                 } else {
                     "lowest predicted latency for this query shape".to_owned()
                 }
             }
             Strategy::Throughput => {
-                let load = |e: &EngineEntry| {
-                    (e.load.outstanding() + e.load.queued()) as f64 / e.spec.weight.max(1e-6)
-                };
-                eligible.sort_by(|(a, _, _), (b, _, _)| {
-                    degraded(a)
-                        .cmp(&degraded(b))
-                        .then(a.load.is_full().cmp(&b.load.is_full()))
-                        .then(load(a).total_cmp(&load(b)))
+                eligible.sort_by(|a, b| {
+                    a.degraded
+                        .cmp(&b.degraded)
+                        .then(a.full.cmp(&b.full))
+                        .then(a.load.total_cmp(&b.load))
                 });
                 // Power of two choices among the engines with free slots: the
                 // less loaded of two random ones goes first. It spreads load
@@ -550,13 +580,13 @@ impl Router {
                 // looked idle a moment ago.
                 let open = eligible
                     .iter()
-                    .take_while(|(e, _, _)| !degraded(e) && !e.load.is_full())
+                    .take_while(|c| !c.degraded && !c.full)
                     .count();
                 if open >= 2 {
                     let mut rng = rand::rng();
                     let a = rng.random_range(0..open);
                     let b = (a + rng.random_range(1..open)) % open;
-                    let pick = if load(&eligible[b].0) < load(&eligible[a].0) {
+                    let pick = if eligible[b].load < eligible[a].load {
                         b
                     } else {
                         a
@@ -567,7 +597,7 @@ impl Router {
                 "least outstanding statements of two random engines with free slots".to_owned()
             }
         };
-        (eligible.into_iter().map(|(e, _, _)| e).collect(), reason)
+        (eligible.into_iter().map(|c| c.entry).collect(), reason)
     }
 
     /// Plans a statement on the engine the router would run it on.
