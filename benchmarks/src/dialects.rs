@@ -183,20 +183,20 @@ pub fn run(corpus: PathBuf, python: PathBuf, rounds: usize) -> anyhow::Result<()
 /// and one rule.
 fn router() -> anyhow::Result<floe_router::Router> {
     use floe_router::engine::{
-        Engine, FlightSqlEngine, FlightSqlEngineOptions, MySqlEngine, MySqlEngineOptions,
-        PostgresEngine, PostgresEngineOptions,
+        Engine, FlightSqlEngine, FlightSqlEngineOptions, MySqlEngine, PostgresEngine,
+        ServerEngineOptions,
     };
     use std::sync::Arc;
     let timeout = std::time::Duration::from_secs(1);
     let engines: Vec<Arc<dyn Engine>> = vec![
-        Arc::new(PostgresEngine::new(PostgresEngineOptions {
+        Arc::new(PostgresEngine::new(ServerEngineOptions {
             name: "pg".into(),
             url: "host=127.0.0.1 port=1 user=bench".into(),
             password: None,
             max_connections: 1,
             connect_timeout: timeout,
         })?),
-        Arc::new(MySqlEngine::new(MySqlEngineOptions {
+        Arc::new(MySqlEngine::new(ServerEngineOptions {
             name: "maria".into(),
             url: "mysql://bench@127.0.0.1:1/bench".into(),
             password: None,

@@ -15,7 +15,7 @@ use anyhow::Context as _;
 use floe_router::Router;
 use floe_router::engine::{
     DataFusionEngine, DataFusionEngineOptions, Engine, FlightSqlEngine, FlightSqlEngineOptions,
-    MySqlEngine, MySqlEngineOptions, PostgresEngine, PostgresEngineOptions,
+    MySqlEngine, PostgresEngine, ServerEngineOptions,
 };
 use floe_router::routing::EngineSpec;
 use tokio::sync::Mutex;
@@ -82,6 +82,15 @@ async fn build_one(
         None => None,
     };
     let url = || config.url.clone().context("url is required");
+    let server = |password: Option<String>| -> anyhow::Result<ServerEngineOptions> {
+        Ok(ServerEngineOptions {
+            name: config.name.clone(),
+            url: url()?,
+            password,
+            max_connections: config.max_connections,
+            connect_timeout: config.connect_timeout,
+        })
+    };
     Ok(match config.kind {
         EngineKind::Datafusion => {
             let (default_name, default_catalog) =
@@ -101,20 +110,8 @@ async fn build_one(
                 .collect();
             Arc::new(DataFusionEngine::try_new(options).await?)
         }
-        EngineKind::Postgres => Arc::new(PostgresEngine::new(PostgresEngineOptions {
-            name: config.name.clone(),
-            url: url()?,
-            password,
-            max_connections: config.max_connections,
-            connect_timeout: config.connect_timeout,
-        })?),
-        EngineKind::Mysql => Arc::new(MySqlEngine::new(MySqlEngineOptions {
-            name: config.name.clone(),
-            url: url()?,
-            password,
-            max_connections: config.max_connections,
-            connect_timeout: config.connect_timeout,
-        })?),
+        EngineKind::Postgres => Arc::new(PostgresEngine::new(server(password)?)?),
+        EngineKind::Mysql => Arc::new(MySqlEngine::new(server(password)?)?),
         EngineKind::Flightsql => {
             let dialect = config
                 .dialect

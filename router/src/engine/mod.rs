@@ -30,8 +30,8 @@ use std::pin::Pin;
 
 pub use self::datafusion::{DataFusionEngine, DataFusionEngineOptions};
 pub use self::flightsql::{FlightSqlEngine, FlightSqlEngineOptions};
-pub use self::mysql::{MySqlEngine, MySqlEngineOptions};
-pub use self::postgres::{PostgresEngine, PostgresEngineOptions};
+pub use self::mysql::MySqlEngine;
+pub use self::postgres::PostgresEngine;
 use crate::Result;
 
 /// A query engine that runs one statement at a time and streams its result.
@@ -100,6 +100,25 @@ pub trait Engine: Send + Sync + fmt::Debug {
 
     /// Runs one statement.
     async fn execute(&self, request: Request<'_>) -> Result<QueryOutput>;
+}
+
+/// How to build an engine that is a database server Floe connects to with a
+/// pool: [`PostgresEngine`] and [`MySqlEngine`].
+#[derive(Debug, Clone)]
+pub struct ServerEngineOptions {
+    /// The engine's name in configuration, logs and metrics.
+    pub name: String,
+    /// `postgres://user@host:port/database` (or `host=... port=...`), or
+    /// `mysql://user@host:port/database`. A password in it is used but never
+    /// logged.
+    pub url: String,
+    /// The password, when it is kept out of the URL (read from an environment
+    /// variable).
+    pub password: Option<String>,
+    /// Connections the pool opens at most.
+    pub max_connections: usize,
+    /// How long opening a connection or waiting for a free one may take.
+    pub connect_timeout: std::time::Duration,
 }
 
 /// A transaction open on one engine connection.

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use async_trait::async_trait;
-use chrono::{NaiveDate, NaiveDateTime};
+use chrono::{Datelike, NaiveDate, NaiveDateTime};
 use datafusion::scalar::ScalarValue;
 use floe_dialects::{Analysis, Dialect};
 use futures::StreamExt;
@@ -24,23 +24,8 @@ use tokio::sync::{Mutex, OwnedMutexGuard, mpsc, oneshot};
 use tokio_util::task::AbortOnDropHandle;
 
 use super::columns::{BATCH_ROWS, BatchBuilder, Value, empty_schema, parse_decimal};
-use super::{Engine, Prepared, QueryOutput, Request, Transaction};
+use super::{Engine, Prepared, QueryOutput, Request, ServerEngineOptions, Transaction};
 use crate::{DataErrorKind, Error, Result};
-
-/// How to build a [`MySqlEngine`].
-#[derive(Debug, Clone)]
-pub struct MySqlEngineOptions {
-    /// The engine's name in configuration, logs and metrics.
-    pub name: String,
-    /// `mysql://user@host:port/database`.
-    pub url: String,
-    /// The password, when it is kept out of the URL.
-    pub password: Option<String>,
-    /// Connections the pool opens at most.
-    pub max_connections: usize,
-    /// How long opening a connection or waiting for a free one may take.
-    pub connect_timeout: Duration,
-}
 
 /// A MySQL or MariaDB server.
 pub struct MySqlEngine {
@@ -63,7 +48,7 @@ impl MySqlEngine {
     /// # Errors
     ///
     /// The URL does not parse.
-    pub fn new(options: MySqlEngineOptions) -> Result<Self> {
+    pub fn new(options: ServerEngineOptions) -> Result<Self> {
         let opts = Opts::from_url(&options.url).map_err(|e| {
             Error::InvalidInput(format!("engine {}: invalid MySQL URL: {e}", options.name))
         })?;
@@ -438,8 +423,6 @@ fn days(date: NaiveDate) -> i32 {
     // Days since 1970-01-01; `num_days_from_ce` of 1970-01-01 is 719163.
     date.num_days_from_ce() - 719_163
 }
-
-use chrono::Datelike;
 
 /// The Arrow schema of a MySQL result. Unsigned integers widen to the next
 /// signed type (PostgreSQL clients have no unsigned types); `BIGINT UNSIGNED`

@@ -10,7 +10,6 @@
 
 use std::error::Error as StdError;
 use std::sync::Arc;
-use std::time::Duration;
 
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use async_trait::async_trait;
@@ -27,23 +26,8 @@ use tokio_postgres::{Column, NoTls, Row};
 use super::columns::{
     BATCH_ROWS, BatchBuilder, Value, empty_schema, extension_field, parse_decimal,
 };
-use super::{Engine, Prepared, QueryOutput, Request, Transaction};
+use super::{Engine, Prepared, QueryOutput, Request, ServerEngineOptions, Transaction};
 use crate::{DataErrorKind, Error, Result};
-
-/// How to build a [`PostgresEngine`].
-#[derive(Debug, Clone)]
-pub struct PostgresEngineOptions {
-    /// The engine's name in configuration, logs and metrics.
-    pub name: String,
-    /// `postgres://user@host:port/database` (a password in it is used but never logged).
-    pub url: String,
-    /// The password, when it is kept out of the URL (read from an environment variable).
-    pub password: Option<String>,
-    /// Connections the pool opens at most.
-    pub max_connections: usize,
-    /// How long opening a connection or waiting for a free one may take.
-    pub connect_timeout: Duration,
-}
 
 /// A PostgreSQL server.
 pub struct PostgresEngine {
@@ -66,7 +50,7 @@ impl PostgresEngine {
     /// # Errors
     ///
     /// The URL does not parse.
-    pub fn new(options: PostgresEngineOptions) -> Result<Self> {
+    pub fn new(options: ServerEngineOptions) -> Result<Self> {
         let mut config: tokio_postgres::Config = options.url.parse().map_err(|e| {
             Error::InvalidInput(format!(
                 "engine {}: invalid PostgreSQL URL: {e}",
@@ -283,14 +267,7 @@ async fn run(name: &str, client: Arc<Object>, request: Request<'_>) -> Result<Qu
                 rows: rows.rows_affected(),
             });
         }
-        let schema = schema_of(statement.columns())?;
-        let kinds = statement
-            .columns()
-            .iter()
-            .map(|c| {
-                column_kind(c.type_(), c.type_modifier()).ok_or_else(|| unsupported_type(c.type_()))
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let (schema, kinds) = decoders(statement.columns())?;
         return stream_rows(name, client, Box::pin(rows), schema, kinds);
     }
     let unspecified = Type::new("unknown".to_owned(), 0, Kind::Simple, String::new());
@@ -326,14 +303,7 @@ async fn run(name: &str, client: Arc<Object>, request: Request<'_>) -> Result<Qu
             stream: Box::pin(futures::stream::empty()),
         });
     };
-    let kinds = first
-        .columns()
-        .iter()
-        .map(|c| {
-            column_kind(c.type_(), c.type_modifier()).ok_or_else(|| unsupported_type(c.type_()))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let schema = schema_of(first.columns())?;
+    let (schema, kinds) = decoders(first.columns())?;
     let rows = futures::stream::once(async { Ok(first) }).chain(rows);
     stream_rows(name, client, Box::pin(rows), schema, kinds)
 }
@@ -397,19 +367,28 @@ fn decode_row(builder: &mut BatchBuilder, kinds: &[PgKind], row: &Row) -> Result
     Ok(())
 }
 
-fn schema_of(columns: &[Column]) -> Result<SchemaRef> {
+/// The Arrow schema of a result with these columns, and how each column's
+/// binary values decode.
+fn decoders(columns: &[Column]) -> Result<(SchemaRef, Vec<PgKind>)> {
     if columns.is_empty() {
-        return Ok(empty_schema());
+        return Ok((empty_schema(), Vec::new()));
     }
-    let fields = columns
+    let kinds = columns
         .iter()
         .map(|c| {
-            let kind = column_kind(c.type_(), c.type_modifier())
-                .ok_or_else(|| unsupported_type(c.type_()))?;
-            Ok(kind.field(c.name()))
+            column_kind(c.type_(), c.type_modifier()).ok_or_else(|| unsupported_type(c.type_()))
         })
         .collect::<Result<Vec<_>>>()?;
-    Ok(Arc::new(Schema::new(fields)))
+    let fields: Vec<Field> = columns
+        .iter()
+        .zip(&kinds)
+        .map(|(c, kind)| kind.field(c.name()))
+        .collect();
+    Ok((Arc::new(Schema::new(fields)), kinds))
+}
+
+fn schema_of(columns: &[Column]) -> Result<SchemaRef> {
+    decoders(columns).map(|(schema, _)| schema)
 }
 
 fn unsupported_type(ty: &Type) -> Error {
