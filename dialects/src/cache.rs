@@ -208,8 +208,8 @@ fn mark(statement: &mut Statement) -> Option<Vec<Literal>> {
             }
             match value {
                 Value::Number(n, long) if !*long => {
-                    literals.push(Literal::Number(n.clone()));
-                    *n = (NUMBER_MARKER + index as u64).to_string();
+                    let marker = number_marker(index, n);
+                    literals.push(Literal::Number(std::mem::replace(n, marker)));
                 }
                 Value::SingleQuotedString(s) => {
                     literals.push(Literal::Text(s.clone()));
@@ -223,6 +223,18 @@ fn mark(statement: &mut Statement) -> Option<Vec<Literal>> {
     (!too_many).then_some(literals)
 }
 
+/// The marker of the `index`th literal, the number `n`: an integer for an
+/// integer, a decimal for a decimal, so that rules that tell them apart (the
+/// integer division for MySQL) see the same kind in the template.
+fn number_marker(index: usize, n: &str) -> String {
+    let marker = NUMBER_MARKER + index as u64;
+    if n.contains(['.', 'e', 'E']) {
+        format!("{marker}.5")
+    } else {
+        marker.to_string()
+    }
+}
+
 fn text_marker(index: usize) -> String {
     format!("floe_lit_{index:03}_q7z")
 }
@@ -234,7 +246,7 @@ fn substitute(template: &str, literals: &[Literal]) -> String {
     for (index, literal) in literals.iter().enumerate().rev() {
         match literal {
             Literal::Number(n) => {
-                out = out.replace(&(NUMBER_MARKER + index as u64).to_string(), n);
+                out = out.replace(&number_marker(index, n), n);
             }
             Literal::Text(t) => {
                 out = out.replace(&format!("'{}'", text_marker(index)), &format!("'{t}'"));
@@ -247,6 +259,19 @@ fn substitute(template: &str, literals: &[Literal]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn integer_and_decimal_literals_are_different_shapes() {
+        let cache = TranslationCache::new(10);
+        let int = cache
+            .translate("SELECT 7 / 2", Dialect::Postgres, Dialect::MySql)
+            .expect("translate");
+        assert_eq!(int, vec!["SELECT 7 DIV 2"]);
+        let decimal = cache
+            .translate("SELECT 7.0 / 2", Dialect::Postgres, Dialect::MySql)
+            .expect("translate");
+        assert_eq!(decimal, vec!["SELECT 7.0 / 2"]);
+    }
 
     #[test]
     fn shapes_are_reused_with_their_own_constants() {

@@ -25,7 +25,9 @@ mod error;
 mod fingerprint;
 mod placeholders;
 mod references;
+mod rules;
 mod translate;
+mod types;
 
 pub use cache::{CacheStats, TranslationCache};
 pub use classify::{Analysis, StatementKind, analyze, analyze_statement, split};
@@ -34,7 +36,8 @@ pub use error::{Error, Result};
 pub use fingerprint::{Fingerprint, fingerprint};
 pub use placeholders::number_placeholders;
 pub use references::{ColumnRef, Operator, References, TableRef, references};
-pub use translate::translate;
+pub use translate::{translate, translate_with};
+pub use types::{ColumnTypes, TypeClass};
 
 /// The `sqlparser` crate this crate parses with, re-exported so that callers
 /// holding an AST use the very same version.

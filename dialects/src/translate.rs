@@ -13,12 +13,13 @@ use std::ops::ControlFlow;
 
 use polyglot_sql::DialectType;
 use sqlparser::ast::{
-    BinaryOperator, DataType, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArguments,
-    Statement, Value, ValueWithSpan, visit_expressions_mut,
+    BinaryOperator, CastKind, DataType, DateTimeField, Expr, Ident, Interval, ObjectName,
+    Statement, visit_expressions_mut,
 };
 use sqlparser::parser::Parser;
 
-use crate::{Dialect, Error, Result, analyze, split};
+use crate::rules::{KEEP, Rules, args};
+use crate::{ColumnTypes, Dialect, Error, Result, analyze, split};
 
 /// Translates every statement of `sql` from `from` to `to`, one string each.
 ///
@@ -30,17 +31,46 @@ use crate::{Dialect, Error, Result, analyze, split};
 /// # Ok::<(), floe_dialects::Error>(())
 /// ```
 ///
+/// Column types are unknown here: a construct whose meaning depends on them
+/// (dividing two columns for MySQL, a date column plus a number) is refused;
+/// [`translate_with`] takes the types.
+///
 /// # Errors
 ///
 /// [`Error::Syntax`] when the text is not valid in `from`;
 /// [`Error::Untranslatable`] naming the construct when `to` cannot express it.
 pub fn translate(sql: &str, from: Dialect, to: Dialect) -> Result<Vec<String>> {
+    translate_with(sql, from, to, &ColumnTypes::default())
+}
+
+/// [`translate`], knowing the types of the columns the statement may use.
+///
+/// ```
+/// use floe_dialects::{translate_with, ColumnTypes, Dialect};
+///
+/// let mut types = ColumnTypes::default();
+/// types.insert("qty", "integer").insert("signup", "date");
+/// let my = translate_with("SELECT qty / 2, signup + 7 FROM t", Dialect::Postgres, Dialect::MySql, &types)?;
+/// assert_eq!(my, vec!["SELECT qty DIV 2, ADDDATE(signup, 7) FROM t"]);
+/// # Ok::<(), floe_dialects::Error>(())
+/// ```
+///
+/// # Errors
+///
+/// As [`translate`].
+pub fn translate_with(
+    sql: &str,
+    from: Dialect,
+    to: Dialect,
+    types: &ColumnTypes,
+) -> Result<Vec<String>> {
     if from == to {
         return Ok(split(sql, from)?.into_iter().map(str::to_owned).collect());
     }
+    let rules = Rules { from, to, types };
     let mut out = Vec::new();
     for mut analysis in analyze(sql, from)? {
-        let changed = rewrite(&mut analysis.statement, from, to)?;
+        let changed = rewrite(&mut analysis.statement, &rules)?;
         // Print the source again only when a rule changed it: the client's own
         // text is what polyglot-sql reads best.
         let source = if changed {
@@ -57,12 +87,11 @@ pub fn translate(sql: &str, from: Dialect, to: Dialect) -> Result<Vec<String>> {
     Ok(out)
 }
 
-/// The prefix of the functions Floe's rules write for what polyglot-sql would
-/// otherwise print wrongly; `restore` turns them back after it.
-const KEEP: &str = "floe_keep_";
-
 /// Replaces the marker functions in polyglot-sql's output: `floe_keep_f(..)`
-/// becomes `f(..)`, and `floe_keep_int_div(a, b)` MySQL's `a DIV b`.
+/// becomes `f(..)`; a few stand for what is not a call: `int_div(a, b)` is
+/// MySQL's `a DIV b`, `locate_cs(n, h)` a case-sensitive `LOCATE`,
+/// `cast_datetime(x)`, `cast_bigint(x)`, `cast_integer(x)` casts, `interval(n, 'UNIT')` MySQL's
+/// `INTERVAL n UNIT`.
 fn restore(text: String, to: Dialect) -> Result<String> {
     if !text.to_lowercase().contains(KEEP) {
         return Ok(text);
@@ -71,24 +100,8 @@ fn restore(text: String, to: Dialect) -> Result<String> {
     let mut statements = Parser::parse_sql(parser_dialect.as_ref(), &text)?;
     for statement in &mut statements {
         let _ = visit_expressions_mut(statement, |expr| {
-            if let Expr::Function(function) = expr {
-                let name = function.name.to_string().to_lowercase();
-                if let Some(real) = name.strip_prefix(KEEP) {
-                    if real == "int_div"
-                        && let Some([a, b]) = args(function).as_deref()
-                    {
-                        *expr = Expr::BinaryOp {
-                            left: Box::new((*a).clone()),
-                            op: BinaryOperator::MyIntegerDivide,
-                            right: Box::new((*b).clone()),
-                        };
-                    } else {
-                        function.name =
-                            sqlparser::ast::ObjectName::from(vec![sqlparser::ast::Ident::new(
-                                real.to_uppercase(),
-                            )]);
-                    }
-                }
+            if let Some(new) = restore_marker(expr) {
+                *expr = new;
             }
             ControlFlow::<()>::Continue(())
         });
@@ -98,6 +111,76 @@ fn restore(text: String, to: Dialect) -> Result<String> {
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join("; "))
+}
+
+fn restore_marker(expr: &Expr) -> Option<Expr> {
+    let Expr::Function(function) = expr else {
+        return None;
+    };
+    let name = function.name.to_string().to_lowercase();
+    let real = name.strip_prefix(KEEP)?;
+    let args = args(function);
+    let boxed = |e: &Expr| Box::new(e.clone());
+    Some(match (real, args.as_deref()) {
+        ("int_div", Some([a, b])) => Expr::BinaryOp {
+            left: boxed(a),
+            op: BinaryOperator::MyIntegerDivide,
+            right: boxed(b),
+        },
+        // polyglot-sql prints MySQL's integer cast targets as SIGNED
+        // whatever the target: the rules write these markers instead.
+        ("cast_datetime" | "cast_bigint" | "cast_integer", Some([x])) => Expr::Cast {
+            kind: CastKind::Cast,
+            expr: boxed(x),
+            data_type: match real {
+                "cast_datetime" => DataType::Datetime(None),
+                "cast_bigint" => DataType::BigInt(None),
+                _ => DataType::Integer(None),
+            },
+            array: false,
+            format: None,
+        },
+        ("locate_cs", Some([needle, haystack])) => {
+            let mut locate = function.clone();
+            locate.name = ObjectName::from(vec![Ident::new("LOCATE")]);
+            if let sqlparser::ast::FunctionArguments::List(list) = &mut locate.args {
+                list.args[0] = sqlparser::ast::FunctionArg::Unnamed(
+                    sqlparser::ast::FunctionArgExpr::Expr(Expr::Collate {
+                        expr: boxed(needle),
+                        collation: ObjectName::from(vec![Ident::new("utf8mb4_bin")]),
+                    }),
+                );
+                list.args[1] = sqlparser::ast::FunctionArg::Unnamed(
+                    sqlparser::ast::FunctionArgExpr::Expr((*haystack).clone()),
+                );
+            }
+            Expr::Function(locate)
+        }
+        ("interval", Some([amount, unit])) => {
+            let unit = unit.to_string().trim_matches('\'').to_uppercase();
+            let field = match unit.as_str() {
+                "YEAR" => DateTimeField::Year,
+                "MONTH" => DateTimeField::Month,
+                "WEEK" => DateTimeField::Week(None),
+                "DAY" => DateTimeField::Day,
+                "HOUR" => DateTimeField::Hour,
+                "MINUTE" => DateTimeField::Minute,
+                _ => DateTimeField::Second,
+            };
+            Expr::Interval(Interval {
+                value: boxed(amount),
+                leading_field: Some(field),
+                leading_precision: None,
+                last_field: None,
+                fractional_seconds_precision: None,
+            })
+        }
+        _ => {
+            let mut renamed = function.clone();
+            renamed.name = ObjectName::from(vec![Ident::new(real.to_uppercase())]);
+            Expr::Function(renamed)
+        }
+    })
 }
 
 fn polyglot(dialect: Dialect) -> DialectType {
@@ -123,20 +206,12 @@ fn polyglot_error(e: polyglot_sql::Error, from: Dialect, to: Dialect) -> Error {
     }
 }
 
-fn untranslatable(construct: impl Into<String>, from: Dialect, to: Dialect) -> Error {
-    Error::Untranslatable {
-        construct: construct.into(),
-        from,
-        to,
-    }
-}
-
-/// Applies Floe's rules for `from` → `to`; true when anything changed.
-fn rewrite(statement: &mut Statement, from: Dialect, to: Dialect) -> Result<bool> {
+/// Applies the rules to every expression; true when anything changed.
+fn rewrite(statement: &mut Statement, rules: &Rules<'_>) -> Result<bool> {
     let mut changed = false;
     let mut failure = None;
     let _ = visit_expressions_mut(statement, |expr| {
-        match rewrite_expr(expr, from, to) {
+        match rules.rewrite(expr) {
             Ok(Some(new)) => {
                 *expr = new;
                 changed = true;
@@ -153,279 +228,6 @@ fn rewrite(statement: &mut Statement, from: Dialect, to: Dialect) -> Result<bool
         Some(e) => Err(e),
         None => Ok(changed),
     }
-}
-
-/// The plain positional arguments of a call, or `None` for anything fancier
-/// (`DISTINCT`, named arguments, `ORDER BY` inside the call).
-fn args(function: &Function) -> Option<Vec<&Expr>> {
-    let FunctionArguments::List(list) = &function.args else {
-        return matches!(function.args, FunctionArguments::None).then(Vec::new);
-    };
-    if list.duplicate_treatment.is_some() || !list.clauses.is_empty() {
-        return None;
-    }
-    list.args
-        .iter()
-        .map(|arg| match arg {
-            FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e),
-            _ => None,
-        })
-        .collect()
-}
-
-/// Parses an expression Floe wrote, in the source dialect.
-fn parse_expr(text: &str, dialect: Dialect) -> Result<Expr> {
-    let parser_dialect = dialect.parser_dialect();
-    Ok(Parser::new(parser_dialect.as_ref())
-        .try_with_sql(text)?
-        .parse_expr()?)
-}
-
-fn string_literal(expr: &Expr) -> Option<&str> {
-    match expr {
-        Expr::Value(ValueWithSpan {
-            value: Value::SingleQuotedString(s),
-            ..
-        }) => Some(s),
-        _ => None,
-    }
-}
-
-fn negative_integer(expr: &Expr) -> Option<u64> {
-    match expr {
-        Expr::UnaryOp {
-            op: sqlparser::ast::UnaryOperator::Minus,
-            expr,
-        } => match expr.as_ref() {
-            Expr::Value(ValueWithSpan {
-                value: Value::Number(n, _),
-                ..
-            }) => n.parse().ok(),
-            _ => None,
-        },
-        _ => None,
-    }
-}
-
-fn is_integer_literal(expr: &Expr) -> bool {
-    matches!(expr, Expr::Value(ValueWithSpan { value: Value::Number(n, _), .. }) if n.parse::<i64>().is_ok())
-}
-
-/// One expression's rewrite, if a rule applies.
-fn rewrite_expr(expr: &Expr, from: Dialect, to: Dialect) -> Result<Option<Expr>> {
-    let mysql_source = from == Dialect::MySql;
-    let mysql_target = to == Dialect::MySql;
-    match expr {
-        // MySQL's CAST to CHAR gives a string of any length (CHAR) or cut to n
-        // characters (CHAR(n)), never padded; elsewhere CHAR is CHAR(1) and
-        // CHAR(n) pads with spaces.
-        Expr::Cast {
-            expr: inner,
-            data_type: DataType::Char(length) | DataType::Character(length),
-            ..
-        } if mysql_source => match length {
-            None => {
-                let mut cast = expr.clone();
-                if let Expr::Cast { data_type, .. } = &mut cast {
-                    *data_type = DataType::Varchar(None);
-                }
-                Ok(Some(cast))
-            }
-            // polyglot-sql prints a MySQL VARCHAR(n) cast as CHAR(n): cut instead.
-            Some(length) => Ok(Some(parse_expr(
-                &format!("LEFT(CAST({inner} AS VARCHAR), {length})"),
-                from,
-            )?)),
-        },
-        // PostgreSQL divides integers as integers; MySQL's `/` gives a
-        // decimal. (polyglot-sql prints MySQL's `DIV` as a function MySQL does
-        // not have, so the operator is put back after it: see `restore`.)
-        Expr::BinaryOp {
-            left,
-            op: BinaryOperator::Divide,
-            right,
-        } if mysql_target && is_integer_literal(left) && is_integer_literal(right) => Ok(Some(
-            parse_expr(&format!("{KEEP}int_div({left}, {right})"), from)?,
-        )),
-        // A negative start counts from the end in MySQL only.
-        Expr::Substring {
-            expr: s,
-            substring_from: Some(start),
-            substring_for,
-            ..
-        } => match (negative_integer(start), substring_for) {
-            (Some(n), None) if mysql_source => {
-                Ok(Some(parse_expr(&format!("RIGHT({s}, {n})"), from)?))
-            }
-            (Some(n), Some(len)) if mysql_source => Ok(Some(parse_expr(
-                &format!("SUBSTRING({s}, CHAR_LENGTH({s}) - {n} + 1, {len})"),
-                from,
-            )?)),
-            (Some(_), _) if mysql_target => Err(untranslatable(
-                "SUBSTRING with a start before the first character",
-                from,
-                to,
-            )),
-            _ => Ok(None),
-        },
-        Expr::Function(function) => {
-            let name = function.name.to_string().to_lowercase();
-            let Some(args) = args(function) else {
-                return Ok(None);
-            };
-            let text = |e: &Expr| e.to_string();
-            let rewritten = match (name.as_str(), args.as_slice()) {
-                // Natural logarithm in MySQL, decimal in the others.
-                ("log", [x]) if mysql_source => Some(format!("LN({})", text(x))),
-                ("log", [x]) if mysql_target => Some(format!("LOG10({})", text(x))),
-                // Bytes in MySQL, characters in the others.
-                ("length", [s]) if mysql_source => Some(format!("OCTET_LENGTH({})", text(s))),
-                ("length" | "char_length" | "character_length", [s]) if mysql_target => {
-                    Some(format!("{KEEP}char_length({})", text(s)))
-                }
-                ("if", [c, a, b]) if mysql_source => Some(format!(
-                    "CASE WHEN {} THEN {} ELSE {} END",
-                    text(c),
-                    text(a),
-                    text(b)
-                )),
-                // MySQL's LEAST/GREATEST are NULL when any argument is; the
-                // others skip NULLs.
-                ("least" | "greatest", list) if mysql_source && list.len() >= 2 => Some(format!(
-                    "CASE WHEN {} THEN NULL ELSE {}({}) END",
-                    list.iter()
-                        .map(|a| format!("{} IS NULL", text(a)))
-                        .collect::<Vec<_>>()
-                        .join(" OR "),
-                    name.to_uppercase(),
-                    list.iter().map(|a| text(a)).collect::<Vec<_>>().join(", ")
-                )),
-                ("least" | "greatest", list) if mysql_target && list.len() >= 2 => {
-                    let coalesced: Vec<String> = (0..list.len())
-                        .map(|i| {
-                            let mut order = vec![text(list[i])];
-                            order.extend(
-                                list.iter()
-                                    .enumerate()
-                                    .filter(|(j, _)| *j != i)
-                                    .map(|(_, a)| text(a)),
-                            );
-                            format!("COALESCE({})", order.join(", "))
-                        })
-                        .collect();
-                    Some(format!("{}({})", name.to_uppercase(), coalesced.join(", ")))
-                }
-                // MySQL's CONCAT is NULL when any argument is; the others
-                // skip NULLs.
-                ("concat", list) if mysql_source && !list.is_empty() => Some(format!(
-                    "CASE WHEN {} THEN NULL ELSE CONCAT({}) END",
-                    list.iter()
-                        .map(|a| format!("{} IS NULL", text(a)))
-                        .collect::<Vec<_>>()
-                        .join(" OR "),
-                    list.iter().map(|a| text(a)).collect::<Vec<_>>().join(", ")
-                )),
-                // polyglot-sql turns every date_trunc into DATE(x).
-                ("date_trunc", [unit, x]) if mysql_target => {
-                    let pattern = match string_literal(unit).map(str::to_lowercase).as_deref() {
-                        Some("year") => "%Y-01-01 00:00:00",
-                        Some("month") => "%Y-%m-01 00:00:00",
-                        Some("day") => "%Y-%m-%d 00:00:00",
-                        Some("hour") => "%Y-%m-%d %H:00:00",
-                        Some("minute") => "%Y-%m-%d %H:%i:00",
-                        Some("second") => "%Y-%m-%d %H:%i:%s",
-                        _ => {
-                            return Err(untranslatable("date_trunc to this unit", from, to));
-                        }
-                    };
-                    Some(format!(
-                        "CAST({KEEP}date_format({}, '{pattern}') AS TIMESTAMP)",
-                        text(x)
-                    ))
-                }
-                ("date_format", [d, format]) if mysql_source && to != Dialect::Trino => {
-                    let Some(format) = string_literal(format) else {
-                        return Err(untranslatable(
-                            "DATE_FORMAT with a format that is not a literal",
-                            from,
-                            to,
-                        ));
-                    };
-                    Some(date_format(&text(d), format, from, to)?)
-                }
-                _ => None,
-            };
-            rewritten.map(|text| parse_expr(&text, from)).transpose()
-        }
-        _ => Ok(None),
-    }
-}
-
-/// MySQL's `DATE_FORMAT(d, 'fmt')` in the target's own function and codes.
-fn date_format(date: &str, format: &str, from: Dialect, to: Dialect) -> Result<String> {
-    // (MySQL code, PostgreSQL TO_CHAR pattern, strftime / chrono pattern)
-    const CODES: &[(char, &str, &str)] = &[
-        ('Y', "YYYY", "%Y"),
-        ('y', "YY", "%y"),
-        ('m', "MM", "%m"),
-        ('c', "FMMM", "%-m"),
-        ('d', "DD", "%d"),
-        ('e', "FMDD", "%-d"),
-        ('H', "HH24", "%H"),
-        ('k', "FMHH24", "%-H"),
-        ('h', "HH12", "%I"),
-        ('I', "HH12", "%I"),
-        ('l', "FMHH12", "%-I"),
-        ('i', "MI", "%M"),
-        ('s', "SS", "%S"),
-        ('S', "SS", "%S"),
-        ('f', "US", "%6f"),
-        ('p', "AM", "%p"),
-        ('M', "FMMonth", "%B"),
-        ('b', "Mon", "%b"),
-        ('W', "FMDay", "%A"),
-        ('a', "Dy", "%a"),
-        ('j', "DDD", "%j"),
-        ('T', "HH24:MI:SS", "%H:%M:%S"),
-        ('r', "HH12:MI:SS AM", "%I:%M:%S %p"),
-    ];
-    let postgres = matches!(to, Dialect::Postgres);
-    let mut pattern = String::new();
-    let mut chars = format.chars();
-    while let Some(c) = chars.next() {
-        if c != '%' {
-            if postgres && c.is_ascii_alphabetic() {
-                // Letters are pattern codes in TO_CHAR; quote them.
-                pattern.push('"');
-                pattern.push(c);
-                pattern.push('"');
-            } else if !postgres && c == '%' {
-                pattern.push_str("%%");
-            } else {
-                pattern.push(c);
-            }
-            continue;
-        }
-        match chars.next() {
-            Some('%') => pattern.push_str(if postgres { "%" } else { "%%" }),
-            Some(code) => match CODES.iter().find(|(k, _, _)| *k == code) {
-                Some((_, pg, strftime)) => pattern.push_str(if postgres { pg } else { strftime }),
-                None => {
-                    return Err(untranslatable(
-                        format!("DATE_FORMAT code %{code}"),
-                        from,
-                        to,
-                    ));
-                }
-            },
-            None => pattern.push('%'),
-        }
-    }
-    let quoted = pattern.replace('\'', "''");
-    Ok(match to {
-        Dialect::Postgres | Dialect::DataFusion => format!("TO_CHAR({date}, '{quoted}')"),
-        _ => format!("STRFTIME({date}, '{quoted}')"),
-    })
 }
 
 #[cfg(test)]
@@ -520,6 +322,116 @@ mod tests {
         )
         .expect_err("negative start");
         assert!(err.to_string().contains("SUBSTRING"), "{err}");
+    }
+
+    fn typed() -> ColumnTypes {
+        let mut types = ColumnTypes::default();
+        types
+            .insert("qty", "int")
+            .insert("amount", "decimal(10,2)")
+            .insert("signup", "date")
+            .insert("placed_at", "timestamp");
+        types
+    }
+
+    fn with_types(sql: &str, from: Dialect, to: Dialect) -> String {
+        let mut out =
+            translate_with(sql, from, to, &typed()).unwrap_or_else(|e| panic!("{sql}: {e}"));
+        assert_eq!(out.len(), 1, "{out:?}");
+        out.remove(0)
+    }
+
+    #[test]
+    fn mysql_date_functions_become_date_parts() {
+        let pg = one(
+            "SELECT YEAR(d), DAYOFWEEK(d), WEEKDAY(d), DAYNAME(d), TIME(d) FROM t",
+            Dialect::MySql,
+            Dialect::Postgres,
+        );
+        assert!(pg.contains("DATE_PART('year', d)"), "{pg}");
+        assert!(pg.contains("DATE_PART('dow', d)"), "{pg}");
+        assert!(pg.contains("DATE_PART('isodow', d)"), "{pg}");
+        assert!(pg.contains("TO_CHAR(d, 'FMDay')"), "{pg}");
+        let pg = one(
+            "SELECT TIMESTAMPDIFF(DAY, a, b), STR_TO_DATE('2024-03-05', '%Y-%m-%d') FROM t",
+            Dialect::MySql,
+            Dialect::Postgres,
+        );
+        assert!(pg.contains("86400"), "{pg}");
+        assert!(pg.contains("TO_DATE('2024-03-05', 'YYYY-MM-DD')"), "{pg}");
+    }
+
+    #[test]
+    fn mysql_string_functions_keep_their_meaning() {
+        let pg = one(
+            "SELECT LOCATE('a', s), FIELD(s, 'x', 'y'), ELT(2, 'a', 'b'), SPACE(2), CAST(x AS SIGNED), CONVERT(n, CHAR) FROM t",
+            Dialect::MySql,
+            Dialect::Postgres,
+        );
+        assert!(pg.contains("STRPOS(LOWER(s), LOWER('a'))"), "{pg}");
+        assert!(pg.contains("WHEN s = 'x' THEN 1"), "{pg}");
+        assert!(pg.contains("REPEAT(' ', 2)"), "{pg}");
+        assert!(pg.contains("AS BIGINT)"), "{pg}");
+        assert!(pg.contains("CAST(n AS TEXT)"), "{pg}");
+        let err =
+            translate("SELECT ORD(s) FROM t", Dialect::MySql, Dialect::Postgres).expect_err("ORD");
+        assert!(err.to_string().contains("ORD"), "{err}");
+        let pg = one(
+            "SELECT GROUP_CONCAT(id ORDER BY id) FROM t",
+            Dialect::MySql,
+            Dialect::Postgres,
+        );
+        assert!(pg.contains("CAST(id AS TEXT)"), "{pg}");
+    }
+
+    #[test]
+    fn date_arithmetic_follows_the_column_types() {
+        let pg = with_types(
+            "SELECT DATE_ADD(signup, INTERVAL 7 DAY), placed_at + INTERVAL 1 DAY FROM t",
+            Dialect::MySql,
+            Dialect::Postgres,
+        );
+        assert!(pg.starts_with("SELECT CAST("), "{pg}");
+        assert!(!pg.contains("placed_at + INTERVAL '1 DAY' AS DATE"), "{pg}");
+        let my = with_types(
+            "SELECT qty / 2, amount / 2, signup + 7, DATE '2024-12-31' - signup, placed_at + INTERVAL '2 hours' FROM t",
+            Dialect::Postgres,
+            Dialect::MySql,
+        );
+        assert!(my.contains("qty DIV 2"), "{my}");
+        assert!(my.contains("amount / 2"), "{my}");
+        assert!(my.contains("ADDDATE(signup, 7)"), "{my}");
+        assert!(my.contains("DATEDIFF("), "{my}");
+        assert!(my.contains("INTERVAL '2' HOUR) AS DATETIME)"), "{my}");
+        let err = translate("SELECT a / b FROM t", Dialect::Postgres, Dialect::MySql)
+            .expect_err("unknown types");
+        assert!(err.to_string().contains("division"), "{err}");
+    }
+
+    #[test]
+    fn postgres_functions_become_mysql_equivalents() {
+        let my = one(
+            "SELECT btrim(s), strpos(s, 'a'), trunc(x), split_part(s, ',', 2), count(*) FILTER (WHERE x > 2), bool_and(b), extract(dow FROM d) FROM t",
+            Dialect::Postgres,
+            Dialect::MySql,
+        );
+        assert!(my.contains("TRIM(s)"), "{my}");
+        assert!(my.contains("LOCATE('a' COLLATE utf8mb4_bin, s)"), "{my}");
+        assert!(my.contains("TRUNCATE(x, 0)"), "{my}");
+        assert!(
+            my.contains("SUBSTRING_INDEX(SUBSTRING_INDEX(s, ',', 2), ',', -1)"),
+            "{my}"
+        );
+        assert!(my.contains("COUNT(CASE WHEN x > 2 THEN 1 END)"), "{my}");
+        assert!(my.contains("MIN(b)"), "{my}");
+        assert!(my.contains("DAYOFWEEK(d) - 1"), "{my}");
+        let err = translate(
+            "SELECT initcap(s) FROM t",
+            Dialect::Postgres,
+            Dialect::MySql,
+        )
+        .expect_err("initcap");
+        assert!(err.to_string().contains("initcap"), "{err}");
     }
 
     #[test]
