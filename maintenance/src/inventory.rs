@@ -82,3 +82,120 @@ pub fn signals(
         last_commit_ms: current.map(|s| s.timestamp_ms()),
     }
 }
+
+/// A file size bucket of [`TableDetail::histogram`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Bucket {
+    /// Files up to this many bytes (and above the previous bucket's).
+    pub up_to_bytes: u64,
+    /// How many.
+    pub files: u64,
+}
+
+/// The signals of one table with what only its manifests tell: the file size
+/// histogram, small files, partitions, manifests, commit rate.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TableDetail {
+    /// The metadata-only signals.
+    #[serde(flatten)]
+    pub signals: TableSignals,
+    /// The table's current metadata file.
+    pub metadata_location: Option<String>,
+    /// `write.target-file-size-bytes` (or Iceberg's default).
+    pub target_file_size: u64,
+    /// Live data files by size.
+    pub histogram: Vec<Bucket>,
+    /// Live data files under 75 % of the target size (compaction candidates).
+    pub small_files: u64,
+    /// `small_files` over all live data files.
+    pub small_file_share: f64,
+    /// Distinct partitions of live data files.
+    pub partitions: u64,
+    /// Manifests of the current snapshot.
+    pub manifests: u64,
+    /// Their mean size in bytes.
+    pub manifest_mean_bytes: u64,
+    /// Snapshots committed in the last 24 hours.
+    pub commits_last_day: u64,
+}
+
+/// Reads `table`'s manifests for its [`TableDetail`].
+///
+/// # Errors
+///
+/// [`Error::Table`] when a manifest list or manifest cannot be read.
+pub async fn detail(table: &iceberg::table::Table) -> Result<TableDetail> {
+    let ident = table.identifier();
+    let wrap = |e| crate::commit::iceberg_error(ident, e);
+    let metadata = table.metadata();
+    let signals = signals(&ident.namespace().join("."), ident.name(), metadata);
+    let target_file_size = metadata
+        .properties()
+        .get("write.target-file-size-bytes")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(crate::ops::compact::DEFAULT_TARGET_FILE_SIZE);
+    const MIB: u64 = 1024 * 1024;
+    let bounds = [MIB, 8 * MIB, 32 * MIB, 128 * MIB, 512 * MIB, u64::MAX];
+    let mut histogram: Vec<Bucket> = bounds
+        .iter()
+        .map(|&up_to_bytes| Bucket {
+            up_to_bytes,
+            files: 0,
+        })
+        .collect();
+    let (mut files, mut small, mut manifests, mut manifest_bytes) = (0u64, 0u64, 0u64, 0u64);
+    let mut partitions = std::collections::HashSet::new();
+    if let Some(snapshot) = metadata.current_snapshot() {
+        let list = table
+            .manifest_list_reader(snapshot)
+            .load()
+            .await
+            .map_err(wrap)?;
+        for manifest_file in list.entries() {
+            manifests += 1;
+            manifest_bytes += u64::try_from(manifest_file.manifest_length).unwrap_or(0);
+            let manifest = manifest_file
+                .load_manifest(table.file_io())
+                .await
+                .map_err(wrap)?;
+            for entry in manifest.entries() {
+                if !entry.is_alive() || !crate::commit::is_data(entry.data_file()) {
+                    continue;
+                }
+                let size = entry.file_size_in_bytes();
+                files += 1;
+                if size < target_file_size * 3 / 4 {
+                    small += 1;
+                }
+                if let Some(bucket) = histogram.iter_mut().find(|b| size <= b.up_to_bytes) {
+                    bucket.files += 1;
+                }
+                partitions.insert(format!(
+                    "{}:{:?}",
+                    manifest_file.partition_spec_id,
+                    entry.data_file().partition()
+                ));
+            }
+        }
+    }
+    let day_ago = crate::ops::now_ms() - 24 * 3600 * 1000;
+    Ok(TableDetail {
+        signals,
+        metadata_location: table.metadata_location().map(str::to_owned),
+        target_file_size,
+        histogram,
+        small_files: small,
+        small_file_share: if files == 0 {
+            0.0
+        } else {
+            small as f64 / files as f64
+        },
+        partitions: partitions.len() as u64,
+        manifests,
+        manifest_mean_bytes: manifest_bytes.checked_div(manifests).unwrap_or(0),
+        commits_last_day: metadata
+            .snapshots()
+            .filter(|s| s.timestamp_ms() >= day_ago)
+            .count() as u64,
+    })
+}

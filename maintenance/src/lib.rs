@@ -19,8 +19,13 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod audit;
 pub mod catalog;
+pub mod commit;
 mod error;
+pub mod failpoint;
+pub mod files;
 pub mod inventory;
+pub mod ops;
 
 pub use error::{Error, Result};

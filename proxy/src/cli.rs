@@ -40,6 +40,55 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// List every table of every catalog with its health signals.
+    Tables {
+        #[command(flatten)]
+        common: Common,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Work with one table.
+    Table {
+        #[command(subcommand)]
+        command: TableCommand,
+    },
+    /// Run maintenance operations on a table, a namespace or a catalog, with
+    /// a before/after report; every run is recorded in the audit trail.
+    Maintain {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        args: crate::maintain::MaintainArgs,
+    },
+    /// Show the audit trail of maintenance runs, newest first.
+    Runs {
+        #[command(flatten)]
+        common: Common,
+        /// Only this table (`catalog.namespace.table`).
+        #[arg(long)]
+        table: Option<String>,
+        /// At most this many runs.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TableCommand {
+    /// Print a table's signals: files, sizes, snapshots, manifests.
+    Show {
+        #[command(flatten)]
+        common: Common,
+        /// `catalog.namespace.table`.
+        table: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -149,6 +198,64 @@ pub fn run() -> anyhow::Result<std::process::ExitCode> {
                 Ok(std::process::ExitCode::SUCCESS)
             }
         },
+        Command::Tables { common, json } => offline(&common, |config| async move {
+            crate::maintain::tables(&config, json).await.map(|()| true)
+        }),
+        Command::Table {
+            command:
+                TableCommand::Show {
+                    common,
+                    table,
+                    json,
+                },
+        } => offline(&common, |config| async move {
+            crate::maintain::table_show(&config, &table, json)
+                .await
+                .map(|()| true)
+        }),
+        Command::Maintain { common, args } => offline(&common, |config| async move {
+            crate::maintain::maintain(&config, &args).await
+        }),
+        Command::Runs {
+            common,
+            table,
+            limit,
+            json,
+        } => offline(&common, |config| async move {
+            crate::maintain::runs(&config, table.as_deref(), limit, json)
+                .await
+                .map(|()| true)
+        }),
+    }
+}
+
+/// Runs a command that works on the catalogs without the daemon: loads the
+/// configuration, logs warnings to stderr, exits 0 when `f` says all went
+/// well, 1 when not, 2 on a bad configuration.
+fn offline<F, Fut>(common: &Common, f: F) -> anyhow::Result<std::process::ExitCode>
+where
+    F: FnOnce(FloeConfig) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<bool>>,
+{
+    let config = match common.load() {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("floe: {e:#}");
+            return Ok(std::process::ExitCode::from(2));
+        }
+    };
+    init_logging(config.logging.format, "warn")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    match runtime.block_on(f(config)) {
+        Ok(true) => Ok(std::process::ExitCode::SUCCESS),
+        Ok(false) => Ok(std::process::ExitCode::FAILURE),
+        Err(e) => {
+            eprintln!("floe: {e:#}");
+            Ok(std::process::ExitCode::FAILURE)
+        }
     }
 }
 

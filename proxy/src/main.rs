@@ -12,6 +12,7 @@ mod demo;
 mod engines;
 mod error;
 mod frontend;
+mod maintain;
 mod metrics;
 mod session;
 mod shutdown;

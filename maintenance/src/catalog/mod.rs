@@ -152,3 +152,47 @@ pub async fn ensure_namespaces(
     }
     Ok(())
 }
+
+/// Opens the committer Floe's own commits (compaction, manifest rewrite,
+/// expiry) go through for this catalog.
+///
+/// # Errors
+///
+/// [`Error::Unsupported`] for catalog kinds without a committer yet, and
+/// [`Error::State`] when the catalog database cannot be opened.
+pub async fn open_committer(config: &CatalogConfig) -> Result<Arc<dyn crate::commit::Committer>> {
+    match config.kind {
+        CatalogKind::Sql => Ok(Arc::new(
+            crate::commit::SqlCommitter::connect(&config.uri, &config.name).await?,
+        )),
+        other => Err(Error::Unsupported(format!(
+            "catalog `{}`: committing to `{}` catalogs",
+            config.name,
+            other.as_str()
+        ))),
+    }
+}
+
+/// Opens everything a maintenance run on `config`'s catalog needs, with the
+/// audit trail in the state store at `state` (none: runs are not recorded).
+///
+/// # Errors
+///
+/// As [`open_catalog`], [`open_committer`] and [`crate::audit::AuditLog::open`].
+pub async fn open_target(
+    config: &CatalogConfig,
+    state: Option<&Path>,
+) -> Result<crate::ops::Target> {
+    let catalog = open_catalog(config).await?;
+    let committer = open_committer(config).await?;
+    let audit = match state {
+        Some(path) => Some(crate::audit::AuditLog::open(path).await?),
+        None => None,
+    };
+    Ok(crate::ops::Target {
+        catalog_name: config.name.clone(),
+        catalog,
+        committer,
+        audit,
+    })
+}

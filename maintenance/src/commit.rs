@@ -1,0 +1,452 @@
+//! The commit layer: what iceberg 0.10 cannot commit for Floe.
+//!
+//! iceberg-rust has no rewrite (replace) action, and its `TableCommit` cannot
+//! be built outside the crate, so a compaction or a manifest rewrite cannot go
+//! through `Catalog::update_table`. Floe builds the new snapshot itself from
+//! public pieces (manifest writers, the manifest list writer,
+//! `Snapshot::builder`, `TableMetadataBuilder`) and swaps the table's metadata
+//! through a [`Committer`]: one implementation per catalog kind, each an
+//! atomic compare-and-swap against the metadata the change was built on, so a
+//! concurrent commit is never overwritten — the caller re-reads and rebuilds.
+
+use std::collections::{HashMap, HashSet};
+use std::str::FromStr;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use iceberg::spec::{
+    DataContentType, DataFile, FormatVersion, MAIN_BRANCH, ManifestContentType, ManifestFile,
+    ManifestListWriter, ManifestWriterBuilder, Operation, Snapshot, SnapshotReference,
+    SnapshotRetention, SnapshotSummaryCollector, Summary, TableMetadata, TableMetadataBuilder,
+};
+use iceberg::table::Table;
+use iceberg::{Catalog, MetadataLocation, TableIdent};
+use uuid::Uuid;
+
+use crate::{Error, Result};
+
+/// Swaps a table's metadata for a new version, atomically, if and only if the
+/// table still is at the version the change was built on.
+#[async_trait]
+pub trait Committer: Send + Sync {
+    /// Writes `new` next to `base`'s metadata and makes it current.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Conflict`] when the table moved since `base` was read (nothing
+    /// changed; re-read and rebuild), other errors when the swap failed.
+    async fn swap(&self, base: &Table, new: TableMetadata) -> Result<Table>;
+}
+
+/// A committer for the SQL catalog: the same compare-and-swap on
+/// `iceberg_tables.metadata_location` that `iceberg-catalog-sql` does.
+pub struct SqlCommitter {
+    pool: sqlx::SqlitePool,
+    catalog_name: String,
+}
+
+impl SqlCommitter {
+    /// Connects to the SQLite catalog database at `uri` (as configured).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::State`] when the database cannot be opened.
+    pub async fn connect(uri: &str, catalog_name: &str) -> Result<SqlCommitter> {
+        let path = uri
+            .strip_prefix("sqlite://")
+            .or_else(|| uri.strip_prefix("sqlite:"))
+            .unwrap_or(uri);
+        let url = format!("sqlite://{path}");
+        let pool = sqlx::sqlite::SqlitePoolOptions::new()
+            .max_connections(2)
+            .connect(&url)
+            .await
+            .map_err(|e| Error::State(format!("catalog database {url}: {e}")))?;
+        Ok(SqlCommitter {
+            pool,
+            catalog_name: catalog_name.to_owned(),
+        })
+    }
+}
+
+#[async_trait]
+impl Committer for SqlCommitter {
+    async fn swap(&self, base: &Table, new: TableMetadata) -> Result<Table> {
+        let ident = base.identifier().clone();
+        let current = base
+            .metadata_location()
+            .ok_or_else(|| Error::State(format!("{ident} has no metadata location")))?
+            .to_owned();
+        // A new version with a new id: never the current file (overwriting it
+        // would commit without the compare-and-swap).
+        let location = MetadataLocation::from_str(&current)
+            .map_err(|e| iceberg_error(&ident, e))?
+            .with_next_version()
+            .with_new_metadata(&new);
+        if base
+            .file_io()
+            .exists(location.to_string())
+            .await
+            .map_err(|e| iceberg_error(&ident, e))?
+        {
+            return Err(Error::Conflict(format!(
+                "{ident}: metadata file {location} exists already"
+            )));
+        }
+        new.write_to(base.file_io(), &location)
+            .await
+            .map_err(|e| iceberg_error(&ident, e))?;
+        let location = location.to_string();
+        crate::failpoint::hit("commit.swap", base.metadata().location()).await?;
+        let swapped = sqlx::query(
+            "UPDATE iceberg_tables SET metadata_location = ?, previous_metadata_location = ? \
+             WHERE catalog_name = ? AND table_namespace = ? AND table_name = ? \
+             AND (iceberg_type = 'TABLE' OR iceberg_type IS NULL) AND metadata_location = ?",
+        )
+        .bind(&location)
+        .bind(&current)
+        .bind(&self.catalog_name)
+        .bind(ident.namespace().join("."))
+        .bind(ident.name())
+        .bind(&current)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| Error::State(format!("committing {ident}: {e}")))?;
+        if swapped.rows_affected() == 0 {
+            // Our metadata file is referenced by nothing: remove it now rather
+            // than leave it to the orphan sweep.
+            let _ = base.file_io().delete(&location).await;
+            return Err(Error::Conflict(format!(
+                "{ident} changed since it was read"
+            )));
+        }
+        Table::builder()
+            .identifier(ident.clone())
+            .metadata(new)
+            .metadata_location(location)
+            .file_io(base.file_io().clone())
+            .runtime(iceberg::Runtime::current())
+            .build()
+            .map_err(|e| iceberg_error(&ident, e))
+    }
+}
+
+/// A committer that goes through the catalog itself, for changes iceberg-rust
+/// can express (snapshot expiry): kept behind the same trait so operations
+/// do not care.
+pub struct CatalogCommitter {
+    /// The catalog.
+    pub catalog: Arc<dyn Catalog>,
+}
+
+pub(crate) fn iceberg_error(ident: &TableIdent, source: iceberg::Error) -> Error {
+    if source.kind() == iceberg::ErrorKind::CatalogCommitConflicts {
+        return Error::Conflict(format!("{ident}: {source}"));
+    }
+    Error::Table {
+        table: ident.to_string(),
+        source,
+    }
+}
+
+/// A replacement of data files by others with the same rows: what binpack
+/// and sort compaction commit.
+#[derive(Debug, Clone)]
+pub struct Rewrite {
+    /// Paths of the live data files the new files replace.
+    pub removed: HashSet<String>,
+    /// The new data files.
+    pub added: Vec<DataFile>,
+    /// The sequence number of the snapshot the rewrite read: the new files
+    /// get it as their data sequence number, so that equality deletes
+    /// committed meanwhile still apply to them (as Iceberg's Java
+    /// `use-starting-sequence-number`).
+    pub starting_sequence_number: i64,
+}
+
+/// What a replace snapshot changed, for reports.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReplaceSummary {
+    /// The new snapshot.
+    pub snapshot_id: i64,
+    /// Data files removed / added.
+    pub files_removed: u64,
+    /// Data files added.
+    pub files_added: u64,
+    /// Bytes removed.
+    pub bytes_removed: u64,
+    /// Bytes added.
+    pub bytes_added: u64,
+}
+
+/// Builds the table metadata with a `replace` snapshot that applies `rewrite`
+/// on top of `table`'s current snapshot.
+///
+/// # Errors
+///
+/// [`Error::Conflict`] when a file to remove is no longer live in the current
+/// snapshot (a concurrent delete or overwrite took it: the rewrite must be
+/// abandoned), other errors when manifests cannot be read or written.
+pub async fn replace_snapshot(
+    table: &Table,
+    rewrite: &Rewrite,
+) -> Result<(TableMetadata, ReplaceSummary)> {
+    let ident = table.identifier();
+    let wrap = |e| iceberg_error(ident, e);
+    let metadata = table.metadata();
+    if metadata.format_version() == FormatVersion::V3 {
+        return Err(Error::Unsupported(format!(
+            "{ident}: rewriting format v3 tables (row lineage) is not supported yet"
+        )));
+    }
+    let Some(current) = metadata.current_snapshot() else {
+        return Err(Error::Conflict(format!("{ident} has no current snapshot")));
+    };
+    let file_io = table.file_io();
+    let snapshot_id = new_snapshot_id(metadata);
+    let sequence_number = metadata.next_sequence_number();
+    let commit_uuid = Uuid::new_v4();
+    let mut counter = 0u32;
+    let mut manifest_path = || {
+        counter += 1;
+        format!(
+            "{}/metadata/{commit_uuid}-m{counter}.avro",
+            metadata.location()
+        )
+    };
+    let manifest_list = table
+        .manifest_list_reader(current)
+        .load()
+        .await
+        .map_err(wrap)?;
+    let mut collector = SnapshotSummaryCollector::default();
+    let schema = metadata.current_schema().clone();
+    let mut found = HashSet::new();
+    let mut manifests: Vec<ManifestFile> = Vec::new();
+    let mut summary = ReplaceSummary {
+        snapshot_id,
+        ..ReplaceSummary::default()
+    };
+    for manifest_file in manifest_list.entries() {
+        if manifest_file.content != ManifestContentType::Data {
+            manifests.push(manifest_file.clone());
+            continue;
+        }
+        let manifest = manifest_file.load_manifest(file_io).await.map_err(wrap)?;
+        let touches = manifest
+            .entries()
+            .iter()
+            .any(|e| e.is_alive() && rewrite.removed.contains(e.file_path()));
+        if !touches {
+            manifests.push(manifest_file.clone());
+            continue;
+        }
+        let spec = metadata
+            .partition_spec_by_id(manifest_file.partition_spec_id)
+            .ok_or_else(|| {
+                Error::State(format!(
+                    "{ident}: manifest {} names unknown partition spec {}",
+                    manifest_file.manifest_path, manifest_file.partition_spec_id
+                ))
+            })?;
+        let output = file_io.new_output(manifest_path()).map_err(wrap)?;
+        let builder = ManifestWriterBuilder::new(
+            output,
+            Some(snapshot_id),
+            schema.clone(),
+            spec.as_ref().clone(),
+        );
+        let mut writer = match metadata.format_version() {
+            FormatVersion::V1 => builder.build_v1(),
+            _ => builder.build_v2_data(),
+        };
+        for entry in manifest.entries() {
+            if !entry.is_alive() {
+                // Deleted entries belong to the snapshot that deleted them.
+                continue;
+            }
+            let data_file = entry.data_file().clone();
+            let seq = entry.sequence_number().unwrap_or(0);
+            let file_seq = entry.file_sequence_number.or(Some(seq));
+            if rewrite.removed.contains(entry.file_path()) {
+                found.insert(entry.file_path().to_owned());
+                collector.remove_file(&data_file, schema.clone(), spec.clone());
+                summary.files_removed += 1;
+                summary.bytes_removed += data_file.file_size_in_bytes();
+                writer
+                    .add_delete_file(data_file, seq, file_seq)
+                    .map_err(wrap)?;
+            } else {
+                let added_by = entry.snapshot_id().unwrap_or(current.snapshot_id());
+                writer
+                    .add_existing_file(data_file, added_by, seq, file_seq)
+                    .map_err(wrap)?;
+            }
+        }
+        manifests.push(writer.write_manifest_file().await.map_err(wrap)?);
+    }
+    if let Some(missing) = rewrite.removed.iter().find(|p| !found.contains(*p)) {
+        return Err(Error::Conflict(format!(
+            "{ident}: {missing} is no longer live (deleted or rewritten concurrently)"
+        )));
+    }
+    if !rewrite.added.is_empty() {
+        let spec = metadata.default_partition_spec();
+        let output = file_io.new_output(manifest_path()).map_err(wrap)?;
+        let builder = ManifestWriterBuilder::new(
+            output,
+            Some(snapshot_id),
+            schema.clone(),
+            spec.as_ref().clone(),
+        );
+        let mut writer = match metadata.format_version() {
+            FormatVersion::V1 => builder.build_v1(),
+            _ => builder.build_v2_data(),
+        };
+        for data_file in &rewrite.added {
+            collector.add_file(data_file, schema.clone(), spec.clone());
+            summary.files_added += 1;
+            summary.bytes_added += data_file.file_size_in_bytes();
+            writer
+                .add_file(data_file.clone(), rewrite.starting_sequence_number)
+                .map_err(wrap)?;
+        }
+        manifests.push(writer.write_manifest_file().await.map_err(wrap)?);
+    }
+    crate::failpoint::hit("commit.manifests_written", metadata.location()).await?;
+    let list_path = format!(
+        "{}/metadata/snap-{snapshot_id}-0-{commit_uuid}.avro",
+        metadata.location()
+    );
+    let summary_props = totals(current.summary(), collector.build());
+    let snapshot = write_snapshot(
+        table,
+        snapshot_id,
+        sequence_number,
+        &list_path,
+        manifests,
+        Summary {
+            operation: Operation::Replace,
+            additional_properties: summary_props,
+        },
+    )
+    .await?;
+    let new = with_main_snapshot(table, snapshot)?;
+    Ok((new, summary))
+}
+
+/// Writes the manifest list of a new snapshot on the current one and returns
+/// the snapshot.
+pub(crate) async fn write_snapshot(
+    table: &Table,
+    snapshot_id: i64,
+    sequence_number: i64,
+    list_path: &str,
+    manifests: Vec<ManifestFile>,
+    summary: Summary,
+) -> Result<Snapshot> {
+    let ident = table.identifier();
+    let wrap = |e| iceberg_error(ident, e);
+    let metadata = table.metadata();
+    let parent = metadata.current_snapshot_id();
+    let writer = table
+        .file_io()
+        .new_output(list_path)
+        .map_err(wrap)?
+        .writer()
+        .await
+        .map_err(wrap)?;
+    let mut list = match metadata.format_version() {
+        FormatVersion::V1 => ManifestListWriter::v1(writer, snapshot_id, parent),
+        _ => ManifestListWriter::v2(writer, snapshot_id, parent, sequence_number),
+    };
+    list.add_manifests(manifests.into_iter()).map_err(wrap)?;
+    list.close().await.map_err(wrap)?;
+    Ok(Snapshot::builder()
+        .with_snapshot_id(snapshot_id)
+        .with_parent_snapshot_id(parent)
+        .with_sequence_number(sequence_number)
+        .with_timestamp_ms(chrono_now_ms())
+        .with_manifest_list(list_path.to_owned())
+        .with_summary(summary)
+        .with_schema_id(metadata.current_schema_id())
+        .build())
+}
+
+/// `table`'s metadata with `snapshot` added and made the head of `main`.
+pub(crate) fn with_main_snapshot(table: &Table, snapshot: Snapshot) -> Result<TableMetadata> {
+    let ident = table.identifier();
+    let wrap = |e| iceberg_error(ident, e);
+    let snapshot_id = snapshot.snapshot_id();
+    let built = TableMetadataBuilder::new_from_metadata(
+        table.metadata().clone(),
+        table.metadata_location().map(str::to_owned),
+    )
+    .add_snapshot(snapshot)
+    .map_err(wrap)?
+    .set_ref(
+        MAIN_BRANCH,
+        SnapshotReference::new(snapshot_id, SnapshotRetention::branch(None, None, None)),
+    )
+    .map_err(wrap)?
+    .build()
+    .map_err(wrap)?;
+    Ok(built.metadata)
+}
+
+fn chrono_now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// A snapshot id no snapshot of the table has (random, positive).
+pub(crate) fn new_snapshot_id(metadata: &TableMetadata) -> i64 {
+    loop {
+        let (a, b) = Uuid::new_v4().as_u64_pair();
+        let id = ((a ^ b) >> 1) as i64;
+        if id != 0 && metadata.snapshot_by_id(id).is_none() {
+            return id;
+        }
+    }
+}
+
+/// The summary of a snapshot that applies `changes` (added-* / removed-* /
+/// deleted-* counters) to the table `previous` describes: Iceberg's `total-*`
+/// properties carried forward.
+fn totals(previous: &Summary, changes: HashMap<String, String>) -> HashMap<String, String> {
+    let get = |map: &HashMap<String, String>, key: &str| -> i64 {
+        map.get(key).and_then(|v| v.parse().ok()).unwrap_or(0)
+    };
+    let prev = &previous.additional_properties;
+    let mut out = changes.clone();
+    for (total, added, removed) in [
+        ("total-data-files", "added-data-files", "deleted-data-files"),
+        (
+            "total-delete-files",
+            "added-delete-files",
+            "removed-delete-files",
+        ),
+        ("total-records", "added-records", "deleted-records"),
+        ("total-files-size", "added-files-size", "removed-files-size"),
+        (
+            "total-position-deletes",
+            "added-position-deletes",
+            "removed-position-deletes",
+        ),
+        (
+            "total-equality-deletes",
+            "added-equality-deletes",
+            "removed-equality-deletes",
+        ),
+    ] {
+        let value = get(prev, total) + get(&changes, added) - get(&changes, removed);
+        out.insert(total.to_owned(), value.max(0).to_string());
+    }
+    out
+}
+
+/// True when a file's content is data (not deletes).
+pub(crate) fn is_data(file: &DataFile) -> bool {
+    file.content_type() == DataContentType::Data
+}

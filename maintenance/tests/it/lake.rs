@@ -1,0 +1,338 @@
+//! A throwaway lake for the maintenance tests: a SQL catalog on SQLite in a
+//! temporary directory, tables of `(id, category, value)` written as many
+//! small appends, and the checks every test makes (row count and a content
+//! checksum through Floe, pyiceberg and DuckDB).
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::Arc;
+
+use arrow::array::{Int64Array, RecordBatch, StringArray};
+use floe_maintenance::catalog::{CatalogConfig, open_target};
+use floe_maintenance::ops::Target;
+use futures::TryStreamExt;
+use iceberg::arrow::schema_to_arrow_schema;
+use iceberg::spec::{
+    DataFileFormat, Literal, NestedField, PartitionKey, PrimitiveType, Schema, Struct, Transform,
+    Type, UnboundPartitionSpec,
+};
+use iceberg::table::Table;
+use iceberg::transaction::{ApplyTransactionAction, Transaction};
+use iceberg::writer::base_writer::data_file_writer::DataFileWriterBuilder;
+use iceberg::writer::file_writer::ParquetWriterBuilder;
+use iceberg::writer::file_writer::location_generator::{
+    DefaultFileNameGenerator, DefaultLocationGenerator,
+};
+use iceberg::writer::file_writer::rolling_writer::RollingFileWriterBuilder;
+use iceberg::writer::{IcebergWriter, IcebergWriterBuilder};
+use iceberg::{NamespaceIdent, TableCreation, TableIdent};
+
+pub const CATEGORIES: [&str; 3] = ["alpha", "beta", "gamma"];
+
+/// A lake in a temporary directory.
+pub struct Lake {
+    pub dir: tempfile::TempDir,
+    pub config: CatalogConfig,
+    pub target: Target,
+}
+
+/// What reading the whole table gives: enough to tell any lost, duplicated
+/// or changed row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+pub struct Checksum {
+    pub rows: u64,
+    pub sum_id: i64,
+    pub sum_value: i64,
+    pub sum_product: i64,
+    pub sum_length: i64,
+}
+
+/// The value column of row `id`: a function of the id, so any reader can
+/// check it.
+pub fn value_of(id: i64) -> i64 {
+    (id * 7919) % 1000
+}
+
+pub fn category_of(id: i64) -> &'static str {
+    CATEGORIES[(id % 3) as usize]
+}
+
+impl Lake {
+    pub async fn new() -> Lake {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = CatalogConfig::local("lake", dir.path());
+        let target = open_target(&config, Some(&dir.path().join("state.db")))
+            .await
+            .expect("open lake");
+        Lake {
+            dir,
+            config,
+            target,
+        }
+    }
+
+    /// Creates `ns.name`, partitioned by category when asked.
+    pub async fn create(&self, name: &str, partitioned: bool) -> TableIdent {
+        let catalog = self.target.catalog.as_ref();
+        let ns = NamespaceIdent::new("ns".to_owned());
+        if !catalog.namespace_exists(&ns).await.expect("exists") {
+            catalog
+                .create_namespace(&ns, HashMap::new())
+                .await
+                .expect("namespace");
+        }
+        let schema = Schema::builder()
+            .with_fields(vec![
+                NestedField::required(1, "id", Type::Primitive(PrimitiveType::Long)).into(),
+                NestedField::required(2, "category", Type::Primitive(PrimitiveType::String)).into(),
+                NestedField::required(3, "value", Type::Primitive(PrimitiveType::Long)).into(),
+            ])
+            .build()
+            .expect("schema");
+        let mut creation = TableCreation::builder()
+            .name(name.to_owned())
+            .schema(schema)
+            .build();
+        if partitioned {
+            creation.partition_spec = Some(
+                UnboundPartitionSpec::builder()
+                    .add_partition_field(2, "category", Transform::Identity)
+                    .expect("partition field")
+                    .build(),
+            );
+        }
+        catalog.create_table(&ns, creation).await.expect("create");
+        TableIdent::new(ns, name.to_owned())
+    }
+
+    pub async fn table(&self, ident: &TableIdent) -> Table {
+        self.target
+            .catalog
+            .load_table(ident)
+            .await
+            .expect("load table")
+    }
+
+    /// Appends rows `ids` as one commit: one data file per partition.
+    pub async fn append(&self, ident: &TableIdent, ids: Range<i64>) {
+        let table = self.table(ident).await;
+        let files = write_rows(&table, ids).await;
+        let tx = Transaction::new(&table);
+        let tx = tx
+            .fast_append()
+            .add_data_files(files)
+            .apply(tx)
+            .expect("apply append");
+        tx.commit(self.target.catalog.as_ref())
+            .await
+            .expect("commit append");
+    }
+
+    /// Row count and checksum, read by iceberg-rust.
+    pub async fn checksum(&self, ident: &TableIdent) -> Checksum {
+        let table = self.table(ident).await;
+        checksum_of(&table).await
+    }
+
+    /// Live data files: (path, size, sort order id).
+    pub async fn data_files(&self, ident: &TableIdent) -> Vec<(String, u64, Option<i32>)> {
+        let table = self.table(ident).await;
+        let Some(snapshot) = table.metadata().current_snapshot() else {
+            return Vec::new();
+        };
+        let list = table
+            .manifest_list_reader(snapshot)
+            .load()
+            .await
+            .expect("manifest list");
+        let mut out = Vec::new();
+        for manifest in list.entries() {
+            let manifest = manifest
+                .load_manifest(table.file_io())
+                .await
+                .expect("manifest");
+            for entry in manifest.entries() {
+                if entry.is_alive() {
+                    out.push((
+                        entry.file_path().to_owned(),
+                        entry.file_size_in_bytes(),
+                        entry.data_file().sort_order_id(),
+                    ));
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// What pyiceberg and DuckDB read (through the venv `scripts/test`
+    /// prepares and names in `FLOE_PYTHON`).
+    pub async fn independent_readers(&self, ident: &TableIdent) -> (Checksum, Checksum) {
+        let python = std::env::var("FLOE_PYTHON").unwrap_or_else(|_| {
+            panic!("FLOE_PYTHON is not set: run the tests with `bash scripts/test`, which creates the venv with pyiceberg and DuckDB")
+        });
+        let table = self.table(ident).await;
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/readers.py");
+        let warehouse =
+            std::fs::canonicalize(self.dir.path().join("warehouse")).expect("warehouse");
+        let output = std::process::Command::new(&python)
+            .arg(script)
+            .arg(self.dir.path().join("catalog.db"))
+            .arg(&self.config.name)
+            .arg(&warehouse)
+            .arg(format!("{}.{}", ident.namespace().join("."), ident.name()))
+            .arg(table.metadata_location().expect("metadata location"))
+            .output()
+            .expect("run readers.py");
+        assert!(
+            output.status.success(),
+            "readers.py failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        #[derive(serde::Deserialize)]
+        struct Both {
+            pyiceberg: Checksum,
+            duckdb: Checksum,
+        }
+        let both: Both = serde_json::from_slice(&output.stdout).expect("readers.py JSON");
+        (both.pyiceberg, both.duckdb)
+    }
+
+    /// Asserts that Floe, pyiceberg and DuckDB all read `expected`.
+    pub async fn assert_reads(&self, ident: &TableIdent, expected: Checksum) {
+        assert_eq!(self.checksum(ident).await, expected, "iceberg-rust read");
+        let (py, duck) = self.independent_readers(ident).await;
+        assert_eq!(py, expected, "pyiceberg read");
+        assert_eq!(duck, expected, "DuckDB read");
+    }
+}
+
+/// The checksum of rows `ids`, computed without a table.
+pub fn expected(ids: impl IntoIterator<Item = i64>) -> Checksum {
+    let mut c = Checksum {
+        rows: 0,
+        sum_id: 0,
+        sum_value: 0,
+        sum_product: 0,
+        sum_length: 0,
+    };
+    for id in ids {
+        c.rows += 1;
+        c.sum_id += id;
+        c.sum_value += value_of(id);
+        c.sum_product += id * value_of(id);
+        c.sum_length += category_of(id).len() as i64;
+    }
+    c
+}
+
+pub async fn checksum_of(table: &Table) -> Checksum {
+    let batches: Vec<RecordBatch> = table
+        .scan()
+        .select_all()
+        .build()
+        .expect("scan")
+        .to_arrow()
+        .await
+        .expect("to_arrow")
+        .try_collect()
+        .await
+        .expect("read");
+    let mut c = expected(std::iter::empty());
+    for batch in batches {
+        let ids = batch
+            .column_by_name("id")
+            .and_then(|a| a.as_any().downcast_ref::<Int64Array>().cloned())
+            .expect("id column");
+        let values = batch
+            .column_by_name("value")
+            .and_then(|a| a.as_any().downcast_ref::<Int64Array>().cloned())
+            .expect("value column");
+        let categories = batch
+            .column_by_name("category")
+            .and_then(|a| a.as_any().downcast_ref::<StringArray>().cloned())
+            .expect("category column");
+        for i in 0..batch.num_rows() {
+            c.rows += 1;
+            c.sum_id += ids.value(i);
+            c.sum_value += values.value(i);
+            c.sum_product += ids.value(i) * values.value(i);
+            c.sum_length += categories.value(i).len() as i64;
+        }
+    }
+    c
+}
+
+/// Writes rows `ids` into new data files of `table` (one per partition) and
+/// returns them, uncommitted.
+pub async fn write_rows(table: &Table, ids: Range<i64>) -> Vec<iceberg::spec::DataFile> {
+    let metadata = table.metadata();
+    let schema = metadata.current_schema().clone();
+    let arrow_schema = Arc::new(schema_to_arrow_schema(&schema).expect("arrow schema"));
+    let partitioned = !metadata.default_partition_spec().fields().is_empty();
+    let groups: Vec<(Option<&str>, Vec<i64>)> = if partitioned {
+        CATEGORIES
+            .iter()
+            .map(|c| {
+                (
+                    Some(*c),
+                    ids.clone().filter(|i| category_of(*i) == *c).collect(),
+                )
+            })
+            .filter(|(_, rows): &(Option<&str>, Vec<i64>)| !rows.is_empty())
+            .collect()
+    } else {
+        vec![(None, ids.collect())]
+    };
+    let mut files = Vec::new();
+    for (category, rows) in groups {
+        let batch = RecordBatch::try_new(
+            Arc::clone(&arrow_schema),
+            vec![
+                Arc::new(Int64Array::from(rows.clone())),
+                Arc::new(StringArray::from(
+                    rows.iter().map(|i| category_of(*i)).collect::<Vec<_>>(),
+                )),
+                Arc::new(Int64Array::from(
+                    rows.iter().map(|i| value_of(*i)).collect::<Vec<_>>(),
+                )),
+            ],
+        )
+        .expect("batch");
+        let parquet = ParquetWriterBuilder::new(Default::default(), schema.clone());
+        let rolling = RollingFileWriterBuilder::new_with_default_file_size(
+            parquet,
+            table.file_io().clone(),
+            DefaultLocationGenerator::new(metadata).expect("locations"),
+            DefaultFileNameGenerator::new(
+                format!("test-{}", uuid_like()),
+                None,
+                DataFileFormat::Parquet,
+            ),
+        );
+        let key = category.map(|c| {
+            PartitionKey::new(
+                metadata.default_partition_spec().as_ref().clone(),
+                schema.clone(),
+                Struct::from_iter([Some(Literal::string(c))]),
+            )
+        });
+        let mut writer = DataFileWriterBuilder::new(rolling)
+            .build(key)
+            .await
+            .expect("writer");
+        writer.write(batch).await.expect("write");
+        files.extend(writer.close().await.expect("close"));
+    }
+    files
+}
+
+fn uuid_like() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
