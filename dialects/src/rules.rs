@@ -165,16 +165,16 @@ impl Rules<'_> {
     pub(crate) fn rewrite(&self, expr: &Expr) -> Result<Option<Expr>> {
         let (from, to) = (self.from, self.to);
         if from == Dialect::MySql && to != Dialect::MySql {
-            self.from_mysql(expr)
+            self.rewrite_from_mysql(expr)
         } else if to == Dialect::MySql && from != Dialect::MySql {
-            self.to_mysql(expr)
+            self.rewrite_to_mysql(expr)
         } else {
             Ok(None)
         }
     }
 
     /// MySQL → PostgreSQL, DataFusion, DuckDB, Trino.
-    fn from_mysql(&self, expr: &Expr) -> Result<Option<Expr>> {
+    fn rewrite_from_mysql(&self, expr: &Expr) -> Result<Option<Expr>> {
         let to = self.to;
         let postgres = to == Dialect::Postgres;
         match expr {
@@ -208,7 +208,7 @@ impl Rules<'_> {
                 ..
             } => {
                 let as_cast = cast(inner, data_type.clone());
-                Ok(Some(self.from_mysql(&as_cast)?.unwrap_or(as_cast)))
+                Ok(Some(self.rewrite_from_mysql(&as_cast)?.unwrap_or(as_cast)))
             }
             // A negative start counts from the end in MySQL only.
             Expr::Substring {
@@ -406,7 +406,7 @@ impl Rules<'_> {
     }
 
     /// PostgreSQL, DataFusion, DuckDB, Trino → MySQL.
-    fn to_mysql(&self, expr: &Expr) -> Result<Option<Expr>> {
+    fn rewrite_to_mysql(&self, expr: &Expr) -> Result<Option<Expr>> {
         let from = self.from;
         let postgres_like = matches!(
             from,

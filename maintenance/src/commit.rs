@@ -145,7 +145,7 @@ pub(crate) fn iceberg_error(ident: &TableIdent, source: iceberg::Error) -> Error
     }
     Error::Table {
         table: ident.to_string(),
-        source,
+        source: Box::new(source),
     }
 }
 
@@ -220,7 +220,7 @@ pub async fn replace_snapshot(
         .await
         .map_err(wrap)?;
     let mut collector = SnapshotSummaryCollector::default();
-    let schema = metadata.current_schema().clone();
+    let schema = Arc::clone(metadata.current_schema());
     let mut found = HashSet::new();
     let mut manifests: Vec<ManifestFile> = Vec::new();
     let mut summary = ReplaceSummary {
@@ -253,7 +253,7 @@ pub async fn replace_snapshot(
         let builder = ManifestWriterBuilder::new(
             output,
             Some(snapshot_id),
-            schema.clone(),
+            Arc::clone(&schema),
             spec.as_ref().clone(),
         );
         let mut writer = match metadata.format_version() {
@@ -270,7 +270,7 @@ pub async fn replace_snapshot(
             let file_seq = entry.file_sequence_number.or(Some(seq));
             if rewrite.removed.contains(entry.file_path()) {
                 found.insert(entry.file_path().to_owned());
-                collector.remove_file(&data_file, schema.clone(), spec.clone());
+                collector.remove_file(&data_file, Arc::clone(&schema), Arc::clone(spec));
                 summary.files_removed += 1;
                 summary.bytes_removed += data_file.file_size_in_bytes();
                 writer
@@ -296,7 +296,7 @@ pub async fn replace_snapshot(
         let builder = ManifestWriterBuilder::new(
             output,
             Some(snapshot_id),
-            schema.clone(),
+            Arc::clone(&schema),
             spec.as_ref().clone(),
         );
         let mut writer = match metadata.format_version() {
@@ -304,7 +304,7 @@ pub async fn replace_snapshot(
             _ => builder.build_v2_data(),
         };
         for data_file in &rewrite.added {
-            collector.add_file(data_file, schema.clone(), spec.clone());
+            collector.add_file(data_file, Arc::clone(&schema), Arc::clone(spec));
             summary.files_added += 1;
             summary.bytes_added += data_file.file_size_in_bytes();
             writer

@@ -19,16 +19,16 @@ pub enum Error {
         catalog: String,
         /// The Iceberg error.
         #[source]
-        source: iceberg::Error,
+        source: Box<iceberg::Error>,
     },
     /// A table or its files could not be read or written.
     #[error("{table}: {source}")]
     Table {
         /// The table, `namespace.name`.
         table: String,
-        /// The Iceberg error.
+        /// The Iceberg error (boxed: it is large and errors are rare).
         #[source]
-        source: iceberg::Error,
+        source: Box<iceberg::Error>,
     },
     /// The table changed under an operation in a way it cannot build on
     /// (a commit raced it, or the files it rewrote were deleted meanwhile).

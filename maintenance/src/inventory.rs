@@ -39,7 +39,7 @@ pub struct TableSignals {
 pub async fn inventory(catalog: &dyn iceberg::Catalog) -> Result<Vec<TableSignals>> {
     let wrap = |source| Error::Catalog {
         catalog: "catalog".to_owned(),
-        source,
+        source: Box::new(source),
     };
     let mut out = Vec::new();
     for namespace in catalog.list_namespaces(None).await.map_err(wrap)? {

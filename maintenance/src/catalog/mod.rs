@@ -139,7 +139,7 @@ pub async fn ensure_namespaces(
 ) -> Result<()> {
     let wrap = |source| Error::Catalog {
         catalog: catalog_name.to_owned(),
-        source,
+        source: Box::new(source),
     };
     for name in namespaces {
         let ident = iceberg::NamespaceIdent::new((*name).to_owned());

@@ -66,7 +66,7 @@ pub(super) async fn open(config: &CatalogConfig) -> Result<Arc<dyn iceberg::Cata
         .await
         .map_err(|source| Error::Catalog {
             catalog: config.name.clone(),
-            source,
+            source: Box::new(source),
         })?;
     Ok(Arc::new(catalog))
 }

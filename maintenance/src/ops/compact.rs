@@ -375,7 +375,7 @@ async fn rewrite_group(
     let ident = table.identifier();
     let wrap = |e| iceberg_error(ident, e);
     let metadata = table.metadata();
-    let schema = metadata.current_schema().clone();
+    let schema = Arc::clone(metadata.current_schema());
     let arrow_schema: ArrowSchemaRef = Arc::new(schema_to_arrow_schema(&schema).map_err(wrap)?);
     let tasks = futures::stream::iter(group.tasks.into_iter().map(Ok)).boxed();
     let read = table
@@ -394,7 +394,7 @@ async fn rewrite_group(
         stream = sorted(stream, fields, &schema, memory)?;
     }
     let properties = metadata.table_properties().map_err(wrap)?;
-    let parquet = ParquetWriterBuilder::from_table_properties(&properties, schema.clone())
+    let parquet = ParquetWriterBuilder::from_table_properties(&properties, Arc::clone(&schema))
         .with_match_mode(FieldMatchMode::Name);
     let rolling = RollingFileWriterBuilder::new(
         parquet,
@@ -414,7 +414,7 @@ async fn rewrite_group(
         .map(|data| {
             PartitionKey::new(
                 metadata.default_partition_spec().as_ref().clone(),
-                schema.clone(),
+                Arc::clone(&schema),
                 data,
             )
         });

@@ -165,7 +165,7 @@ pub(crate) async fn run(
                 let builder = ManifestWriterBuilder::new(
                     output,
                     Some(snapshot_id),
-                    metadata.current_schema().clone(),
+                    std::sync::Arc::clone(metadata.current_schema()),
                     spec.as_ref().clone(),
                 );
                 let mut writer = match metadata.format_version() {

@@ -267,7 +267,7 @@ pub async fn checksum_of(table: &Table) -> Checksum {
 /// returns them, uncommitted.
 pub async fn write_rows(table: &Table, ids: Range<i64>) -> Vec<iceberg::spec::DataFile> {
     let metadata = table.metadata();
-    let schema = metadata.current_schema().clone();
+    let schema = Arc::clone(metadata.current_schema());
     let arrow_schema = Arc::new(schema_to_arrow_schema(&schema).expect("arrow schema"));
     let partitioned = !metadata.default_partition_spec().fields().is_empty();
     let groups: Vec<(Option<&str>, Vec<i64>)> = if partitioned {
@@ -299,7 +299,7 @@ pub async fn write_rows(table: &Table, ids: Range<i64>) -> Vec<iceberg::spec::Da
             ],
         )
         .expect("batch");
-        let parquet = ParquetWriterBuilder::new(Default::default(), schema.clone());
+        let parquet = ParquetWriterBuilder::new(Default::default(), Arc::clone(&schema));
         let rolling = RollingFileWriterBuilder::new_with_default_file_size(
             parquet,
             table.file_io().clone(),
@@ -313,7 +313,7 @@ pub async fn write_rows(table: &Table, ids: Range<i64>) -> Vec<iceberg::spec::Da
         let key = category.map(|c| {
             PartitionKey::new(
                 metadata.default_partition_spec().as_ref().clone(),
-                schema.clone(),
+                Arc::clone(&schema),
                 Struct::from_iter([Some(Literal::string(c))]),
             )
         });

@@ -181,11 +181,8 @@ async fn expire_removes_old_snapshots_and_only_their_files() {
             .current_snapshot()
             .and_then(|s| s.parent_snapshot_id())
             .expect("parent");
-        let snapshot = table
-            .metadata()
-            .snapshot_by_id(parent)
-            .expect("parent")
-            .clone();
+        let snapshot =
+            std::sync::Arc::clone(table.metadata().snapshot_by_id(parent).expect("parent"));
         let list = table
             .manifest_list_reader(&snapshot)
             .load()
@@ -317,11 +314,8 @@ async fn manifests_are_consolidated() {
     let manifests = |table: &iceberg::table::Table| {
         let table = table.clone();
         async move {
-            let snapshot = table
-                .metadata()
-                .current_snapshot()
-                .expect("snapshot")
-                .clone();
+            let snapshot =
+                std::sync::Arc::clone(table.metadata().current_snapshot().expect("snapshot"));
             table
                 .manifest_list_reader(&snapshot)
                 .load()
