@@ -12,6 +12,7 @@ mod extended;
 mod failover;
 mod flight;
 mod limits;
+mod maintenance;
 mod mysql;
 mod parity;
 mod routing;
