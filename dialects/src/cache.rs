@@ -4,10 +4,10 @@
 //! A statement's literals (numbers and plain strings) are replaced by markers
 //! and the marked statement is translated once; later statements of the same
 //! shape get that template back with their own literals put in. A template is
-//! kept only if it is proven, on the statement that created it, to give exactly
-//! what translating that statement directly gives; a shape whose translation
-//! depends on a literal's value (a `DATE_FORMAT` pattern, say) fails that proof
-//! and is always translated directly.
+//! kept only if no translation rule read a literal's value (a `DATE_FORMAT`
+//! pattern, a `SUBSTR` start) and it is proven, on the statement that created
+//! it, to give exactly what translating that statement directly gives; other
+//! shapes are always translated directly.
 
 use std::num::NonZeroUsize;
 use std::ops::ControlFlow;
@@ -161,8 +161,10 @@ impl TranslationCache {
             return Ok(substitute(template, literals));
         }
         self.misses.fetch_add(1, Ordering::Relaxed);
-        let direct = one(translate(sql, from, to)?)?;
-        let entry = match (&literals, templatable) {
+        let (direct, literal_read) =
+            crate::translate::translate_tracked(sql, from, to, &crate::ColumnTypes::default())?;
+        let direct = one(direct)?;
+        let entry = match (&literals, templatable && !literal_read) {
             (Some(literals), true) => {
                 let template = one(translate(&key.0, from, to)?)?;
                 if substitute(&template, literals) == direct {
@@ -259,6 +261,28 @@ fn substitute(template: &str, literals: &[Literal]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shapes_whose_translation_reads_a_literal_are_not_reused() {
+        let cache = TranslationCache::new(10);
+        let short = cache
+            .translate(
+                "SELECT DATE_FORMAT(d, '%Y-%m') FROM t",
+                Dialect::MySql,
+                Dialect::DataFusion,
+            )
+            .expect("translate");
+        assert_eq!(short, vec!["SELECT to_char(d, '%Y-%m') FROM t"]);
+        // Same shape; `%i` is MySQL's minutes and must become chrono's `%M`.
+        let long = cache
+            .translate(
+                "SELECT DATE_FORMAT(d, '%H:%i') FROM t",
+                Dialect::MySql,
+                Dialect::DataFusion,
+            )
+            .expect("translate");
+        assert_eq!(long, vec!["SELECT to_char(d, '%H:%M') FROM t"]);
+    }
 
     #[test]
     fn integer_and_decimal_literals_are_different_shapes() {

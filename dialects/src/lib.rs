@@ -36,7 +36,7 @@ pub use error::{Error, Result};
 pub use fingerprint::{Fingerprint, fingerprint};
 pub use placeholders::number_placeholders;
 pub use references::{ColumnRef, Operator, References, TableRef, references};
-pub use translate::{translate, translate_with};
+pub use translate::{adapt, translate, translate_with};
 pub use types::{ColumnTypes, TypeClass};
 
 /// The `sqlparser` crate this crate parses with, re-exported so that callers

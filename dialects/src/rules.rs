@@ -63,7 +63,31 @@ fn parse_expr(text: &str, dialect: Dialect) -> Result<Expr> {
         .parse_expr()?)
 }
 
+thread_local! {
+    /// Set when a rule reads a literal's value: such a translation holds for
+    /// that value only, and the translation cache must not reuse it for the
+    /// statement's shape.
+    static LITERAL_READ: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether a rule read a literal's value since the last call; resets.
+pub(crate) fn take_literal_read() -> bool {
+    LITERAL_READ.with(|read| read.replace(false))
+}
+
+fn note_literal_read() {
+    LITERAL_READ.with(|read| read.set(true));
+}
+
 fn string_literal(expr: &Expr) -> Option<&str> {
+    let value = string_literal_value(expr);
+    if value.is_some() {
+        note_literal_read();
+    }
+    value
+}
+
+fn string_literal_value(expr: &Expr) -> Option<&str> {
     match expr {
         Expr::Value(ValueWithSpan {
             value: Value::SingleQuotedString(s),
@@ -74,6 +98,14 @@ fn string_literal(expr: &Expr) -> Option<&str> {
 }
 
 fn integer_literal(expr: &Expr) -> Option<i64> {
+    let value = integer_literal_value(expr);
+    if value.is_some() {
+        note_literal_read();
+    }
+    value
+}
+
+fn integer_literal_value(expr: &Expr) -> Option<i64> {
     match expr {
         Expr::Value(ValueWithSpan {
             value: Value::Number(n, _),
@@ -82,7 +114,7 @@ fn integer_literal(expr: &Expr) -> Option<i64> {
         Expr::UnaryOp {
             op: UnaryOperator::Minus,
             expr,
-        } => integer_literal(expr).map(|n| -n),
+        } => integer_literal_value(expr).map(|n| -n),
         _ => None,
     }
 }
@@ -168,6 +200,8 @@ impl Rules<'_> {
             self.rewrite_from_mysql(expr)
         } else if to == Dialect::MySql && from != Dialect::MySql {
             self.rewrite_to_mysql(expr)
+        } else if from == Dialect::Postgres && to == Dialect::DataFusion {
+            self.rewrite_postgres_to_datafusion(expr)
         } else {
             Ok(None)
         }
@@ -177,6 +211,8 @@ impl Rules<'_> {
     fn rewrite_from_mysql(&self, expr: &Expr) -> Result<Option<Expr>> {
         let to = self.to;
         let postgres = to == Dialect::Postgres;
+        let datafusion = to == Dialect::DataFusion;
+        let pg_like = postgres || datafusion;
         match expr {
             // MySQL's CAST to CHAR gives a string of any length (CHAR) or cut to n
             // characters (CHAR(n)), never padded; elsewhere CHAR is CHAR(1) and
@@ -199,7 +235,52 @@ impl Rules<'_> {
                     | DataType::Unsigned
                     | DataType::UnsignedInteger,
                 ..
-            } => self.parse(&format!("{KEEP}cast_bigint({inner})")),
+            } => match self.class(inner) {
+                // DataFusion truncates a decimal cast to an integer; MySQL rounds.
+                Some(TypeClass::Exact | TypeClass::Float) if datafusion => {
+                    self.parse(&format!("{KEEP}cast_bigint(ROUND({inner}))"))
+                }
+                _ => self.parse(&format!("{KEEP}cast_bigint({inner})")),
+            },
+            // DataFusion plans MySQL's cast targets (`DATETIME`, `TINYINT
+            // UNSIGNED`, ...) itself; polyglot-sql would rename them.
+            Expr::Cast {
+                kind: CastKind::Cast,
+                expr: inner,
+                data_type,
+                ..
+            } if datafusion => self.parse(&format!(
+                "{KEEP}cast_as({inner}, '{}')",
+                data_type.to_string().replace('\'', "''")
+            )),
+            // polyglot-sql prints MySQL integer cast targets as SIGNED, which
+            // the others lack (MySQL itself refuses BIGINT there; Floe's
+            // embedded engine always took it).
+            Expr::Cast {
+                expr: inner,
+                data_type:
+                    DataType::BigInt(_)
+                    | DataType::Int(_)
+                    | DataType::Integer(_)
+                    | DataType::SmallInt(_)
+                    | DataType::TinyInt(_),
+                ..
+            } => {
+                let marker = match expr {
+                    Expr::Cast {
+                        data_type: DataType::BigInt(_),
+                        ..
+                    } => "cast_bigint",
+                    _ => "cast_integer",
+                };
+                self.parse(&format!("{KEEP}{marker}({inner})"))
+            }
+            // ... and turns a cast to TIMESTAMP into MySQL's TIMESTAMP() call.
+            Expr::Cast {
+                expr: inner,
+                data_type: DataType::Timestamp(_, sqlparser::ast::TimezoneInfo::None),
+                ..
+            } => self.parse(&format!("{KEEP}cast_timestamp({inner})")),
             // `CONVERT(x, type)` is a cast (polyglot-sql swaps its operands).
             Expr::Convert {
                 expr: inner,
@@ -234,6 +315,26 @@ impl Rules<'_> {
                 && self.class(left) == Some(TypeClass::Date) =>
             {
                 self.parse(&format!("CAST({expr} AS DATE)"))
+            }
+            // DataFusion has no DIV; it divides integers as integers.
+            Expr::BinaryOp {
+                left,
+                op: BinaryOperator::MyIntegerDivide,
+                right,
+            } if datafusion => self.parse(&format!(
+                "({KEEP}cast_bigint({left}) / {KEEP}cast_bigint({right}))"
+            )),
+            // MySQL's `/` always gives a decimal; DataFusion divides integers
+            // as integers.
+            Expr::BinaryOp {
+                left,
+                op: BinaryOperator::Divide,
+                right,
+            } if datafusion
+                && !matches!(self.class(left), Some(TypeClass::Exact | TypeClass::Float))
+                && !matches!(self.class(right), Some(TypeClass::Exact | TypeClass::Float)) =>
+            {
+                self.parse(&format!("(CAST({left} AS DOUBLE) / {right})"))
             }
             Expr::Function(function)
                 if function
@@ -293,7 +394,7 @@ impl Rules<'_> {
                     (
                         "year" | "month" | "day" | "dayofmonth" | "hour" | "minute" | "quarter",
                         [x],
-                    ) if postgres => {
+                    ) if pg_like => {
                         let part = if name == "dayofmonth" {
                             "day"
                         } else {
@@ -301,29 +402,64 @@ impl Rules<'_> {
                         };
                         date_part(part, x)
                     }
-                    ("second", [x]) if postgres => format!(
+                    ("second", [x]) if pg_like => format!(
                         "{KEEP}cast_integer(FLOOR({KEEP}date_part('second', {})))",
                         self.temporal(x)
                     ),
-                    ("dayofyear", [x]) if postgres => date_part("doy", x),
+                    ("dayofyear", [x]) if pg_like => date_part("doy", x),
                     // 1 = Sunday in MySQL, 0 = Sunday in PostgreSQL.
-                    ("dayofweek", [x]) if postgres => format!("({} + 1)", date_part("dow", x)),
+                    ("dayofweek", [x]) if pg_like => format!("({} + 1)", date_part("dow", x)),
                     // 0 = Monday in MySQL, 1 = Monday (isodow) in PostgreSQL.
-                    ("weekday", [x]) if postgres => format!("({} - 1)", date_part("isodow", x)),
-                    ("dayname", [x]) if postgres => {
-                        format!("{KEEP}to_char({}, 'FMDay')", self.temporal(x))
+                    ("weekday", [x]) if pg_like => {
+                        format!("(({} + 6) % 7)", date_part("dow", x))
                     }
-                    ("monthname", [x]) if postgres => {
-                        format!("{KEEP}to_char({}, 'FMMonth')", self.temporal(x))
+                    ("dayname" | "monthname", [x]) if pg_like => {
+                        let pattern = match (name.as_str(), postgres) {
+                            ("dayname", true) => "FMDay",
+                            ("dayname", false) => "%A",
+                            (_, true) => "FMMonth",
+                            (_, false) => "%B",
+                        };
+                        format!("{KEEP}to_char({}, '{pattern}')", self.temporal(x))
                     }
-                    ("time", [x]) if postgres => format!("CAST({} AS TIME)", self.temporal(x)),
+                    ("date", [x]) if datafusion => format!("CAST({} AS DATE)", self.temporal(x)),
+                    // DataFusion adds intervals to dates (a DATE stays a DATE
+                    // for whole days, as in MySQL) but has no DATE_ADD.
+                    ("date_add" | "adddate", [d, interval]) if datafusion => match interval {
+                        Expr::Interval(_) => format!("({} + {})", self.temporal(d), t(interval)),
+                        days => format!("({} + INTERVAL {} DAY)", self.temporal(d), t(days)),
+                    },
+                    ("date_sub" | "subdate", [d, interval]) if datafusion => match interval {
+                        Expr::Interval(_) => format!("({} - {})", self.temporal(d), t(interval)),
+                        days => format!("({} - INTERVAL {} DAY)", self.temporal(d), t(days)),
+                    },
+                    ("curdate", []) if datafusion => "CURRENT_DATE".to_owned(),
+                    ("last_day", [x]) if datafusion => format!(
+                        "CAST({KEEP}date_trunc('month', {}) + INTERVAL '1' MONTH - INTERVAL '1' DAY AS DATE)",
+                        self.temporal(x)
+                    ),
+                    ("datediff", [a, b]) if datafusion => format!(
+                        "{KEEP}cast_bigint({KEEP}date_part('day', {KEEP}date_trunc('day', {}) - {KEEP}date_trunc('day', {})))",
+                        self.temporal(a),
+                        self.temporal(b)
+                    ),
+                    ("sign", [x]) if datafusion => format!("{KEEP}signum({})", t(x)),
+                    ("mod", [a, b]) if datafusion => format!("({} % {})", t(a), t(b)),
+                    ("ceiling", [x]) if datafusion => format!("CEIL({})", t(x)),
+                    ("truncate", [x, d]) if datafusion => {
+                        format!("{KEEP}trunc({}, {})", t(x), t(d))
+                    }
+                    ("unix_timestamp", [x]) if datafusion => {
+                        format!("{KEEP}cast_bigint({KEEP}to_unixtime({}))", self.temporal(x))
+                    }
+                    ("time", [x]) if pg_like => format!("CAST({} AS TIME)", self.temporal(x)),
                     // A DATETIME string is read in the session's time zone in
                     // MySQL; PostgreSQL's timezone() does the same with its own.
                     ("unix_timestamp", [x]) if postgres => format!(
                         "{KEEP}cast_bigint({KEEP}date_part('epoch', {KEEP}timezone({KEEP}current_setting('TimeZone'), CAST({} AS DATETIME))))",
                         t(x)
                     ),
-                    ("str_to_date", [s, format]) if postgres => {
+                    ("str_to_date", [s, format]) if pg_like => {
                         let Some(format) = string_literal(format) else {
                             return Err(
                                 self.refuse("STR_TO_DATE with a format that is not a literal")
@@ -331,8 +467,8 @@ impl Rules<'_> {
                         };
                         str_to_date(&t(s), format, self.from, to)?
                     }
-                    ("timestampdiff", [unit, a, b]) if postgres => {
-                        timestampdiff(&t(unit), &self.temporal(a), &self.temporal(b))
+                    ("timestampdiff", [unit, a, b]) if pg_like => {
+                        timestampdiff(&t(unit), &self.temporal(a), &self.temporal(b), to)
                             .ok_or_else(|| self.refuse(format!("TIMESTAMPDIFF by {unit}")))?
                     }
                     // The date functions with a DATE argument give a DATE in MySQL.
@@ -345,11 +481,18 @@ impl Rules<'_> {
                         format!("CAST({expr} AS DATE)")
                     }
                     // MySQL's default collations ignore case; so does its search.
-                    ("locate", [needle, haystack]) if postgres => locate(needle, haystack, None),
-                    ("locate", [needle, haystack, start]) if postgres => {
+                    ("locate", [needle, haystack]) if pg_like => locate(needle, haystack, None),
+                    ("locate", [needle, haystack, start]) if pg_like => {
                         locate(needle, haystack, Some(start))
                     }
-                    ("instr", [haystack, needle]) if postgres => locate(needle, haystack, None),
+                    ("instr", [haystack, needle]) if pg_like => locate(needle, haystack, None),
+                    // DataFusion's substr_index is MySQL's SUBSTRING_INDEX.
+                    ("substring_index", [s, delimiter, count]) if datafusion => format!(
+                        "{KEEP}substr_index({}, {}, {})",
+                        t(s),
+                        t(delimiter),
+                        t(count)
+                    ),
                     ("strcmp", [a, b]) => format!(
                         "CASE WHEN {a} = {b} THEN 0 WHEN {a} < {b} THEN -1 WHEN {a} > {b} THEN 1 END",
                         a = t(a),
@@ -390,13 +533,73 @@ impl Rules<'_> {
                             )),
                         }
                     }
-                    ("hex", [x]) if postgres => match integer_literal(x) {
+                    ("hex", [x]) if pg_like => match integer_literal(x) {
                         Some(_) => format!("UPPER({KEEP}to_hex({}))", t(x)),
                         None => return Err(self.refuse("HEX of anything but an integer literal")),
                     },
                     ("conv", _) => return Err(self.refuse("CONV")),
                     // ORD combines the bytes of a multi-byte character.
                     ("ord", _) => return Err(self.refuse("ORD")),
+                    _ => return Ok(None),
+                };
+                self.parse(&rewritten)
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// PostgreSQL → DataFusion: the embedded engine reads PostgreSQL's syntax
+    /// but some functions differ.
+    fn rewrite_postgres_to_datafusion(&self, expr: &Expr) -> Result<Option<Expr>> {
+        match expr {
+            // PostgreSQL rounds a decimal cast to an integer; DataFusion truncates.
+            Expr::Cast {
+                expr: inner,
+                data_type:
+                    DataType::Int(_)
+                    | DataType::Integer(_)
+                    | DataType::BigInt(_)
+                    | DataType::SmallInt(_)
+                    | DataType::Int2(_)
+                    | DataType::Int4(_)
+                    | DataType::Int8(_),
+                ..
+            } if matches!(self.class(inner), Some(TypeClass::Exact | TypeClass::Float))
+                && !matches!(inner.as_ref(), Expr::Function(f) if f.name.to_string().eq_ignore_ascii_case("round")) =>
+            {
+                let mut rounded = expr.clone();
+                if let Expr::Cast { expr: inner, .. } = &mut rounded {
+                    **inner = parse_expr(&format!("ROUND({inner})"), self.from)?;
+                }
+                Ok(Some(rounded))
+            }
+            // A date plus an interval is a timestamp in PostgreSQL.
+            Expr::BinaryOp {
+                left,
+                op: BinaryOperator::Plus | BinaryOperator::Minus,
+                right,
+            } if interval_of(right).is_some() && self.class(left) == Some(TypeClass::Date) => {
+                self.parse(&format!("CAST({expr} AS TIMESTAMP)"))
+            }
+            Expr::Function(function) => {
+                let name = function.name.to_string().to_lowercase();
+                let Some(args) = args(function) else {
+                    return Ok(None);
+                };
+                let t = |e: &Expr| e.to_string();
+                let rewritten = match (name.as_str(), args.as_slice()) {
+                    ("to_char", [x, pattern]) => {
+                        let Some(pattern) = string_literal(pattern) else {
+                            return Err(self.refuse("to_char with a pattern that is not a literal"));
+                        };
+                        let chrono = postgres_pattern_to_chrono(pattern)
+                            .ok_or_else(|| self.refuse(format!("to_char pattern '{pattern}'")))?;
+                        format!("to_char({}, '{}')", t(x), chrono.replace('\'', "''"))
+                    }
+                    ("mod", [a, b]) => format!("({} % {})", t(a), t(b)),
+                    ("sign", [x]) => format!("signum({})", t(x)),
+                    ("ceiling", [x]) => format!("ceil({})", t(x)),
+                    ("age", _) => return Err(self.refuse("age")),
                     _ => return Ok(None),
                 };
                 self.parse(&rewritten)
@@ -670,13 +873,14 @@ fn locate(needle: &Expr, haystack: &Expr, start: Option<&Expr>) -> String {
 
 /// MySQL's `TIMESTAMPDIFF(unit, a, b)` in PostgreSQL: whole units from `a` to
 /// `b`, truncated toward zero.
-fn timestampdiff(unit: &str, a: &str, b: &str) -> Option<String> {
+fn timestampdiff(unit: &str, a: &str, b: &str, to: Dialect) -> Option<String> {
     let seconds = match unit.to_ascii_uppercase().as_str() {
         "SECOND" => 1,
         "MINUTE" => 60,
         "HOUR" => 3600,
         "DAY" => 86_400,
         "WEEK" => 604_800,
+        "MONTH" | "QUARTER" | "YEAR" if to != Dialect::Postgres => return None,
         "MONTH" | "QUARTER" | "YEAR" => {
             let age = format!("{KEEP}age(CAST({b} AS DATETIME), CAST({a} AS DATETIME))");
             let months =
@@ -689,9 +893,15 @@ fn timestampdiff(unit: &str, a: &str, b: &str) -> Option<String> {
         }
         _ => return None,
     };
-    Some(format!(
-        "{KEEP}cast_bigint({KEEP}trunc({KEEP}date_part('epoch', CAST({b} AS DATETIME) - CAST({a} AS DATETIME)) / {seconds}))"
-    ))
+    Some(if to == Dialect::Postgres {
+        format!(
+            "{KEEP}cast_bigint({KEEP}trunc({KEEP}date_part('epoch', CAST({b} AS DATETIME) - CAST({a} AS DATETIME)) / {seconds}))"
+        )
+    } else {
+        format!(
+            "{KEEP}cast_bigint({KEEP}trunc(({KEEP}to_unixtime(CAST({b} AS DATETIME)) - {KEEP}to_unixtime(CAST({a} AS DATETIME))) / {seconds}))"
+        )
+    })
 }
 
 /// MySQL's `STR_TO_DATE(s, 'fmt')` in PostgreSQL: a `DATE` when the format
@@ -778,4 +988,60 @@ fn convert_format(format: &str, from: Dialect, to: Dialect) -> Result<String> {
         }
     }
     Ok(pattern)
+}
+
+/// A PostgreSQL `to_char` pattern in chrono's codes (DataFusion's
+/// `to_char`); `None` for what chrono cannot print the same way (PostgreSQL
+/// pads `Month` and `Day` to nine characters unless `FM` precedes them).
+fn postgres_pattern_to_chrono(pattern: &str) -> Option<String> {
+    // Longest first, so that `YYYY` is not read as two `YY`.
+    const CODES: &[(&str, &str)] = &[
+        ("FMMonth", "%B"),
+        ("FMDay", "%A"),
+        ("FMHH24", "%-H"),
+        ("FMHH12", "%-I"),
+        ("FMDD", "%-d"),
+        ("FMMM", "%-m"),
+        ("YYYY", "%Y"),
+        ("HH24", "%H"),
+        ("HH12", "%I"),
+        ("Mon", "%b"),
+        ("DDD", "%j"),
+        ("YY", "%y"),
+        ("MM", "%m"),
+        ("DD", "%d"),
+        ("HH", "%I"),
+        ("MI", "%M"),
+        ("SS", "%S"),
+        ("MS", "%3f"),
+        ("US", "%6f"),
+        ("AM", "%p"),
+        ("PM", "%p"),
+        ("Dy", "%a"),
+    ];
+    let mut out = String::new();
+    let mut rest = pattern;
+    while !rest.is_empty() {
+        if let Some(quoted) = rest.strip_prefix('"') {
+            let end = quoted.find('"')?;
+            out.push_str(&quoted[..end].replace('%', "%%"));
+            rest = &quoted[end + 1..];
+            continue;
+        }
+        if let Some((code, chrono)) = CODES.iter().find(|(code, _)| rest.starts_with(code)) {
+            out.push_str(chrono);
+            rest = &rest[code.len()..];
+            continue;
+        }
+        let c = rest.chars().next()?;
+        if c.is_ascii_alphabetic() {
+            return None;
+        }
+        if c == '%' {
+            out.push('%');
+        }
+        out.push(c);
+        rest = &rest[c.len_utf8()..];
+    }
+    Some(out)
 }

@@ -64,13 +64,42 @@ pub fn translate_with(
     to: Dialect,
     types: &ColumnTypes,
 ) -> Result<Vec<String>> {
+    Ok(translate_tracked(sql, from, to, types)?.0)
+}
+
+/// [`translate_with`], also saying whether a rule read a literal's value
+/// (then the translation holds for those values only).
+pub(crate) fn translate_tracked(
+    sql: &str,
+    from: Dialect,
+    to: Dialect,
+    types: &ColumnTypes,
+) -> Result<(Vec<String>, bool)> {
+    crate::rules::take_literal_read();
+    let result = translate_untracked(sql, from, to, types);
+    let literal_read = crate::rules::take_literal_read();
+    Ok((result?, literal_read))
+}
+
+fn translate_untracked(
+    sql: &str,
+    from: Dialect,
+    to: Dialect,
+    types: &ColumnTypes,
+) -> Result<Vec<String>> {
     if from == to {
         return Ok(split(sql, from)?.into_iter().map(str::to_owned).collect());
     }
     let rules = Rules { from, to, types };
     let mut out = Vec::new();
     for mut analysis in analyze(sql, from)? {
-        let changed = rewrite(&mut analysis.statement, &rules)?;
+        let mut changed = rewrite(&mut analysis.statement, &rules)?;
+        if to == Dialect::DataFusion {
+            changed |= fetch_to_limit(&mut analysis.statement);
+        }
+        if from == Dialect::MySql {
+            changed |= mysql_null_order(&mut analysis.statement);
+        }
         // Print the source again only when a rule changed it: the client's own
         // text is what polyglot-sql reads best.
         let source = if changed {
@@ -87,13 +116,117 @@ pub fn translate_with(
     Ok(out)
 }
 
+/// Applies Floe's rules for `from` → `to` to a parsed statement in place,
+/// without printing it: for an engine that plans `sqlparser`'s AST itself
+/// (the embedded DataFusion engine reads PostgreSQL's syntax, but some
+/// functions differ). True when anything changed.
+///
+/// ```
+/// use floe_dialects::{adapt, analyze, ColumnTypes, Dialect};
+///
+/// let mut statement = analyze("SELECT mod(a, 3) FROM t FETCH FIRST 2 ROWS ONLY", Dialect::Postgres)?
+///     .remove(0)
+///     .statement;
+/// adapt(&mut statement, Dialect::Postgres, Dialect::DataFusion, &ColumnTypes::default())?;
+/// assert_eq!(statement.to_string(), "SELECT (a % 3) FROM t LIMIT 2");
+/// # Ok::<(), floe_dialects::Error>(())
+/// ```
+///
+/// # Errors
+///
+/// [`Error::Untranslatable`] naming the construct `to` cannot express.
+pub fn adapt(
+    statement: &mut Statement,
+    from: Dialect,
+    to: Dialect,
+    types: &ColumnTypes,
+) -> Result<bool> {
+    let rules = Rules { from, to, types };
+    let mut changed = rewrite(statement, &rules)?;
+    if to == Dialect::DataFusion {
+        changed |= fetch_to_limit(statement);
+    }
+    Ok(changed)
+}
+
+/// MySQL sorts NULLs first ascending and last descending; the others'
+/// defaults differ (and differ among themselves), so every `ORDER BY` item of
+/// a MySQL statement gets its NULL order spelled out.
+fn mysql_null_order(statement: &mut Statement) -> bool {
+    use sqlparser::ast::{OrderByKind, Query, VisitMut, VisitorMut};
+    struct Nulls(bool);
+    impl VisitorMut for Nulls {
+        type Break = ();
+        fn post_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
+            if let Some(order_by) = &mut query.order_by
+                && let OrderByKind::Expressions(items) = &mut order_by.kind
+            {
+                for item in items {
+                    if item.options.nulls_first.is_none() {
+                        item.options.nulls_first = Some(item.options.asc != Some(false));
+                        self.0 = true;
+                    }
+                }
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut visitor = Nulls(false);
+    let _ = statement.visit(&mut visitor);
+    visitor.0
+}
+
+/// `FETCH FIRST n ROWS ONLY` as `LIMIT n`, which DataFusion plans.
+fn fetch_to_limit(statement: &mut Statement) -> bool {
+    use sqlparser::ast::{LimitClause, Query, VisitMut, VisitorMut};
+    struct Fetches(bool);
+    impl VisitorMut for Fetches {
+        type Break = ();
+        fn post_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
+            let Some(fetch) = &query.fetch else {
+                return ControlFlow::Continue(());
+            };
+            if fetch.percent || fetch.with_ties {
+                return ControlFlow::Continue(());
+            }
+            let quantity = fetch
+                .quantity
+                .clone()
+                .unwrap_or_else(|| Expr::value(sqlparser::ast::Value::Number("1".into(), false)));
+            let offset = match query.limit_clause.take() {
+                Some(LimitClause::LimitOffset { offset, .. }) => offset,
+                Some(other) => {
+                    query.limit_clause = Some(other);
+                    return ControlFlow::Continue(());
+                }
+                None => None,
+            };
+            query.limit_clause = Some(LimitClause::LimitOffset {
+                limit: Some(quantity),
+                offset,
+                limit_by: Vec::new(),
+            });
+            query.fetch = None;
+            self.0 = true;
+            ControlFlow::Continue(())
+        }
+    }
+    let mut visitor = Fetches(false);
+    let _ = statement.visit(&mut visitor);
+    visitor.0
+}
+
 /// Replaces the marker functions in polyglot-sql's output: `floe_keep_f(..)`
 /// becomes `f(..)`; a few stand for what is not a call: `int_div(a, b)` is
 /// MySQL's `a DIV b`, `locate_cs(n, h)` a case-sensitive `LOCATE`,
-/// `cast_datetime(x)`, `cast_bigint(x)`, `cast_integer(x)` casts, `interval(n, 'UNIT')` MySQL's
+/// `cast_datetime(x)`, `cast_timestamp(x)`, `cast_bigint(x)`,
+/// `cast_integer(x)` and `cast_as(x, 'type')` casts, `interval(n, 'UNIT')` MySQL's
 /// `INTERVAL n UNIT`.
 fn restore(text: String, to: Dialect) -> Result<String> {
-    if !text.to_lowercase().contains(KEEP) {
+    let lower = text.to_lowercase();
+    // DataFusion has no GROUP_CONCAT, which polyglot-sql leaves as is.
+    let group_concat = to == Dialect::DataFusion && lower.contains("group_concat");
+    if !lower.contains(KEEP) && !group_concat {
         return Ok(text);
     }
     let parser_dialect = to.parser_dialect();
@@ -101,6 +234,8 @@ fn restore(text: String, to: Dialect) -> Result<String> {
     for statement in &mut statements {
         let _ = visit_expressions_mut(statement, |expr| {
             if let Some(new) = restore_marker(expr) {
+                *expr = new;
+            } else if group_concat && let Some(new) = string_agg(expr) {
                 *expr = new;
             }
             ControlFlow::<()>::Continue(())
@@ -111,6 +246,43 @@ fn restore(text: String, to: Dialect) -> Result<String> {
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join("; "))
+}
+
+/// MySQL's `GROUP_CONCAT(x ORDER BY .. SEPARATOR s)` as DataFusion's
+/// `STRING_AGG(x, s ORDER BY ..)` (the separator defaults to a comma).
+fn string_agg(expr: &Expr) -> Option<Expr> {
+    use sqlparser::ast::{FunctionArg, FunctionArgExpr, FunctionArgumentClause, FunctionArguments};
+    let Expr::Function(function) = expr else {
+        return None;
+    };
+    if !function
+        .name
+        .to_string()
+        .eq_ignore_ascii_case("group_concat")
+    {
+        return None;
+    }
+    let mut out = function.clone();
+    let FunctionArguments::List(list) = &mut out.args else {
+        return None;
+    };
+    if list.args.len() != 1 {
+        return None;
+    }
+    let mut separator = sqlparser::ast::Value::SingleQuotedString(",".to_owned());
+    list.clauses.retain(|clause| match clause {
+        FunctionArgumentClause::Separator(value) => {
+            separator = value.clone();
+            false
+        }
+        _ => true,
+    });
+    list.args
+        .push(FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::value(
+            separator,
+        ))));
+    out.name = ObjectName::from(vec![Ident::new("STRING_AGG")]);
+    Some(Expr::Function(out))
 }
 
 fn restore_marker(expr: &Expr) -> Option<Expr> {
@@ -129,17 +301,22 @@ fn restore_marker(expr: &Expr) -> Option<Expr> {
         },
         // polyglot-sql prints MySQL's integer cast targets as SIGNED
         // whatever the target: the rules write these markers instead.
-        ("cast_datetime" | "cast_bigint" | "cast_integer", Some([x])) => Expr::Cast {
-            kind: CastKind::Cast,
-            expr: boxed(x),
-            data_type: match real {
-                "cast_datetime" => DataType::Datetime(None),
-                "cast_bigint" => DataType::BigInt(None),
-                _ => DataType::Integer(None),
-            },
-            array: false,
-            format: None,
-        },
+        ("cast_datetime" | "cast_timestamp" | "cast_bigint" | "cast_integer", Some([x])) => {
+            Expr::Cast {
+                kind: CastKind::Cast,
+                expr: boxed(x),
+                data_type: match real {
+                    "cast_datetime" => DataType::Datetime(None),
+                    "cast_timestamp" => {
+                        DataType::Timestamp(None, sqlparser::ast::TimezoneInfo::None)
+                    }
+                    "cast_bigint" => DataType::BigInt(None),
+                    _ => DataType::Integer(None),
+                },
+                array: false,
+                format: None,
+            }
+        }
         ("locate_cs", Some([needle, haystack])) => {
             let mut locate = function.clone();
             locate.name = ObjectName::from(vec![Ident::new("LOCATE")]);
@@ -155,6 +332,27 @@ fn restore_marker(expr: &Expr) -> Option<Expr> {
                 );
             }
             Expr::Function(locate)
+        }
+        ("cast_as", Some([x, ty])) => {
+            let Expr::Value(sqlparser::ast::ValueWithSpan {
+                value: sqlparser::ast::Value::SingleQuotedString(ty),
+                ..
+            }) = ty
+            else {
+                return None;
+            };
+            let parser_dialect = Dialect::MySql.parser_dialect();
+            let data_type = Parser::new(parser_dialect.as_ref())
+                .try_with_sql(ty)
+                .and_then(|mut p| p.parse_data_type())
+                .ok()?;
+            Expr::Cast {
+                kind: CastKind::Cast,
+                expr: boxed(x),
+                data_type,
+                array: false,
+                format: None,
+            }
         }
         ("interval", Some([amount, unit])) => {
             let unit = unit.to_string().trim_matches('\'').to_uppercase();
@@ -350,7 +548,7 @@ mod tests {
         );
         assert!(pg.contains("DATE_PART('year', d)"), "{pg}");
         assert!(pg.contains("DATE_PART('dow', d)"), "{pg}");
-        assert!(pg.contains("DATE_PART('isodow', d)"), "{pg}");
+        assert!(pg.contains("+ 6) % 7)"), "{pg}");
         assert!(pg.contains("TO_CHAR(d, 'FMDay')"), "{pg}");
         let pg = one(
             "SELECT TIMESTAMPDIFF(DAY, a, b), STR_TO_DATE('2024-03-05', '%Y-%m-%d') FROM t",

@@ -1,7 +1,9 @@
 //! The translation corpus, verified by execution: each MySQL statement runs on
 //! the local MariaDB as written and, translated by `floe_dialects::translate`,
-//! on the local PostgreSQL; each PostgreSQL statement the other way round. The
-//! two answers must agree (values; row order where the statement orders).
+//! on the local PostgreSQL; each PostgreSQL statement the other way round; and
+//! each statement through Floe's front end of its dialect on Floe's embedded
+//! engine (tables created in the embedded lake). The answers must agree with
+//! the original's (values; row order where the statement orders).
 //!
 //! Every statement's outcome is recorded in `corpus/outcomes.txt` — `pass`,
 //! `error` (a clear error instead of a translation: acceptable) or `wrong` (a
@@ -16,6 +18,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
+use floe_conformance::{Daemon, DaemonOptions};
 use floe_dialects::{ColumnTypes, Dialect, translate_with};
 use mysql_async::prelude::*;
 
@@ -224,17 +227,79 @@ fn statements(file: &str) -> Vec<String> {
         .collect()
 }
 
+/// Floe with its embedded engine, the corpus tables created in it through
+/// the PostgreSQL front end.
+async fn floe() -> (Daemon, tokio_postgres::Client, mysql_async::Conn) {
+    let daemon = Daemon::start(DaemonOptions::new(floe_conformance::floe_bin()));
+    let client = daemon.connect().await;
+    for sql in tables("TIMESTAMP") {
+        client
+            .batch_execute(&sql.replace("CREATE TABLE ", "CREATE TABLE public."))
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+    // One multi-row INSERT per table: one Iceberg commit each.
+    for table in ["customers", "orders"] {
+        let prefix = format!("INSERT INTO {table} VALUES ");
+        let rows: Vec<String> = inserts()
+            .iter()
+            .filter_map(|sql| sql.strip_prefix(&prefix).map(str::to_owned))
+            .collect();
+        let sql = format!("INSERT INTO public.{table} VALUES {}", rows.join(", "));
+        client
+            .batch_execute(&sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+    let addr = daemon.mysql.expect("the daemon listens for MySQL");
+    let opts = mysql_async::OptsBuilder::default()
+        .ip_or_hostname(addr.ip().to_string())
+        .tcp_port(addr.port())
+        .user(Some("floe"))
+        .db_name(Some("public"))
+        .prefer_socket(false);
+    let conn = mysql_async::Conn::new(opts)
+        .await
+        .expect("connect to Floe over MySQL");
+    (daemon, client, conn)
+}
+
+/// Where a corpus statement runs besides its own server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    /// The other server, after `floe_dialects::translate_with`.
+    Server(Dialect),
+    /// Floe's embedded engine, through Floe's front end of the statement's
+    /// own dialect: what a client of that protocol gets.
+    Embedded,
+}
+
 #[tokio::test]
 async fn translations_give_the_same_answers_as_the_originals() {
     let mut maria = mariadb().await;
     let pg = postgres().await;
+    let (_daemon, floe_pg, mut floe_my) = floe().await;
     let types = column_types();
     let mut report = String::new();
     let mut summary = String::new();
-    for (file, from, to) in [
-        ("mysql.sql", Dialect::MySql, Dialect::Postgres),
-        ("postgres.sql", Dialect::Postgres, Dialect::MySql),
+    for (file, from, target) in [
+        (
+            "mysql.sql",
+            Dialect::MySql,
+            Target::Server(Dialect::Postgres),
+        ),
+        (
+            "postgres.sql",
+            Dialect::Postgres,
+            Target::Server(Dialect::MySql),
+        ),
+        ("mysql.sql", Dialect::MySql, Target::Embedded),
+        ("postgres.sql", Dialect::Postgres, Target::Embedded),
     ] {
+        let to = match target {
+            Target::Server(to) => to.to_string(),
+            Target::Embedded => "embedded".to_owned(),
+        };
         let (mut pass, mut error, mut wrong) = (0, 0, 0);
         for (n, sql) in statements(file).iter().enumerate() {
             let ordered = sql.to_uppercase().contains("ORDER BY");
@@ -244,17 +309,29 @@ async fn translations_give_the_same_answers_as_the_originals() {
             };
             let original = original
                 .unwrap_or_else(|e| panic!("{file}:{} fails on its own server: {sql}: {e}", n + 1));
-            let translated = match translate_with(sql, from, to, &types) {
-                Ok(t) => t.join("; "),
-                Err(e) => {
-                    error += 1;
-                    let _ = writeln!(report, "{from}->{to}\t{}\terror\t{sql}\t{e}", n + 1);
-                    continue;
+            let (translated, answer) = match target {
+                Target::Server(to) => {
+                    let translated = match translate_with(sql, from, to, &types) {
+                        Ok(t) => t.join("; "),
+                        Err(e) => {
+                            error += 1;
+                            let _ = writeln!(report, "{from}->{to}\t{}\terror\t{sql}\t{e}", n + 1);
+                            continue;
+                        }
+                    };
+                    let answer = match to {
+                        Dialect::MySql => run_mariadb(&mut maria, &translated).await,
+                        _ => run_postgres(&pg, &translated).await,
+                    };
+                    (translated, answer)
                 }
-            };
-            let answer = match to {
-                Dialect::MySql => run_mariadb(&mut maria, &translated).await,
-                _ => run_postgres(&pg, &translated).await,
+                Target::Embedded => {
+                    let answer = match from {
+                        Dialect::MySql => run_mariadb(&mut floe_my, sql).await,
+                        _ => run_postgres(&floe_pg, sql).await,
+                    };
+                    ("(through Floe)".to_owned(), answer)
+                }
             };
             let outcome = match answer {
                 Err(e) => {

@@ -24,12 +24,15 @@ use datafusion::logical_expr::{
 };
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::scalar::ScalarValue;
+use datafusion::sql::TableReference;
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast;
 use datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
 use datafusion_pg_catalog::setup_pg_catalog;
 use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
-use floe_dialects::{Analysis, Dialect};
+use floe_dialects::{
+    Analysis, ColumnTypes, Dialect, TranslationCache, adapt, analyze_statement, translate_with,
+};
 use futures::{StreamExt, TryStreamExt};
 use iceberg_datafusion::IcebergCatalogProvider;
 
@@ -76,6 +79,8 @@ pub struct DataFusionEngine {
     name: String,
     ctx: SessionContext,
     pg_parser: PostgresCompatibilityParser,
+    /// MySQL statements translated to DataFusion's SQL, by shape.
+    translations: TranslationCache,
 }
 
 impl std::fmt::Debug for DataFusionEngine {
@@ -140,31 +145,38 @@ impl DataFusionEngine {
             name: options.name,
             ctx,
             pg_parser: PostgresCompatibilityParser::new(),
+            translations: TranslationCache::new(4096),
         })
     }
 
     /// Parses (with PostgreSQL compatibility rewrites where the client spoke
     /// PostgreSQL) and plans a statement.
     async fn plan(&self, statement: &Analysis, schema: Option<&str>) -> Result<LogicalPlan> {
-        let ast = if statement.dialect == Dialect::Postgres {
-            let mut rewritten = self
-                .pg_parser
-                .parse(&statement.sql)
-                .map_err(|e| Error::Syntax(e.to_string()))?;
-            if rewritten.len() != 1 {
-                return Err(Error::Internal(format!(
-                    "compatibility rewrite produced {} statements from one",
-                    rewritten.len()
-                )));
+        let types = self.column_types(statement, schema).await;
+        let (ast, names) = match statement.dialect {
+            Dialect::Postgres => {
+                let mut rewritten = self
+                    .pg_parser
+                    .parse(&statement.sql)
+                    .map_err(|e| Error::Syntax(e.to_string()))?;
+                if rewritten.len() != 1 {
+                    return Err(Error::Internal(format!(
+                        "compatibility rewrite produced {} statements from one",
+                        rewritten.len()
+                    )));
+                }
+                let mut ast = rewritten.remove(0);
+                let names = postgres_column_names(&ast);
+                // DataFusion reads PostgreSQL's syntax; where a function means
+                // something else, Floe's rules rewrite it.
+                adapt(&mut ast, Dialect::Postgres, Dialect::DataFusion, &types)?;
+                (ast, names)
             }
-            rewritten.remove(0)
-        } else {
-            statement.statement.clone()
-        };
-        let names = match statement.dialect {
-            Dialect::Postgres => postgres_column_names(&ast),
-            Dialect::MySql => mysql_column_names(&ast),
-            _ => None,
+            Dialect::MySql => {
+                let names = mysql_column_names(&statement.statement);
+                (self.translate_mysql(statement, &types)?, names)
+            }
+            _ => (statement.statement.clone(), None),
         };
         let mut ast = ast;
         if let Some(names) = &names {
@@ -288,6 +300,92 @@ impl Engine for DataFusionEngine {
             schema,
             stream: stream.map_err(map_error).boxed(),
         })
+    }
+}
+
+impl DataFusionEngine {
+    /// A MySQL statement in DataFusion's SQL, through Floe's translation
+    /// rules: MySQL's functions (`IF`, `DATE_FORMAT`, `LOG`, `YEAR`, ...)
+    /// keep their meaning. Statements with parameters are planned as parsed
+    /// (their placeholders are numbered for DataFusion already).
+    fn translate_mysql(&self, statement: &Analysis, types: &ColumnTypes) -> Result<ast::Statement> {
+        if statement.statement.to_string().contains('$') {
+            return Ok(statement.statement.clone());
+        }
+        let translated = if types.is_empty() {
+            self.translations
+                .translate(&statement.sql, Dialect::MySql, Dialect::DataFusion)?
+        } else {
+            translate_with(&statement.sql, Dialect::MySql, Dialect::DataFusion, types)?
+        };
+        let [sql] = translated.as_slice() else {
+            return Err(Error::Internal(format!(
+                "translation gave {} statements for one",
+                translated.len()
+            )));
+        };
+        Ok(analyze_statement(sql, Dialect::DataFusion)?.statement)
+    }
+
+    /// The types of the columns of the tables `statement` reads, when a
+    /// translation rule may need them (casts, interval arithmetic): looking
+    /// tables up costs a catalog read, so other statements skip it.
+    async fn column_types(&self, statement: &Analysis, schema: Option<&str>) -> ColumnTypes {
+        let mut types = ColumnTypes::default();
+        let upper = statement.sql.to_ascii_uppercase();
+        if ![
+            "CAST", "INTERVAL", "DATE_ADD", "DATE_SUB", "ADDDATE", "SUBDATE", "CONVERT", "/",
+        ]
+        .iter()
+        .any(|w| upper.contains(w))
+        {
+            return types;
+        }
+        for table in statement.references().tables {
+            let reference = match table.parts.as_slice() {
+                [name] => match schema {
+                    Some(schema) => TableReference::partial(schema.to_owned(), name.clone()),
+                    None => TableReference::bare(name.clone()),
+                },
+                [schema, name] => TableReference::partial(schema.clone(), name.clone()),
+                [catalog, schema, name] => {
+                    TableReference::full(catalog.clone(), schema.clone(), name.clone())
+                }
+                _ => continue,
+            };
+            let Ok(provider) = self.ctx.table_provider(reference).await else {
+                continue;
+            };
+            for field in provider.schema().fields() {
+                types.insert(field.name(), arrow_type_name(field.data_type()));
+            }
+        }
+        types
+    }
+}
+
+/// The SQL name of an Arrow type's class, for [`ColumnTypes`].
+fn arrow_type_name(data_type: &DataType) -> &'static str {
+    match data_type {
+        DataType::Int8
+        | DataType::Int16
+        | DataType::Int32
+        | DataType::Int64
+        | DataType::UInt8
+        | DataType::UInt16
+        | DataType::UInt32
+        | DataType::UInt64 => "bigint",
+        DataType::Decimal32(..)
+        | DataType::Decimal64(..)
+        | DataType::Decimal128(..)
+        | DataType::Decimal256(..) => "decimal",
+        DataType::Float16 | DataType::Float32 | DataType::Float64 => "double",
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => "text",
+        DataType::Date32 | DataType::Date64 => "date",
+        DataType::Timestamp(..) => "timestamp",
+        DataType::Time32(_) | DataType::Time64(_) => "time",
+        DataType::Boolean => "boolean",
+        _ => "other",
     }
 }
 

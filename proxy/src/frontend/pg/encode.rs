@@ -2,8 +2,10 @@
 //!
 //! `arrow-pg` does the per-value encoding in text and binary formats. Floe adds
 //! what it lacks: `Decimal256` (narrowed to `Decimal128` when its precision
-//! allows, text otherwise), and the canonical Arrow extension types `arrow.uuid`
-//! and `arrow.json`, which become PostgreSQL `uuid` and `json`.
+//! allows, text otherwise), the canonical Arrow extension types `arrow.uuid`
+//! and `arrow.json`, which become PostgreSQL `uuid` and `json`, and
+//! timestamps in text as PostgreSQL prints them (`2024-01-01 02:00:00`, the
+//! fraction only when there is one; pgwire always prints six digits).
 
 use std::sync::Arc;
 
@@ -34,6 +36,8 @@ enum Column {
     Uuid,
     /// `arrow.json` on a string type.
     Json,
+    /// A timestamp without zone, sent as text (microseconds).
+    Timestamp,
 }
 
 /// A result's row layout: the Arrow schema after Floe's conversions, the
@@ -56,11 +60,16 @@ impl RowLayout {
                 .collect::<Vec<_>>(),
             schema.metadata().clone(),
         ));
-        let columns: Vec<Column> = converted.fields().iter().map(|f| column_kind(f)).collect();
+        let columns: Vec<Column> = converted
+            .fields()
+            .iter()
+            .enumerate()
+            .map(|(idx, f)| column_kind(f, format.format_for(idx) == FieldFormat::Text))
+            .collect();
         let mut fields = arrow_schema_to_pg_fields(&converted, format, None)?;
         for (idx, (field, column)) in fields.iter_mut().zip(&columns).enumerate() {
             let ty = match column {
-                Column::Arrow => continue,
+                Column::Arrow | Column::Timestamp => continue,
                 Column::Uuid => Type::UUID,
                 Column::Json => Type::JSON,
             };
@@ -159,7 +168,31 @@ fn encode_column(
             let text = crate::frontend::string_value(array.as_ref(), row);
             encode(encoder, text, text.map(str::as_bytes))
         }
+        Column::Timestamp if pg_field.format_options().date_style.starts_with("ISO") => {
+            let text = array
+                .as_primitive_opt::<arrow::datatypes::TimestampMicrosecondType>()
+                .and_then(|a| format_timestamp(a.value(row)));
+            match text {
+                Some(text) => encode(encoder, Some(&text), None),
+                None => encode_value(encoder, array, row, field, pg_field),
+            }
+        }
+        Column::Timestamp => encode_value(encoder, array, row, field, pg_field),
     }
+}
+
+/// A timestamp (microseconds since the epoch, no zone) as PostgreSQL prints
+/// it in the ISO style: the fraction only when there is one, without
+/// trailing zeros.
+fn format_timestamp(micros: i64) -> Option<String> {
+    let at = chrono::DateTime::from_timestamp_micros(micros)?.naive_utc();
+    let mut text = at.format("%Y-%m-%d %H:%M:%S").to_string();
+    let fraction = micros.rem_euclid(1_000_000);
+    if fraction != 0 {
+        text.push('.');
+        text.push_str(format!("{fraction:06}").trim_end_matches('0'));
+    }
+    Some(text)
 }
 
 fn format_uuid(bytes: &[u8]) -> String {
@@ -177,11 +210,14 @@ fn format_uuid(bytes: &[u8]) -> String {
     )
 }
 
-fn column_kind(field: &Field) -> Column {
+fn column_kind(field: &Field, text: bool) -> Column {
     match (
         field.metadata().get(EXTENSION_NAME).map(String::as_str),
         field.data_type(),
     ) {
+        (_, DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, None)) if text => {
+            Column::Timestamp
+        }
         (Some("arrow.uuid"), DataType::FixedSizeBinary(16)) => Column::Uuid,
         (Some("arrow.json"), DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) => {
             Column::Json
@@ -197,6 +233,10 @@ fn convert_field(field: &FieldRef) -> FieldRef {
         // is narrowed, and a wider one goes out as text so that no digit is lost.
         DataType::Decimal256(p, s) if *p <= 38 => DataType::Decimal128(*p, *s),
         DataType::Decimal256(..) => DataType::Utf8,
+        // PostgreSQL keeps microseconds.
+        DataType::Timestamp(unit, None) if *unit != arrow::datatypes::TimeUnit::Microsecond => {
+            DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, None)
+        }
         _ => return Arc::clone(field),
     };
     Arc::new(field.as_ref().clone().with_data_type(converted))
@@ -239,6 +279,18 @@ fn usize_rows(rows: u64) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timestamps_print_as_postgresql_prints_them() {
+        assert_eq!(
+            format_timestamp(1_704_067_200_000_000).as_deref(),
+            Some("2024-01-01 00:00:00")
+        );
+        assert_eq!(
+            format_timestamp(1_704_067_200_120_000).as_deref(),
+            Some("2024-01-01 00:00:00.12")
+        );
+    }
 
     #[test]
     fn uuid_bytes_print_in_canonical_form() {
