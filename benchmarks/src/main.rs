@@ -28,6 +28,15 @@
 //! ```sh
 //! target/release/floe-bench dialects --python target/test-venv/bin/python
 //! ```
+//!
+//! `floe-bench compact` generates a table of many small files and times Floe's
+//! binpack compaction against raw DataFusion rewriting the same Parquet files
+//! and pyiceberg overwriting the table, then a selective query before and
+//! after binpack and sort:
+//!
+//! ```sh
+//! target/release/floe-bench compact --floe target/release/floe --python target/test-venv/bin/python
+//! ```
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -37,6 +46,7 @@ use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
 use floe_conformance::{Daemon, DaemonOptions};
 
+mod compact;
 mod dialects;
 mod frontends;
 
@@ -79,6 +89,33 @@ enum Bench {
         /// Rounds per statement.
         #[arg(long, default_value_t = 50)]
         rounds: usize,
+    },
+    /// Compaction: Floe vs raw DataFusion vs pyiceberg, and query speed-ups.
+    Compact {
+        /// The floe binary to benchmark (release build).
+        #[arg(long, default_value = "target/release/floe")]
+        floe: PathBuf,
+        /// A Python with pyiceberg installed.
+        #[arg(long, default_value = "python3")]
+        python: PathBuf,
+        /// Table size in MiB of Parquet.
+        #[arg(long, default_value_t = 1024)]
+        size_mib: u64,
+        /// Number of small data files.
+        #[arg(long, default_value_t = 2000)]
+        files: u64,
+        /// Instance price per hour for the cost per TB (AWS c7i.large on demand).
+        #[arg(long, default_value_t = 0.0893)]
+        price_per_hour: f64,
+    },
+    /// (internal) The raw DataFusion contender of `compact`: reads the listed
+    /// Parquet files and writes them into a directory.
+    #[command(hide = true)]
+    DatafusionRewrite {
+        /// A file with one Parquet path per line.
+        list: PathBuf,
+        /// The output directory.
+        out: PathBuf,
     },
     /// The three front ends on a large result, and MySQL wire latency vs MariaDB.
     Frontends {
@@ -139,6 +176,22 @@ fn main() -> anyhow::Result<()> {
             python,
             rounds,
         } => dialects::run(corpus, python, rounds),
+        Bench::Compact {
+            floe,
+            python,
+            size_mib,
+            files,
+            price_per_hour,
+        } => compact::run(compact::Options {
+            floe,
+            python,
+            size_mib,
+            files,
+            price_per_hour,
+        }),
+        Bench::DatafusionRewrite { list, out } => {
+            tokio::runtime::Runtime::new()?.block_on(compact::datafusion_rewrite(&list, &out))
+        }
     }
 }
 
