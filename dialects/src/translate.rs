@@ -633,6 +633,66 @@ mod tests {
     }
 
     #[test]
+    fn mysql_becomes_datafusion_with_mysql_meaning() {
+        let df = one(
+            "SELECT GROUP_CONCAT(name ORDER BY name SEPARATOR ';'), 7 DIV 2, qty / 2, DATE_ADD(d, INTERVAL 7 DAY) FROM t ORDER BY city DESC",
+            Dialect::MySql,
+            Dialect::DataFusion,
+        );
+        assert!(
+            df.contains("STRING_AGG(CAST(name AS TEXT), ';' ORDER BY name"),
+            "{df}"
+        );
+        assert!(df.contains("CAST(7 AS BIGINT) / CAST(2 AS BIGINT)"), "{df}");
+        assert!(df.contains("CAST(qty AS DOUBLE) / 2"), "{df}");
+        assert!(df.contains("(d + INTERVAL '7' DAY)"), "{df}");
+        assert!(df.contains("city DESC NULLS LAST"), "{df}");
+        let df = one(
+            "SELECT CAST(x AS TINYINT UNSIGNED), CAST(y AS DATETIME) FROM t",
+            Dialect::MySql,
+            Dialect::DataFusion,
+        );
+        assert!(df.contains("CAST(x AS TINYINT UNSIGNED)"), "{df}");
+        assert!(df.contains("CAST(y AS DATETIME)"), "{df}");
+    }
+
+    #[test]
+    fn postgres_is_adapted_for_datafusion() {
+        let mut types = ColumnTypes::default();
+        types.insert("amount", "numeric(10,2)").insert("d", "date");
+        let mut statement = crate::analyze(
+            "SELECT to_char(ts, 'FMDay DD/MM/YYYY HH24:MI'), CAST(amount AS integer), d + INTERVAL '1 month', sign(x) FROM t FETCH FIRST 3 ROWS ONLY",
+            Dialect::Postgres,
+        )
+        .expect("parse")
+        .remove(0)
+        .statement;
+        assert!(
+            adapt(
+                &mut statement,
+                Dialect::Postgres,
+                Dialect::DataFusion,
+                &types
+            )
+            .expect("adapt")
+        );
+        let text = statement.to_string();
+        assert!(text.contains("'%A %d/%m/%Y %H:%M'"), "{text}");
+        assert!(text.contains("CAST(ROUND(amount) AS INTEGER)"), "{text}");
+        assert!(text.contains("AS TIMESTAMP)"), "{text}");
+        assert!(text.contains("signum(x)"), "{text}");
+        assert!(text.ends_with("LIMIT 3"), "{text}");
+        // Month names are padded in PostgreSQL unless FM precedes them.
+        let mut padded = crate::analyze("SELECT to_char(ts, 'Month') FROM t", Dialect::Postgres)
+            .expect("parse")
+            .remove(0)
+            .statement;
+        let err = adapt(&mut padded, Dialect::Postgres, Dialect::DataFusion, &types)
+            .expect_err("padded month");
+        assert!(err.to_string().contains("Month"), "{err}");
+    }
+
+    #[test]
     fn syntax_errors_are_errors() {
         assert!(matches!(
             translate("SELEC 1", Dialect::MySql, Dialect::Postgres),

@@ -162,6 +162,11 @@ pub struct Rewrite {
     /// committed meanwhile still apply to them (as Iceberg's Java
     /// `use-starting-sequence-number`).
     pub starting_sequence_number: i64,
+    /// Also drop delete files that can no longer apply to any live data file
+    /// (their rows were removed when the files they targeted were rewritten),
+    /// so that readers stop loading them and readers without delete support
+    /// (pyiceberg with equality deletes) can read the table again.
+    pub remove_dangling_deletes: bool,
 }
 
 /// What a replace snapshot changed, for reports.
@@ -177,6 +182,8 @@ pub struct ReplaceSummary {
     pub bytes_removed: u64,
     /// Bytes added.
     pub bytes_added: u64,
+    /// Delete files dropped as dangling.
+    pub deletes_removed: u64,
 }
 
 /// Builds the table metadata with a `replace` snapshot that applies `rewrite`
@@ -227,12 +234,26 @@ pub async fn replace_snapshot(
         snapshot_id,
         ..ReplaceSummary::default()
     };
+    // The lowest data sequence number of the data files live after the
+    // rewrite: a delete file at or below it (equality) or below it
+    // (position) can no longer apply to any of them.
+    let mut min_data_seq = if rewrite.added.is_empty() {
+        i64::MAX
+    } else {
+        rewrite.starting_sequence_number
+    };
+    let mut delete_manifests = Vec::new();
     for manifest_file in manifest_list.entries() {
         if manifest_file.content != ManifestContentType::Data {
-            manifests.push(manifest_file.clone());
+            delete_manifests.push(manifest_file.clone());
             continue;
         }
         let manifest = manifest_file.load_manifest(file_io).await.map_err(wrap)?;
+        for entry in manifest.entries() {
+            if entry.is_alive() && !rewrite.removed.contains(entry.file_path()) {
+                min_data_seq = min_data_seq.min(entry.sequence_number().unwrap_or(0));
+            }
+        }
         let touches = manifest
             .entries()
             .iter()
@@ -280,6 +301,66 @@ pub async fn replace_snapshot(
                 let added_by = entry.snapshot_id().unwrap_or(current.snapshot_id());
                 writer
                     .add_existing_file(data_file, added_by, seq, file_seq)
+                    .map_err(wrap)?;
+            }
+        }
+        manifests.push(writer.write_manifest_file().await.map_err(wrap)?);
+    }
+    for manifest_file in delete_manifests {
+        if !rewrite.remove_dangling_deletes {
+            manifests.push(manifest_file);
+            continue;
+        }
+        let manifest = manifest_file.load_manifest(file_io).await.map_err(wrap)?;
+        let dangling = |entry: &iceberg::spec::ManifestEntry| {
+            let seq = entry.sequence_number().unwrap_or(i64::MAX);
+            match entry.data_file().content_type() {
+                DataContentType::EqualityDeletes => seq <= min_data_seq,
+                _ => {
+                    seq < min_data_seq
+                        || entry
+                            .data_file()
+                            .referenced_data_file()
+                            .is_some_and(|p| rewrite.removed.contains(&p))
+                }
+            }
+        };
+        if !manifest
+            .entries()
+            .iter()
+            .any(|e| e.is_alive() && dangling(e))
+        {
+            manifests.push(manifest_file);
+            continue;
+        }
+        let spec = metadata
+            .partition_spec_by_id(manifest_file.partition_spec_id)
+            .ok_or_else(|| {
+                Error::State(format!(
+                    "{ident}: manifest {} names unknown partition spec {}",
+                    manifest_file.manifest_path, manifest_file.partition_spec_id
+                ))
+            })?;
+        let output = file_io.new_output(manifest_path()).map_err(wrap)?;
+        let mut writer = ManifestWriterBuilder::new(
+            output,
+            Some(snapshot_id),
+            Arc::clone(&schema),
+            spec.as_ref().clone(),
+        )
+        .build_v2_deletes();
+        for entry in manifest.entries().iter().filter(|e| e.is_alive()) {
+            let file = entry.data_file().clone();
+            let seq = entry.sequence_number().unwrap_or(0);
+            let file_seq = entry.file_sequence_number.or(Some(seq));
+            if dangling(entry) {
+                collector.remove_file(&file, Arc::clone(&schema), Arc::clone(spec));
+                summary.deletes_removed += 1;
+                writer.add_delete_file(file, seq, file_seq).map_err(wrap)?;
+            } else {
+                let added_by = entry.snapshot_id().unwrap_or(current.snapshot_id());
+                writer
+                    .add_existing_file(file, added_by, seq, file_seq)
                     .map_err(wrap)?;
             }
         }
@@ -333,6 +414,84 @@ pub async fn replace_snapshot(
     .await?;
     let new = with_main_snapshot(table, snapshot)?;
     Ok((new, summary))
+}
+
+/// Builds the table metadata with a `delete` snapshot that adds delete files
+/// (row-level deletes) on top of the current snapshot; commit it with a
+/// [`Committer`]. iceberg 0.10's `fast_append` takes data files only.
+///
+/// # Errors
+///
+/// [`Error::Unsupported`] for format v1 tables (no delete files) and v3
+/// tables, other errors when manifests cannot be read or written.
+pub async fn add_delete_files(table: &Table, deletes: Vec<DataFile>) -> Result<TableMetadata> {
+    let ident = table.identifier();
+    let wrap = |e| iceberg_error(ident, e);
+    let metadata = table.metadata();
+    if metadata.format_version() != FormatVersion::V2 {
+        return Err(Error::Unsupported(format!(
+            "{ident}: delete files need a format v2 table"
+        )));
+    }
+    let snapshot_id = new_snapshot_id(metadata);
+    let sequence_number = metadata.next_sequence_number();
+    let commit_uuid = Uuid::new_v4();
+    let mut manifests = match metadata.current_snapshot() {
+        Some(current) => table
+            .manifest_list_reader(current)
+            .load()
+            .await
+            .map_err(wrap)?
+            .entries()
+            .to_vec(),
+        None => Vec::new(),
+    };
+    let schema = Arc::clone(metadata.current_schema());
+    let spec = metadata.default_partition_spec();
+    let output = table
+        .file_io()
+        .new_output(format!(
+            "{}/metadata/{commit_uuid}-m0.avro",
+            metadata.location()
+        ))
+        .map_err(wrap)?;
+    let mut writer = ManifestWriterBuilder::new(
+        output,
+        Some(snapshot_id),
+        Arc::clone(&schema),
+        spec.as_ref().clone(),
+    )
+    .build_v2_deletes();
+    let mut collector = SnapshotSummaryCollector::default();
+    for file in deletes {
+        collector.add_file(&file, Arc::clone(&schema), Arc::clone(spec));
+        writer.add_file(file, -1).map_err(wrap)?;
+    }
+    manifests.push(writer.write_manifest_file().await.map_err(wrap)?);
+    let previous = metadata
+        .current_snapshot()
+        .map(|s| s.summary().clone())
+        .unwrap_or(Summary {
+            operation: Operation::Append,
+            additional_properties: HashMap::new(),
+        });
+    let list_path = format!(
+        "{}/metadata/snap-{snapshot_id}-0-{commit_uuid}.avro",
+        metadata.location()
+    );
+    let snapshot = write_snapshot(
+        table,
+        snapshot_id,
+        sequence_number,
+        &list_path,
+        manifests,
+        Summary {
+            operation: Operation::Delete,
+            additional_properties: totals(&previous, collector.build()),
+        },
+    )
+    .await?;
+    with_main_snapshot(table, snapshot)
 }
 
 /// Writes the manifest list of a new snapshot on the current one and returns

@@ -199,3 +199,58 @@ pub async fn detail(table: &iceberg::table::Table) -> Result<TableDetail> {
             .count() as u64,
     })
 }
+
+/// The inventory of a catalog kept between refreshes: a table's manifests are
+/// read again only when its metadata location changed (a commit happened), so
+/// a refresh of an idle lake reads table metadata only.
+#[derive(Debug, Default)]
+pub struct Inventory {
+    tables: std::collections::BTreeMap<String, TableDetail>,
+    /// Tables whose manifests the last refresh read.
+    pub last_refresh_reads: usize,
+}
+
+impl Inventory {
+    /// Brings the inventory up to date with `catalog` and returns every
+    /// table's detail, keyed `namespace.table`, in name order.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Catalog`] when the catalog cannot be listed, [`Error::Table`]
+    /// when a changed table's manifests cannot be read.
+    pub async fn refresh(
+        &mut self,
+        catalog: &dyn iceberg::Catalog,
+    ) -> Result<Vec<(String, TableDetail)>> {
+        let wrap = |source| Error::Catalog {
+            catalog: "catalog".to_owned(),
+            source: Box::new(source),
+        };
+        let mut seen = std::collections::BTreeMap::new();
+        self.last_refresh_reads = 0;
+        for namespace in catalog.list_namespaces(None).await.map_err(wrap)? {
+            for ident in catalog.list_tables(&namespace).await.map_err(wrap)? {
+                let name = format!("{}.{}", namespace.join("."), ident.name());
+                let table = catalog.load_table(&ident).await.map_err(wrap)?;
+                let cached = self
+                    .tables
+                    .remove(&name)
+                    .filter(|d| d.metadata_location.as_deref() == table.metadata_location());
+                let detail = match cached {
+                    Some(detail) => detail,
+                    None => {
+                        self.last_refresh_reads += 1;
+                        detail(&table).await?
+                    }
+                };
+                seen.insert(name, detail);
+            }
+        }
+        self.tables = seen;
+        Ok(self
+            .tables
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
+}

@@ -253,6 +253,61 @@ async fn plan(
         .collect())
 }
 
+/// Splits a group into `ceil(bytes / target)` bins of about equal size (files
+/// in path order), so that each bin writes about one file of the target size
+/// and bins can be rewritten in parallel.
+fn into_bins(group: Group, target: u64) -> Vec<Group> {
+    let bins = group.bytes.div_ceil(target.max(1)).max(1);
+    if bins == 1 || group.files.len() < 2 {
+        return vec![group];
+    }
+    let per_bin = group.bytes.div_ceil(bins);
+    let mut sizes: std::collections::HashMap<&str, u64> = std::collections::HashMap::new();
+    for task in &group.tasks {
+        sizes.insert(task.data_file_path.as_str(), task.file_size_in_bytes);
+    }
+    let mut out: Vec<Group> = Vec::new();
+    let mut current = Group {
+        partition: group.partition.clone(),
+        files: Vec::new(),
+        tasks: Vec::new(),
+        bytes: 0,
+    };
+    for path in &group.files {
+        let size = sizes.get(path.as_str()).copied().unwrap_or(0);
+        if !current.files.is_empty() && current.bytes + size > per_bin {
+            out.push(std::mem::replace(
+                &mut current,
+                Group {
+                    partition: group.partition.clone(),
+                    files: Vec::new(),
+                    tasks: Vec::new(),
+                    bytes: 0,
+                },
+            ));
+        }
+        current.files.push(path.clone());
+        current.bytes += size;
+    }
+    out.push(current);
+    // Tasks follow their files.
+    let bin_of: std::collections::HashMap<&str, usize> = out
+        .iter()
+        .enumerate()
+        .flat_map(|(i, g)| g.files.iter().map(move |f| (f.as_str(), i)))
+        .collect();
+    let mut tasks: Vec<Vec<FileScanTask>> = vec![Vec::new(); out.len()];
+    for task in group.tasks {
+        if let Some(i) = bin_of.get(task.data_file_path.as_str()) {
+            tasks[*i].push(task);
+        }
+    }
+    for (bin, bin_tasks) in out.iter_mut().zip(tasks) {
+        bin.tasks = bin_tasks;
+    }
+    out
+}
+
 /// Paths of the current data files written in sort order `order_id`.
 async fn files_with_sort_order(table: &Table, order_id: Option<i64>) -> Result<HashSet<String>> {
     let Some(order_id) = order_id else {
@@ -524,6 +579,17 @@ pub(crate) async fn run(
         sort.is_some(),
     )
     .await?;
+    // Binpack splits a partition's files into bins of about the target size,
+    // rewritten in parallel; a sort keeps each partition whole so that its
+    // files do not overlap.
+    let groups = if sort.is_none() {
+        groups
+            .into_iter()
+            .flat_map(|g| into_bins(g, target))
+            .collect()
+    } else {
+        groups
+    };
     let mut outcome = Outcome::default();
     let Some(base) = metadata.current_snapshot() else {
         outcome.notes.push("the table has no snapshot".to_owned());
@@ -589,6 +655,7 @@ pub(crate) async fn run(
         removed,
         added: added.clone(),
         starting_sequence_number,
+        remove_dangling_deletes: true,
     };
     let mut last = None;
     for _ in 0..COMMIT_ATTEMPTS {
@@ -611,6 +678,12 @@ pub(crate) async fn run(
             Ok(_) => {
                 failpoint::hit("compact.committed", table.metadata().location()).await?;
                 outcome.new_snapshot = Some(summary.snapshot_id);
+                if summary.deletes_removed > 0 {
+                    outcome.notes.push(format!(
+                        "{} delete file(s) no longer apply and were dropped",
+                        summary.deletes_removed
+                    ));
+                }
                 outcome.bytes_removed = summary.bytes_removed;
                 outcome.bytes_added = summary.bytes_added;
                 outcome.files.extend(

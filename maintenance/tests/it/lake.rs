@@ -19,6 +19,9 @@ use iceberg::spec::{
 use iceberg::table::Table;
 use iceberg::transaction::{ApplyTransactionAction, Transaction};
 use iceberg::writer::base_writer::data_file_writer::DataFileWriterBuilder;
+use iceberg::writer::base_writer::equality_delete_writer::{
+    EqualityDeleteFileWriterBuilder, EqualityDeleteWriterConfig,
+};
 use iceberg::writer::file_writer::ParquetWriterBuilder;
 use iceberg::writer::file_writer::location_generator::{
     DefaultFileNameGenerator, DefaultLocationGenerator,
@@ -126,6 +129,46 @@ impl Lake {
         tx.commit(self.target.catalog.as_ref())
             .await
             .expect("commit append");
+    }
+
+    /// Deletes rows `ids` with an equality delete file on `id` (one
+    /// `delete` commit through Floe's commit layer).
+    pub async fn delete_rows(&self, ident: &TableIdent, ids: &[i64]) {
+        let table = self.table(ident).await;
+        let metadata = table.metadata();
+        let schema = Arc::clone(metadata.current_schema());
+        let config = EqualityDeleteWriterConfig::new(vec![1], Arc::clone(&schema))
+            .expect("equality delete config");
+        let delete_schema =
+            iceberg::arrow::arrow_schema_to_schema(config.projected_arrow_schema_ref())
+                .expect("delete schema");
+        let rolling = RollingFileWriterBuilder::new_with_default_file_size(
+            ParquetWriterBuilder::new(Default::default(), Arc::new(delete_schema)),
+            table.file_io().clone(),
+            DefaultLocationGenerator::new(metadata).expect("locations"),
+            DefaultFileNameGenerator::new(
+                format!("delete-{}", uuid_like()),
+                None,
+                DataFileFormat::Parquet,
+            ),
+        );
+        let mut writer = EqualityDeleteFileWriterBuilder::new(rolling, config)
+            .build(None)
+            .await
+            .expect("delete writer");
+        writer
+            .write(rows_batch(&table, ids))
+            .await
+            .expect("write deletes");
+        let files = writer.close().await.expect("close deletes");
+        let new = floe_maintenance::commit::add_delete_files(&table, files)
+            .await
+            .expect("delete snapshot");
+        self.target
+            .committer
+            .swap(&table, new)
+            .await
+            .expect("commit deletes");
     }
 
     /// Row count and checksum, read by iceberg-rust.
@@ -261,6 +304,25 @@ pub async fn checksum_of(table: &Table) -> Checksum {
         }
     }
     c
+}
+
+/// The batch of rows `ids`, in `table`'s schema.
+fn rows_batch(table: &Table, ids: &[i64]) -> RecordBatch {
+    let schema = Arc::clone(table.metadata().current_schema());
+    let arrow_schema = Arc::new(schema_to_arrow_schema(&schema).expect("arrow schema"));
+    RecordBatch::try_new(
+        arrow_schema,
+        vec![
+            Arc::new(Int64Array::from(ids.to_vec())),
+            Arc::new(StringArray::from(
+                ids.iter().map(|i| category_of(*i)).collect::<Vec<_>>(),
+            )),
+            Arc::new(Int64Array::from(
+                ids.iter().map(|i| value_of(*i)).collect::<Vec<_>>(),
+            )),
+        ],
+    )
+    .expect("batch")
 }
 
 /// Writes rows `ids` into new data files of `table` (one per partition) and

@@ -366,3 +366,80 @@ async fn runs_are_recorded_in_the_audit_trail() {
     assert!(compact.finished_ms.is_some());
     assert_eq!(compact.snapshot_ids.as_array().map(Vec::len), Some(1));
 }
+
+#[tokio::test]
+async fn compaction_applies_deletes_and_drops_the_delete_files() {
+    let lake = Lake::new().await;
+    let ident = small_files(&lake, "deleted", false, 6).await;
+    let gone: Vec<i64> = (10..20).chain(100..105).collect();
+    lake.delete_rows(&ident, &gone).await;
+    let want = expected((0..300).filter(|i| !gone.contains(i)));
+    assert_eq!(
+        lake.checksum(&ident).await,
+        want,
+        "iceberg-rust applies the deletes"
+    );
+    let report = run(&lake, &ident, &request(Operation::Compact)).await;
+    assert_eq!(report.before.delete_files, 1);
+    assert_eq!(report.after.delete_files, 0, "{:?}", report.outcome);
+    assert_eq!(report.after.records, 285);
+    // The rows are gone from the data itself, and every reader agrees.
+    lake.assert_reads(&ident, want).await;
+}
+
+#[tokio::test]
+async fn inventory_rereads_only_tables_that_changed() {
+    let lake = Lake::new().await;
+    let a = small_files(&lake, "idle", false, 3).await;
+    let b = small_files(&lake, "busy", true, 2).await;
+    let mut inventory = floe_maintenance::inventory::Inventory::default();
+    let first = inventory
+        .refresh(lake.target.catalog.as_ref())
+        .await
+        .expect("refresh");
+    assert_eq!(first.len(), 2);
+    assert_eq!(inventory.last_refresh_reads, 2);
+    let detail = |all: &[(String, floe_maintenance::inventory::TableDetail)], name: &str| {
+        all.iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, d)| d.clone())
+            .expect("table in inventory")
+    };
+    let busy = detail(&first, "ns.busy");
+    assert_eq!(busy.signals.data_files, 6);
+    assert_eq!(busy.partitions, 3);
+    assert_eq!(busy.small_files, 6);
+    assert!((busy.small_file_share - 1.0).abs() < f64::EPSILON);
+    assert_eq!(detail(&first, "ns.idle").manifests, 3);
+    // Nothing changed: nothing is read again.
+    inventory
+        .refresh(lake.target.catalog.as_ref())
+        .await
+        .expect("refresh");
+    assert_eq!(inventory.last_refresh_reads, 0);
+    // One commit: one table read again.
+    lake.append(&b, 1000..1010).await;
+    let third = inventory
+        .refresh(lake.target.catalog.as_ref())
+        .await
+        .expect("refresh");
+    assert_eq!(inventory.last_refresh_reads, 1);
+    assert_eq!(detail(&third, "ns.busy").signals.data_files, 9);
+    let _ = a;
+}
+
+#[tokio::test]
+async fn binpack_splits_a_partition_into_bins_of_the_target_size() {
+    let lake = Lake::new().await;
+    let ident = small_files(&lake, "binned", false, 12).await;
+    let total: u64 = lake.data_files(&ident).await.iter().map(|(_, size, _)| size).sum();
+    let mut req = request(Operation::Compact);
+    req.compact = CompactOptions {
+        // Two bins: each becomes one file.
+        target_file_size: Some(total / 2 + 1),
+        ..CompactOptions::default()
+    };
+    let report = run(&lake, &ident, &req).await;
+    assert_eq!(report.after.data_files, 2, "{:?}", report.outcome);
+    lake.assert_reads(&ident, expected(0..600)).await;
+}

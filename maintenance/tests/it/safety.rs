@@ -202,3 +202,42 @@ async fn a_failure_at_any_step_leaves_the_table_whole_and_orphans_clean_up() {
         lake.assert_reads(&ident, want).await;
     }
 }
+
+#[tokio::test]
+async fn a_delete_committed_during_compaction_aborts_it() {
+    let lake = Arc::new(Lake::new().await);
+    let ident = lake.create("deleting", false).await;
+    for i in 0..6 {
+        lake.append(&ident, i * 50..(i + 1) * 50).await;
+    }
+    let location = lake.table(&ident).await.metadata().location().to_owned();
+    {
+        let lake = Arc::clone(&lake);
+        let ident = ident.clone();
+        failpoint::set_hook(
+            "compact.files_written",
+            &location,
+            Arc::new(move || {
+                let lake = Arc::clone(&lake);
+                let ident = ident.clone();
+                Box::pin(async move {
+                    // The compaction copied rows 0..10; they are deleted now.
+                    lake.delete_rows(&ident, &(0..10).collect::<Vec<_>>()).await;
+                    Ok(())
+                })
+            }),
+        );
+    }
+    let result = maintain_table(&lake.target, &ident, &compact()).await;
+    failpoint::clear_hook("compact.files_written", &location);
+    match result {
+        Err(Error::Conflict(message)) => assert!(message.contains("delete"), "{message}"),
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    assert_eq!(lake.checksum(&ident).await, expected(10..300));
+    // Run again: it compacts with the deletes applied.
+    maintain_table(&lake.target, &ident, &compact())
+        .await
+        .expect("compaction after the delete");
+    lake.assert_reads(&ident, expected(10..300)).await;
+}
