@@ -433,9 +433,10 @@ async fn rewrite_group(
     let schema = Arc::clone(metadata.current_schema());
     let arrow_schema: ArrowSchemaRef = Arc::new(schema_to_arrow_schema(&schema).map_err(wrap)?);
     let tasks = futures::stream::iter(group.tasks.into_iter().map(Ok)).boxed();
+    // Binpack does not care about row order: read several files at once.
     let read = table
         .reader_builder()
-        .with_data_file_concurrency_limit(1)
+        .with_data_file_concurrency_limit(if sort.is_some() { 1 } else { 4 })
         .build()
         .read(tasks)
         .map_err(wrap)?
