@@ -16,8 +16,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use iceberg::spec::{
     DataContentType, DataFile, FormatVersion, MAIN_BRANCH, ManifestContentType, ManifestFile,
-    ManifestListWriter, ManifestWriterBuilder, Operation, Snapshot, SnapshotReference,
-    SnapshotRetention, SnapshotSummaryCollector, Summary, TableMetadata, TableMetadataBuilder,
+    ManifestListWriter, ManifestWriter, ManifestWriterBuilder, Operation, Snapshot,
+    SnapshotReference, SnapshotRetention, SnapshotSummaryCollector, Summary, TableMetadata,
+    TableMetadataBuilder,
 };
 use iceberg::table::Table;
 use iceberg::{Catalog, MetadataLocation, TableIdent};
@@ -262,25 +263,13 @@ pub async fn replace_snapshot(
             manifests.push(manifest_file.clone());
             continue;
         }
-        let spec = metadata
-            .partition_spec_by_id(manifest_file.partition_spec_id)
-            .ok_or_else(|| {
-                Error::State(format!(
-                    "{ident}: manifest {} names unknown partition spec {}",
-                    manifest_file.manifest_path, manifest_file.partition_spec_id
-                ))
-            })?;
-        let output = file_io.new_output(manifest_path()).map_err(wrap)?;
-        let builder = ManifestWriterBuilder::new(
-            output,
-            Some(snapshot_id),
-            Arc::clone(&schema),
-            spec.as_ref().clone(),
-        );
-        let mut writer = match metadata.format_version() {
-            FormatVersion::V1 => builder.build_v1(),
-            _ => builder.build_v2_data(),
-        };
+        let (mut writer, spec) = manifest_writer(
+            table,
+            manifest_path(),
+            snapshot_id,
+            manifest_file.partition_spec_id,
+            ManifestContentType::Data,
+        )?;
         for entry in manifest.entries() {
             if !entry.is_alive() {
                 // Deleted entries belong to the snapshot that deleted them.
@@ -291,7 +280,7 @@ pub async fn replace_snapshot(
             let file_seq = entry.file_sequence_number.or(Some(seq));
             if rewrite.removed.contains(entry.file_path()) {
                 found.insert(entry.file_path().to_owned());
-                collector.remove_file(&data_file, Arc::clone(&schema), Arc::clone(spec));
+                collector.remove_file(&data_file, Arc::clone(&schema), Arc::clone(&spec));
                 summary.files_removed += 1;
                 summary.bytes_removed += data_file.file_size_in_bytes();
                 writer
@@ -333,28 +322,19 @@ pub async fn replace_snapshot(
             manifests.push(manifest_file);
             continue;
         }
-        let spec = metadata
-            .partition_spec_by_id(manifest_file.partition_spec_id)
-            .ok_or_else(|| {
-                Error::State(format!(
-                    "{ident}: manifest {} names unknown partition spec {}",
-                    manifest_file.manifest_path, manifest_file.partition_spec_id
-                ))
-            })?;
-        let output = file_io.new_output(manifest_path()).map_err(wrap)?;
-        let mut writer = ManifestWriterBuilder::new(
-            output,
-            Some(snapshot_id),
-            Arc::clone(&schema),
-            spec.as_ref().clone(),
-        )
-        .build_v2_deletes();
+        let (mut writer, spec) = manifest_writer(
+            table,
+            manifest_path(),
+            snapshot_id,
+            manifest_file.partition_spec_id,
+            ManifestContentType::Deletes,
+        )?;
         for entry in manifest.entries().iter().filter(|e| e.is_alive()) {
             let file = entry.data_file().clone();
             let seq = entry.sequence_number().unwrap_or(0);
             let file_seq = entry.file_sequence_number.or(Some(seq));
             if dangling(entry) {
-                collector.remove_file(&file, Arc::clone(&schema), Arc::clone(spec));
+                collector.remove_file(&file, Arc::clone(&schema), Arc::clone(&spec));
                 summary.deletes_removed += 1;
                 writer.add_delete_file(file, seq, file_seq).map_err(wrap)?;
             } else {
@@ -372,20 +352,15 @@ pub async fn replace_snapshot(
         )));
     }
     if !rewrite.added.is_empty() {
-        let spec = metadata.default_partition_spec();
-        let output = file_io.new_output(manifest_path()).map_err(wrap)?;
-        let builder = ManifestWriterBuilder::new(
-            output,
-            Some(snapshot_id),
-            Arc::clone(&schema),
-            spec.as_ref().clone(),
-        );
-        let mut writer = match metadata.format_version() {
-            FormatVersion::V1 => builder.build_v1(),
-            _ => builder.build_v2_data(),
-        };
+        let (mut writer, spec) = manifest_writer(
+            table,
+            manifest_path(),
+            snapshot_id,
+            metadata.default_partition_spec_id(),
+            ManifestContentType::Data,
+        )?;
         for data_file in &rewrite.added {
-            collector.add_file(data_file, Arc::clone(&schema), Arc::clone(spec));
+            collector.add_file(data_file, Arc::clone(&schema), Arc::clone(&spec));
             summary.files_added += 1;
             summary.bytes_added += data_file.file_size_in_bytes();
             writer
@@ -395,10 +370,7 @@ pub async fn replace_snapshot(
         manifests.push(writer.write_manifest_file().await.map_err(wrap)?);
     }
     crate::failpoint::hit("commit.manifests_written", metadata.location()).await?;
-    let list_path = format!(
-        "{}/metadata/snap-{snapshot_id}-0-{commit_uuid}.avro",
-        metadata.location()
-    );
+    let list_path = manifest_list_path(metadata, snapshot_id, commit_uuid);
     let summary_props = totals(current.summary(), collector.build());
     let snapshot = write_snapshot(
         table,
@@ -447,24 +419,16 @@ pub async fn add_delete_files(table: &Table, deletes: Vec<DataFile>) -> Result<T
         None => Vec::new(),
     };
     let schema = Arc::clone(metadata.current_schema());
-    let spec = metadata.default_partition_spec();
-    let output = table
-        .file_io()
-        .new_output(format!(
-            "{}/metadata/{commit_uuid}-m0.avro",
-            metadata.location()
-        ))
-        .map_err(wrap)?;
-    let mut writer = ManifestWriterBuilder::new(
-        output,
-        Some(snapshot_id),
-        Arc::clone(&schema),
-        spec.as_ref().clone(),
-    )
-    .build_v2_deletes();
+    let (mut writer, spec) = manifest_writer(
+        table,
+        format!("{}/metadata/{commit_uuid}-m0.avro", metadata.location()),
+        snapshot_id,
+        metadata.default_partition_spec_id(),
+        ManifestContentType::Deletes,
+    )?;
     let mut collector = SnapshotSummaryCollector::default();
     for file in deletes {
-        collector.add_file(&file, Arc::clone(&schema), Arc::clone(spec));
+        collector.add_file(&file, Arc::clone(&schema), Arc::clone(&spec));
         writer.add_file(file, -1).map_err(wrap)?;
     }
     manifests.push(writer.write_manifest_file().await.map_err(wrap)?);
@@ -475,10 +439,7 @@ pub async fn add_delete_files(table: &Table, deletes: Vec<DataFile>) -> Result<T
             operation: Operation::Append,
             additional_properties: HashMap::new(),
         });
-    let list_path = format!(
-        "{}/metadata/snap-{snapshot_id}-0-{commit_uuid}.avro",
-        metadata.location()
-    );
+    let list_path = manifest_list_path(metadata, snapshot_id, commit_uuid);
     let snapshot = write_snapshot(
         table,
         snapshot_id,
@@ -492,6 +453,52 @@ pub async fn add_delete_files(table: &Table, deletes: Vec<DataFile>) -> Result<T
     )
     .await?;
     with_main_snapshot(table, snapshot)
+}
+
+/// A writer of a new manifest at `path` for snapshot `snapshot_id`, in
+/// partition spec `spec_id` (returned too), for the table's format version.
+pub(crate) fn manifest_writer(
+    table: &Table,
+    path: String,
+    snapshot_id: i64,
+    spec_id: i32,
+    content: ManifestContentType,
+) -> Result<(ManifestWriter, iceberg::spec::PartitionSpecRef)> {
+    let ident = table.identifier();
+    let metadata = table.metadata();
+    let spec = Arc::clone(
+        metadata
+            .partition_spec_by_id(spec_id)
+            .ok_or_else(|| Error::State(format!("{ident}: unknown partition spec {spec_id}")))?,
+    );
+    let output = table
+        .file_io()
+        .new_output(path)
+        .map_err(|e| iceberg_error(ident, e))?;
+    let builder = ManifestWriterBuilder::new(
+        output,
+        Some(snapshot_id),
+        Arc::clone(metadata.current_schema()),
+        spec.as_ref().clone(),
+    );
+    let writer = match (metadata.format_version(), content) {
+        (FormatVersion::V1, _) => builder.build_v1(),
+        (_, ManifestContentType::Data) => builder.build_v2_data(),
+        (_, ManifestContentType::Deletes) => builder.build_v2_deletes(),
+    };
+    Ok((writer, spec))
+}
+
+/// Where the manifest list of a new snapshot goes.
+pub(crate) fn manifest_list_path(
+    metadata: &TableMetadata,
+    snapshot_id: i64,
+    commit: Uuid,
+) -> String {
+    format!(
+        "{}/metadata/snap-{snapshot_id}-0-{commit}.avro",
+        metadata.location()
+    )
 }
 
 /// Writes the manifest list of a new snapshot on the current one and returns

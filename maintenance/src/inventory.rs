@@ -129,11 +129,7 @@ pub async fn detail(table: &iceberg::table::Table) -> Result<TableDetail> {
     let wrap = |e| crate::commit::iceberg_error(ident, e);
     let metadata = table.metadata();
     let signals = signals(&ident.namespace().join("."), ident.name(), metadata);
-    let target_file_size = metadata
-        .properties()
-        .get("write.target-file-size-bytes")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(crate::ops::compact::DEFAULT_TARGET_FILE_SIZE);
+    let target_file_size = crate::ops::compact::target_file_size(metadata);
     const MIB: u64 = 1024 * 1024;
     let bounds = [MIB, 8 * MIB, 32 * MIB, 128 * MIB, 512 * MIB, u64::MAX];
     let mut histogram: Vec<Bucket> = bounds

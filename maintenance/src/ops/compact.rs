@@ -50,6 +50,15 @@ use crate::{Error, Result, failpoint};
 
 /// Iceberg's default `write.target-file-size-bytes`.
 pub const DEFAULT_TARGET_FILE_SIZE: u64 = 512 * 1024 * 1024;
+/// The table's `write.target-file-size-bytes`, else Iceberg's default.
+pub fn target_file_size(metadata: &iceberg::spec::TableMetadata) -> u64 {
+    metadata
+        .properties()
+        .get("write.target-file-size-bytes")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(DEFAULT_TARGET_FILE_SIZE)
+}
+
 /// Spark's default `min-input-files`.
 pub const DEFAULT_MIN_INPUT_FILES: usize = 5;
 /// How many times a commit is rebuilt on a moved table before giving up.
@@ -548,13 +557,9 @@ pub(crate) async fn run(
         .await
         .map_err(|e| iceberg_error(ident, e))?;
     let metadata = table.metadata();
-    let target = options.target_file_size.unwrap_or_else(|| {
-        metadata
-            .properties()
-            .get("write.target-file-size-bytes")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(DEFAULT_TARGET_FILE_SIZE)
-    });
+    let target = options
+        .target_file_size
+        .unwrap_or_else(|| target_file_size(metadata));
     let (table, sort) = match &options.strategy {
         Strategy::Binpack => (table, None),
         Strategy::Sort(columns) => {

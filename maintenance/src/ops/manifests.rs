@@ -8,15 +8,15 @@
 use std::collections::{BTreeMap, HashMap};
 
 use iceberg::spec::{
-    FormatVersion, ManifestContentType, ManifestEntry, ManifestFile, ManifestWriterBuilder,
-    Operation, Summary,
+    FormatVersion, ManifestContentType, ManifestEntry, ManifestFile, Operation, Summary,
 };
 use iceberg::table::Table;
 use iceberg::{Catalog, TableIdent};
 
 use super::{FileAction, Outcome};
 use crate::commit::{
-    Committer, iceberg_error, new_snapshot_id, with_main_snapshot, write_snapshot,
+    Committer, iceberg_error, manifest_list_path, manifest_writer, new_snapshot_id,
+    with_main_snapshot, write_snapshot,
 };
 use crate::{Error, Result};
 
@@ -152,26 +152,19 @@ pub(crate) async fn run(
         let mut processed = 0u64;
         for (spec_id, mut spec_entries) in entries {
             spec_entries.sort_by(|a, b| a.0.cmp(&b.0));
-            let spec = metadata.partition_spec_by_id(spec_id).ok_or_else(|| {
-                Error::State(format!("{ident}: unknown partition spec {spec_id}"))
-            })?;
             for chunk in spec_entries.chunks(per_manifest) {
                 counter += 1;
                 let path = format!(
                     "{}/metadata/{commit_uuid}-m{counter}.avro",
                     metadata.location()
                 );
-                let output = table.file_io().new_output(path).map_err(wrap)?;
-                let builder = ManifestWriterBuilder::new(
-                    output,
-                    Some(snapshot_id),
-                    std::sync::Arc::clone(metadata.current_schema()),
-                    spec.as_ref().clone(),
-                );
-                let mut writer = match metadata.format_version() {
-                    FormatVersion::V1 => builder.build_v1(),
-                    _ => builder.build_v2_data(),
-                };
+                let (mut writer, _) = manifest_writer(
+                    &table,
+                    path,
+                    snapshot_id,
+                    spec_id,
+                    ManifestContentType::Data,
+                )?;
                 for (_, entry) in chunk {
                     processed += 1;
                     let seq = entry.sequence_number().unwrap_or(0);
@@ -201,10 +194,7 @@ pub(crate) async fn run(
         let created: Vec<String> = written.iter().map(|m| m.manifest_path.clone()).collect();
         let mut manifests = kept;
         manifests.extend(written);
-        let list_path = format!(
-            "{}/metadata/snap-{snapshot_id}-0-{commit_uuid}.avro",
-            metadata.location()
-        );
+        let list_path = manifest_list_path(metadata, snapshot_id, commit_uuid);
         let snapshot = write_snapshot(
             &table,
             snapshot_id,

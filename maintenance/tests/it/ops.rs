@@ -432,7 +432,12 @@ async fn inventory_rereads_only_tables_that_changed() {
 async fn binpack_splits_a_partition_into_bins_of_the_target_size() {
     let lake = Lake::new().await;
     let ident = small_files(&lake, "binned", false, 12).await;
-    let total: u64 = lake.data_files(&ident).await.iter().map(|(_, size, _)| size).sum();
+    let total: u64 = lake
+        .data_files(&ident)
+        .await
+        .iter()
+        .map(|(_, size, _)| size)
+        .sum();
     let mut req = request(Operation::Compact);
     req.compact = CompactOptions {
         // Two bins: each becomes one file.
