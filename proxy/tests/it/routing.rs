@@ -136,6 +136,12 @@ const CORPUS: &[(&str, &str)] = &[
         "SELECT id FROM public.route_items ORDER BY id LIMIT 3 OFFSET 2",
         "SELECT id FROM public.route_items ORDER BY id LIMIT 2, 3",
     ),
+    // Meaning set by column types: PostgreSQL divides integers as integers and
+    // adds days to a date; the router asks the engine for the types.
+    (
+        "SELECT id, qty / 2 AS half, added + 7 AS week_later FROM public.route_items ORDER BY id",
+        "SELECT id, qty DIV 2 AS half, DATE_ADD(added, INTERVAL 7 DAY) AS week_later FROM public.route_items ORDER BY id",
+    ),
     (
         "SELECT CASE WHEN qty > 3 THEN 'many' ELSE 'few' END AS k, count(*) AS n FROM public.route_items GROUP BY 1 ORDER BY 1",
         "SELECT CASE WHEN qty > 3 THEN 'many' ELSE 'few' END AS k, COUNT(*) AS n FROM public.route_items GROUP BY 1 ORDER BY 1",

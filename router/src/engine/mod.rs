@@ -79,6 +79,23 @@ pub trait Engine: Send + Sync + fmt::Debug {
         Ok(())
     }
 
+    /// The types of the columns of `tables` (as the statement names them;
+    /// unqualified names in `schema`, or the engine's default), for the
+    /// translation rules whose meaning depends on a type (a division, date
+    /// arithmetic). Engines that cannot tell return none.
+    ///
+    /// # Errors
+    ///
+    /// The engine could not be asked.
+    async fn column_types(
+        &self,
+        tables: &[floe_dialects::TableRef],
+        schema: Option<&str>,
+    ) -> Result<floe_dialects::ColumnTypes> {
+        let _ = (tables, schema);
+        Ok(floe_dialects::ColumnTypes::default())
+    }
+
     /// Opens a transaction that pins the statements of a client's
     /// `BEGIN ... COMMIT` block to one connection. `None` means the engine has
     /// no transactions: each statement of the block commits on its own.
@@ -100,6 +117,19 @@ pub trait Engine: Send + Sync + fmt::Debug {
 
     /// Runs one statement.
     async fn execute(&self, request: Request<'_>) -> Result<QueryOutput>;
+}
+
+/// The (schema, table) a statement's table reference names, with `schema`
+/// for an unqualified one; `None` for a reference of another shape.
+pub(crate) fn schema_and_table(
+    table: &floe_dialects::TableRef,
+    schema: Option<&str>,
+) -> Option<(Option<String>, String)> {
+    match table.parts.as_slice() {
+        [name] => Some((schema.map(str::to_owned), name.clone())),
+        [schema, name] | [_, schema, name] => Some((Some(schema.clone()), name.clone())),
+        _ => None,
+    }
 }
 
 /// How to build an engine that is a database server Floe connects to with a

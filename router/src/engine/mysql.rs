@@ -89,6 +89,32 @@ impl Engine for MySqlEngine {
         Dialect::MySql
     }
 
+    async fn column_types(
+        &self,
+        tables: &[floe_dialects::TableRef],
+        schema: Option<&str>,
+    ) -> Result<floe_dialects::ColumnTypes> {
+        let mut types = floe_dialects::ColumnTypes::default();
+        let mut conn = self.conn().await?;
+        for table in tables {
+            let Some((schema, name)) = super::schema_and_table(table, schema) else {
+                continue;
+            };
+            let rows: Vec<(String, String)> = conn
+                .exec(
+                    "SELECT COLUMN_NAME, DATA_TYPE FROM information_schema.COLUMNS \
+                     WHERE TABLE_SCHEMA = COALESCE(?, DATABASE()) AND TABLE_NAME = ?",
+                    (schema, name),
+                )
+                .await
+                .map_err(|e| map_error(&self.name, e))?;
+            for (column, data_type) in rows {
+                types.insert(&column, &data_type);
+            }
+        }
+        Ok(types)
+    }
+
     async fn probe(&self) -> Result<()> {
         let mut conn = self.conn().await?;
         conn.ping().await.map_err(|e| map_error(&self.name, e))

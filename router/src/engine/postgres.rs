@@ -112,6 +112,33 @@ impl Engine for PostgresEngine {
         Dialect::Postgres
     }
 
+    async fn column_types(
+        &self,
+        tables: &[floe_dialects::TableRef],
+        schema: Option<&str>,
+    ) -> Result<floe_dialects::ColumnTypes> {
+        let mut types = floe_dialects::ColumnTypes::default();
+        let client = self.client().await?;
+        for table in tables {
+            let Some((schema, name)) = super::schema_and_table(table, schema) else {
+                continue;
+            };
+            let rows = client
+                .query(
+                    "SELECT column_name::text, data_type::text FROM information_schema.columns \
+                     WHERE table_schema = COALESCE($1::text, current_schema()) AND table_name = $2::text",
+                    &[&schema, &name],
+                )
+                .await
+                .map_err(|e| map_error(&self.name, &e))?;
+            for row in rows {
+                let (column, data_type): (String, String) = (row.get(0), row.get(1));
+                types.insert(&column, &data_type);
+            }
+        }
+        Ok(types)
+    }
+
     async fn probe(&self) -> Result<()> {
         let client = self.client().await?;
         client

@@ -33,7 +33,9 @@ use datafusion::scalar::ScalarValue;
 use floe_dialects::sqlparser::ast::{
     Expr, Statement, Value as SqlValue, ValueWithSpan, visit_expressions_mut,
 };
-use floe_dialects::{Analysis, Dialect, TranslationCache, analyze_statement, number_placeholders};
+use floe_dialects::{
+    Analysis, Dialect, TranslationCache, analyze_statement, number_placeholders, translate_with,
+};
 use futures::{Stream, StreamExt};
 use rand::RngExt;
 use serde::Serialize;
@@ -609,7 +611,7 @@ impl Router {
         let plan = self.plan(ctx, analysis, None, false)?;
         let mut first_error = None;
         for entry in &plan.order {
-            let statement = match self.statement_for(entry, analysis, &[]) {
+            let statement = match self.statement_for(entry, analysis, &[], ctx.schema).await {
                 Ok((statement, _)) => statement,
                 Err(e) => {
                     first_error.get_or_insert(e);
@@ -642,15 +644,17 @@ impl Router {
         let retry = request.statement.read_only;
         let mut first_error: Option<Error> = None;
         for entry in &plan.order {
-            let (statement, inlined) =
-                match self.statement_for(entry, request.statement, request.params) {
-                    Ok(translated) => translated,
-                    Err(e) => {
-                        // Nothing ran: the next engine may read this dialect natively.
-                        first_error.get_or_insert(e);
-                        continue;
-                    }
-                };
+            let (statement, inlined) = match self
+                .statement_for(entry, request.statement, request.params, request.schema)
+                .await
+            {
+                Ok(translated) => translated,
+                Err(e) => {
+                    // Nothing ran: the next engine may read this dialect natively.
+                    first_error.get_or_insert(e);
+                    continue;
+                }
+            };
             let slot = match entry
                 .load
                 .enter(entry.name(), entry.spec.queue_len, entry.spec.queue_timeout)
@@ -796,7 +800,9 @@ impl Router {
         request: Request<'_>,
     ) -> Result<Routed> {
         let entry = Arc::clone(&pinned.entry);
-        let (statement, inlined) = self.statement_for(&entry, request.statement, request.params)?;
+        let (statement, inlined) = self
+            .statement_for(&entry, request.statement, request.params, request.schema)
+            .await?;
         let slot = entry
             .load
             .enter(entry.name(), entry.spec.queue_len, entry.spec.queue_timeout)
@@ -829,11 +835,12 @@ impl Router {
     /// translated statement gets its parameters written in as literals (the
     /// second value is then true and the engine gets no parameters), because
     /// placeholder syntax and binding differ between dialects.
-    fn statement_for<'a>(
+    async fn statement_for<'a>(
         &self,
         entry: &EngineEntry,
         analysis: &'a Analysis,
         params: &[ScalarValue],
+        schema: Option<&str>,
     ) -> Result<(Cow<'a, Analysis>, bool)> {
         let target = entry.engine.dialect();
         if entry.engine.accepts(analysis.dialect) {
@@ -847,9 +854,20 @@ impl Router {
         } else {
             Cow::Borrowed(analysis.sql.as_str())
         };
-        let mut translated = self
-            .translations
-            .translate(&source, analysis.dialect, target)?;
+        let mut translated = if needs_types(&source) {
+            // A division or date arithmetic means what the column types say:
+            // ask the engine for them (no shape cache: the types are part of
+            // the answer).
+            let types = entry
+                .engine
+                .column_types(&analysis.references().tables, schema)
+                .await
+                .unwrap_or_default();
+            translate_with(&source, analysis.dialect, target, &types)?
+        } else {
+            self.translations
+                .translate(&source, analysis.dialect, target)?
+        };
         if translated.len() != 1 {
             return Err(Error::Unsupported(format!(
                 "the statement became {} statements in {}",
@@ -1121,3 +1139,17 @@ impl Stream for Tracked {
 
 #[cfg(test)]
 mod tests;
+
+/// Whether a statement has constructs whose translation depends on column
+/// types (division, date arithmetic, casts): only those pay for asking the
+/// engine.
+fn needs_types(sql: &str) -> bool {
+    let upper = sql.to_ascii_uppercase();
+    [
+        "/", "INTERVAL", "DATE_ADD", "DATE_SUB", "ADDDATE", "SUBDATE", "CAST", "DATE '",
+    ]
+    .iter()
+    .any(|w| upper.contains(w))
+        || upper.contains(" + ")
+        || upper.contains(" - ")
+}
