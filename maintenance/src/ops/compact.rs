@@ -487,7 +487,20 @@ async fn rewrite_group(
         .build(key)
         .await
         .map_err(wrap)?;
-    while let Some(batch) = stream.next().await {
+    // Reading (Parquet decoding, deletes, sorting) runs on its own task and
+    // hands batches over a bounded channel, so that decoding and encoding use
+    // two cores; dropping the receiver stops the reader.
+    let (tx, mut rx) = tokio::sync::mpsc::channel(2);
+    let reader = tokio::spawn(async move {
+        while let Some(batch) = stream.next().await {
+            let failed = batch.is_err();
+            if tx.send(batch).await.is_err() || failed {
+                break;
+            }
+        }
+    });
+    let _abort_reader = AbortOnDrop(reader);
+    while let Some(batch) = rx.recv().await {
         let batch = batch.map_err(|e| Error::State(format!("{ident}: reading: {e}")))?;
         writer.write(batch).await.map_err(wrap)?;
     }
@@ -505,6 +518,15 @@ async fn rewrite_group(
             None => Ok(file),
         })
         .collect()
+}
+
+/// Aborts a spawned task when dropped (an early return stops the reader).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// `file` with its sort order id set (the writers leave it empty).

@@ -17,8 +17,10 @@ mod mysql;
 mod postgres;
 
 use std::any::Any;
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use ::datafusion::scalar::ScalarValue;
 use arrow::datatypes::{DataType, Schema, SchemaRef};
@@ -129,6 +131,47 @@ pub(crate) fn schema_and_table(
         [name] => Some((schema.map(str::to_owned), name.clone())),
         [schema, name] | [_, schema, name] => Some((Some(schema.clone()), name.clone())),
         _ => None,
+    }
+}
+
+/// Column types a server engine read from its catalog, per (schema, table),
+/// kept for a while so that a statement that needs them does not cost a
+/// catalog round trip each time.
+#[derive(Debug, Default)]
+pub(crate) struct TypeCache {
+    entries: std::sync::Mutex<HashMap<TableKey, (Instant, Columns)>>,
+}
+
+/// A table's (column, type name) pairs.
+pub(crate) type Columns = Vec<(String, String)>;
+
+/// (schema, table); no schema means the engine's current one.
+pub(crate) type TableKey = (Option<String>, String);
+
+impl TypeCache {
+    /// How long an entry is trusted: a column's type rarely changes, and a
+    /// stale one only changes how a type-dependent construct is translated.
+    const TTL: Duration = Duration::from_secs(30);
+    /// Entries kept at most; the cache is cleared when full.
+    const CAPACITY: usize = 1024;
+
+    /// The (column, type name) pairs of a table, if read recently.
+    pub(crate) fn get(&self, key: &TableKey) -> Option<Columns> {
+        let entries = self.entries.lock().ok()?;
+        entries
+            .get(key)
+            .filter(|(at, _)| at.elapsed() < Self::TTL)
+            .map(|(_, columns)| columns.clone())
+    }
+
+    /// Remembers a table's columns.
+    pub(crate) fn put(&self, key: TableKey, columns: Columns) {
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() >= Self::CAPACITY {
+                entries.clear();
+            }
+            entries.insert(key, (Instant::now(), columns));
+        }
     }
 }
 

@@ -32,6 +32,7 @@ pub struct MySqlEngine {
     name: String,
     pool: Pool,
     connect_timeout: Duration,
+    types: super::TypeCache,
 }
 
 impl std::fmt::Debug for MySqlEngine {
@@ -64,6 +65,7 @@ impl MySqlEngine {
             name: options.name,
             pool: Pool::new(builder),
             connect_timeout: options.connect_timeout,
+            types: super::TypeCache::default(),
         })
     }
 
@@ -95,20 +97,31 @@ impl Engine for MySqlEngine {
         schema: Option<&str>,
     ) -> Result<floe_dialects::ColumnTypes> {
         let mut types = floe_dialects::ColumnTypes::default();
-        let mut conn = self.conn().await?;
+        let mut conn = None;
         for table in tables {
-            let Some((schema, name)) = super::schema_and_table(table, schema) else {
+            let Some(key) = super::schema_and_table(table, schema) else {
                 continue;
             };
-            let rows: Vec<(String, String)> = conn
-                .exec(
-                    "SELECT COLUMN_NAME, DATA_TYPE FROM information_schema.COLUMNS \
-                     WHERE TABLE_SCHEMA = COALESCE(?, DATABASE()) AND TABLE_NAME = ?",
-                    (schema, name),
-                )
-                .await
-                .map_err(|e| map_error(&self.name, e))?;
-            for (column, data_type) in rows {
+            let columns = match self.types.get(&key) {
+                Some(columns) => columns,
+                None => {
+                    let conn = match &mut conn {
+                        Some(conn) => conn,
+                        None => conn.insert(self.conn().await?),
+                    };
+                    let rows: Vec<(String, String)> = conn
+                        .exec(
+                            "SELECT COLUMN_NAME, DATA_TYPE FROM information_schema.COLUMNS \
+                             WHERE TABLE_SCHEMA = COALESCE(?, DATABASE()) AND TABLE_NAME = ?",
+                            key.clone(),
+                        )
+                        .await
+                        .map_err(|e| map_error(&self.name, e))?;
+                    self.types.put(key, rows.clone());
+                    rows
+                }
+            };
+            for (column, data_type) in columns {
                 types.insert(&column, &data_type);
             }
         }

@@ -33,6 +33,7 @@ use crate::{DataErrorKind, Error, Result};
 pub struct PostgresEngine {
     name: String,
     pool: Pool,
+    types: super::TypeCache,
 }
 
 impl std::fmt::Debug for PostgresEngine {
@@ -83,6 +84,7 @@ impl PostgresEngine {
         Ok(PostgresEngine {
             name: options.name,
             pool,
+            types: super::TypeCache::default(),
         })
     }
 
@@ -118,21 +120,33 @@ impl Engine for PostgresEngine {
         schema: Option<&str>,
     ) -> Result<floe_dialects::ColumnTypes> {
         let mut types = floe_dialects::ColumnTypes::default();
-        let client = self.client().await?;
+        let mut client = None;
         for table in tables {
-            let Some((schema, name)) = super::schema_and_table(table, schema) else {
+            let Some(key) = super::schema_and_table(table, schema) else {
                 continue;
             };
-            let rows = client
-                .query(
-                    "SELECT column_name::text, data_type::text FROM information_schema.columns \
-                     WHERE table_schema = COALESCE($1::text, current_schema()) AND table_name = $2::text",
-                    &[&schema, &name],
-                )
-                .await
-                .map_err(|e| map_error(&self.name, &e))?;
-            for row in rows {
-                let (column, data_type): (String, String) = (row.get(0), row.get(1));
+            let columns = match self.types.get(&key) {
+                Some(columns) => columns,
+                None => {
+                    let client = match &mut client {
+                        Some(client) => client,
+                        None => client.insert(self.client().await?),
+                    };
+                    let rows = client
+                        .query(
+                            "SELECT column_name::text, data_type::text FROM information_schema.columns \
+                             WHERE table_schema = COALESCE($1::text, current_schema()) AND table_name = $2::text",
+                            &[&key.0, &key.1],
+                        )
+                        .await
+                        .map_err(|e| map_error(&self.name, &e))?;
+                    let columns: Vec<(String, String)> =
+                        rows.iter().map(|row| (row.get(0), row.get(1))).collect();
+                    self.types.put(key, columns.clone());
+                    columns
+                }
+            };
+            for (column, data_type) in columns {
                 types.insert(&column, &data_type);
             }
         }
