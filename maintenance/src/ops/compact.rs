@@ -458,9 +458,12 @@ async fn rewrite_group(
     if let Some((fields, _, memory)) = sort {
         stream = sorted(stream, fields, &schema, memory)?;
     }
-    let properties = metadata.table_properties().map_err(wrap)?;
-    let parquet = ParquetWriterBuilder::from_table_properties(&properties, Arc::clone(&schema))
-        .with_match_mode(FieldMatchMode::Name);
+    let parquet = ParquetWriterBuilder::new_with_match_mode(
+        writer_properties(metadata.properties())
+            .map_err(|e| Error::Invalid(format!("{ident}: {e}")))?,
+        Arc::clone(&schema),
+        FieldMatchMode::Name,
+    );
     let rolling = RollingFileWriterBuilder::new(
         parquet,
         usize::try_from(target).unwrap_or(usize::MAX),
@@ -518,6 +521,48 @@ async fn rewrite_group(
             None => Ok(file),
         })
         .collect()
+}
+
+/// Parquet writer settings from the table's `write.parquet.*` properties
+/// (iceberg 0.10's writer ignores them and writes uncompressed): the codec
+/// (Iceberg's default zstd) and its level.
+fn writer_properties(
+    properties: &std::collections::HashMap<String, String>,
+) -> std::result::Result<parquet::file::properties::WriterProperties, String> {
+    use parquet::basic::{Compression, GzipLevel, ZstdLevel};
+    let level = properties
+        .get("write.parquet.compression-level")
+        .map(|v| {
+            v.parse::<i32>()
+                .map_err(|e| format!("write.parquet.compression-level `{v}`: {e}"))
+        })
+        .transpose()?;
+    let codec = properties
+        .get("write.parquet.compression-codec")
+        .map_or("zstd", String::as_str)
+        .to_ascii_lowercase();
+    let compression = match codec.as_str() {
+        "zstd" => {
+            Compression::ZSTD(ZstdLevel::try_new(level.unwrap_or(3)).map_err(|e| e.to_string())?)
+        }
+        "gzip" => Compression::GZIP(match level {
+            Some(l) => {
+                GzipLevel::try_new(u32::try_from(l).unwrap_or(6)).map_err(|e| e.to_string())?
+            }
+            None => GzipLevel::default(),
+        }),
+        "snappy" => Compression::SNAPPY,
+        "lz4" => Compression::LZ4_RAW,
+        "uncompressed" | "none" => Compression::UNCOMPRESSED,
+        other => {
+            return Err(format!(
+                "write.parquet.compression-codec `{other}` is not supported"
+            ));
+        }
+    };
+    Ok(parquet::file::properties::WriterProperties::builder()
+        .set_compression(compression)
+        .build())
 }
 
 /// Aborts a spawned task when dropped (an early return stops the reader).
@@ -808,4 +853,35 @@ pub fn build_sort_order(table: &Table, columns: &[String]) -> Result<SortOrder> 
         .with_fields(fields)
         .build(table.metadata().current_schema())
         .map_err(|e| iceberg_error(table.identifier(), e))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use parquet::basic::{Compression, ZstdLevel};
+    use parquet::schema::types::ColumnPath;
+
+    use super::writer_properties;
+
+    #[test]
+    fn writer_properties_follow_the_table() {
+        let column = ColumnPath::from("x");
+        let default = writer_properties(&HashMap::new()).expect("default");
+        assert_eq!(
+            default.compression(&column),
+            Compression::ZSTD(ZstdLevel::try_new(3).expect("level"))
+        );
+        let snappy = writer_properties(&HashMap::from([(
+            "write.parquet.compression-codec".to_owned(),
+            "SNAPPY".to_owned(),
+        )]))
+        .expect("snappy");
+        assert_eq!(snappy.compression(&column), Compression::SNAPPY);
+        let bad = writer_properties(&HashMap::from([(
+            "write.parquet.compression-codec".to_owned(),
+            "brotli-ish".to_owned(),
+        )]));
+        assert!(bad.expect_err("unknown codec").contains("brotli-ish"));
+    }
 }
