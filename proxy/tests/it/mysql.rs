@@ -229,6 +229,23 @@ async fn every_mapped_type_round_trips_in_text_and_binary() {
 }
 
 #[tokio::test]
+async fn prepared_statements_keep_mysql_meaning_on_the_embedded_engine() {
+    let daemon = demo_daemon();
+    let mut conn = connect(daemon).await;
+    // MySQL's IF, DIV and `/` through the binary protocol with parameters:
+    // the statement is translated for DataFusion with its placeholders.
+    let row: Option<(String, i64, f64)> = conn
+        .exec_first(
+            "SELECT IF(zone_id > ?, 'big', 'small'), zone_id DIV ?, zone_id / ? \
+             FROM demo.zones WHERE zone_id = ?",
+            (10, 4, 4, 42),
+        )
+        .await
+        .expect("translated prepared statement");
+    assert_eq!(row, Some(("big".to_owned(), 10, 10.5)));
+}
+
+#[tokio::test]
 async fn prepared_statements_bind_parameters_of_every_type() {
     let daemon = demo_daemon();
     let mut conn = connect(daemon).await;

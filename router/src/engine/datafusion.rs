@@ -306,17 +306,22 @@ impl Engine for DataFusionEngine {
 impl DataFusionEngine {
     /// A MySQL statement in DataFusion's SQL, through Floe's translation
     /// rules: MySQL's functions (`IF`, `DATE_FORMAT`, `LOG`, `YEAR`, ...)
-    /// keep their meaning. Statements with parameters are planned as parsed
-    /// (their placeholders are numbered for DataFusion already).
+    /// keep their meaning. Parameters (numbered `$1`, `$2`, ... by the front
+    /// end) travel through the translation as identifiers, so that a rule
+    /// that repeats or reorders an argument keeps each bound to its value.
     fn translate_mysql(&self, statement: &Analysis, types: &ColumnTypes) -> Result<ast::Statement> {
-        if statement.statement.to_string().contains('$') {
-            return Ok(statement.statement.clone());
-        }
+        let mut marked = statement.statement.clone();
+        let parameters = mark_parameters(&mut marked);
+        let source = if parameters {
+            marked.to_string()
+        } else {
+            statement.sql.clone()
+        };
         let translated = if types.is_empty() {
             self.translations
-                .translate(&statement.sql, Dialect::MySql, Dialect::DataFusion)?
+                .translate(&source, Dialect::MySql, Dialect::DataFusion)?
         } else {
-            translate_with(&statement.sql, Dialect::MySql, Dialect::DataFusion, types)?
+            translate_with(&source, Dialect::MySql, Dialect::DataFusion, types)?
         };
         let [sql] = translated.as_slice() else {
             return Err(Error::Internal(format!(
@@ -324,7 +329,11 @@ impl DataFusionEngine {
                 translated.len()
             )));
         };
-        Ok(analyze_statement(sql, Dialect::DataFusion)?.statement)
+        let mut translated = analyze_statement(sql, Dialect::DataFusion)?.statement;
+        if parameters {
+            unmark_parameters(&mut translated);
+        }
+        Ok(translated)
     }
 
     /// The types of the columns of the tables `statement` reads, when a
@@ -362,6 +371,42 @@ impl DataFusionEngine {
         }
         types
     }
+}
+
+/// The identifier a parameter `$n` travels as through a translation.
+const PARAMETER_MARKER: &str = "floe_param_";
+
+/// Replaces parameters `$n` with identifiers `floe_param_n`; true if any.
+fn mark_parameters(statement: &mut ast::Statement) -> bool {
+    let mut any = false;
+    let _ = ast::visit_expressions_mut(statement, |expr| {
+        if let ast::Expr::Value(ast::ValueWithSpan {
+            value: ast::Value::Placeholder(name),
+            ..
+        }) = expr
+            && let Some(n) = name.strip_prefix('$')
+        {
+            *expr = ast::Expr::Identifier(ast::Ident::new(format!("{PARAMETER_MARKER}{n}")));
+            any = true;
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+    any
+}
+
+/// Turns `floe_param_n` identifiers back into parameters `$n`.
+fn unmark_parameters(statement: &mut ast::Statement) {
+    let _ = ast::visit_expressions_mut(statement, |expr| {
+        if let ast::Expr::Identifier(ident) = expr
+            && let Some(n) = ident
+                .value
+                .to_ascii_lowercase()
+                .strip_prefix(PARAMETER_MARKER)
+        {
+            *expr = ast::Expr::value(ast::Value::Placeholder(format!("${n}")));
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
 }
 
 /// The SQL name of an Arrow type's class, for [`ColumnTypes`].
