@@ -275,23 +275,15 @@ pub async fn replace_snapshot(
                 // Deleted entries belong to the snapshot that deleted them.
                 continue;
             }
-            let data_file = entry.data_file().clone();
-            let seq = entry.sequence_number().unwrap_or(0);
-            let file_seq = entry.file_sequence_number.or(Some(seq));
-            if rewrite.removed.contains(entry.file_path()) {
+            let removed = rewrite.removed.contains(entry.file_path());
+            if removed {
+                let data_file = entry.data_file();
                 found.insert(entry.file_path().to_owned());
-                collector.remove_file(&data_file, Arc::clone(&schema), Arc::clone(&spec));
+                collector.remove_file(data_file, Arc::clone(&schema), Arc::clone(&spec));
                 summary.files_removed += 1;
                 summary.bytes_removed += data_file.file_size_in_bytes();
-                writer
-                    .add_delete_file(data_file, seq, file_seq)
-                    .map_err(wrap)?;
-            } else {
-                let added_by = entry.snapshot_id().unwrap_or(current.snapshot_id());
-                writer
-                    .add_existing_file(data_file, added_by, seq, file_seq)
-                    .map_err(wrap)?;
             }
+            carry_entry(&mut writer, entry, removed, current.snapshot_id()).map_err(wrap)?;
         }
         manifests.push(writer.write_manifest_file().await.map_err(wrap)?);
     }
@@ -330,19 +322,12 @@ pub async fn replace_snapshot(
             ManifestContentType::Deletes,
         )?;
         for entry in manifest.entries().iter().filter(|e| e.is_alive()) {
-            let file = entry.data_file().clone();
-            let seq = entry.sequence_number().unwrap_or(0);
-            let file_seq = entry.file_sequence_number.or(Some(seq));
-            if dangling(entry) {
-                collector.remove_file(&file, Arc::clone(&schema), Arc::clone(&spec));
+            let removed = dangling(entry);
+            if removed {
+                collector.remove_file(entry.data_file(), Arc::clone(&schema), Arc::clone(&spec));
                 summary.deletes_removed += 1;
-                writer.add_delete_file(file, seq, file_seq).map_err(wrap)?;
-            } else {
-                let added_by = entry.snapshot_id().unwrap_or(current.snapshot_id());
-                writer
-                    .add_existing_file(file, added_by, seq, file_seq)
-                    .map_err(wrap)?;
             }
+            carry_entry(&mut writer, entry, removed, current.snapshot_id()).map_err(wrap)?;
         }
         manifests.push(writer.write_manifest_file().await.map_err(wrap)?);
     }
@@ -487,6 +472,26 @@ pub(crate) fn manifest_writer(
         (_, ManifestContentType::Deletes) => builder.build_v2_deletes(),
     };
     Ok((writer, spec))
+}
+
+/// Writes a live entry of an existing manifest into its rewritten manifest,
+/// keeping its sequence numbers: as DELETED when `removed`, else as EXISTING,
+/// still credited to the snapshot that added it (`current` when the entry
+/// inherited its id).
+pub(crate) fn carry_entry(
+    writer: &mut ManifestWriter,
+    entry: &iceberg::spec::ManifestEntry,
+    removed: bool,
+    current: i64,
+) -> iceberg::Result<()> {
+    let file = entry.data_file().clone();
+    let seq = entry.sequence_number().unwrap_or(0);
+    let file_seq = entry.file_sequence_number.or(Some(seq));
+    if removed {
+        writer.add_delete_file(file, seq, file_seq)
+    } else {
+        writer.add_existing_file(file, entry.snapshot_id().unwrap_or(current), seq, file_seq)
+    }
 }
 
 /// Where the manifest list of a new snapshot goes.

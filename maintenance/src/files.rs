@@ -7,7 +7,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use iceberg::spec::{ManifestFile, SnapshotRef};
+use iceberg::spec::{Manifest, ManifestFile, SnapshotRef};
 use iceberg::table::Table;
 
 use crate::Result;
@@ -104,6 +104,33 @@ impl<'a> Walker<'a> {
         }
         Ok(reached)
     }
+}
+
+/// The manifests of the table's current snapshot, each read (none without a
+/// snapshot).
+///
+/// # Errors
+///
+/// When the manifest list or a manifest cannot be read.
+pub async fn current_manifests(table: &Table) -> Result<Vec<(ManifestFile, Manifest)>> {
+    let wrap = |e| iceberg_error(table.identifier(), e);
+    let Some(snapshot) = table.metadata().current_snapshot() else {
+        return Ok(Vec::new());
+    };
+    let list = table
+        .manifest_list_reader(snapshot)
+        .load()
+        .await
+        .map_err(wrap)?;
+    let mut out = Vec::with_capacity(list.entries().len());
+    for manifest_file in list.entries().to_vec() {
+        let manifest = manifest_file
+            .load_manifest(table.file_io())
+            .await
+            .map_err(wrap)?;
+        out.push((manifest_file, manifest));
+    }
+    Ok(out)
 }
 
 /// Metadata files the table's current metadata references: itself, the

@@ -126,7 +126,6 @@ pub struct TableDetail {
 /// [`Error::Table`] when a manifest list or manifest cannot be read.
 pub async fn detail(table: &iceberg::table::Table) -> Result<TableDetail> {
     let ident = table.identifier();
-    let wrap = |e| crate::commit::iceberg_error(ident, e);
     let metadata = table.metadata();
     let signals = signals(&ident.namespace().join("."), ident.name(), metadata);
     let target_file_size = crate::ops::compact::target_file_size(metadata);
@@ -141,37 +140,26 @@ pub async fn detail(table: &iceberg::table::Table) -> Result<TableDetail> {
         .collect();
     let (mut files, mut small, mut manifests, mut manifest_bytes) = (0u64, 0u64, 0u64, 0u64);
     let mut partitions = std::collections::HashSet::new();
-    if let Some(snapshot) = metadata.current_snapshot() {
-        let list = table
-            .manifest_list_reader(snapshot)
-            .load()
-            .await
-            .map_err(wrap)?;
-        for manifest_file in list.entries() {
-            manifests += 1;
-            manifest_bytes += u64::try_from(manifest_file.manifest_length).unwrap_or(0);
-            let manifest = manifest_file
-                .load_manifest(table.file_io())
-                .await
-                .map_err(wrap)?;
-            for entry in manifest.entries() {
-                if !entry.is_alive() || !crate::commit::is_data(entry.data_file()) {
-                    continue;
-                }
-                let size = entry.file_size_in_bytes();
-                files += 1;
-                if size < target_file_size * 3 / 4 {
-                    small += 1;
-                }
-                if let Some(bucket) = histogram.iter_mut().find(|b| size <= b.up_to_bytes) {
-                    bucket.files += 1;
-                }
-                partitions.insert(format!(
-                    "{}:{:?}",
-                    manifest_file.partition_spec_id,
-                    entry.data_file().partition()
-                ));
+    for (manifest_file, manifest) in crate::files::current_manifests(table).await? {
+        manifests += 1;
+        manifest_bytes += u64::try_from(manifest_file.manifest_length).unwrap_or(0);
+        for entry in manifest.entries() {
+            if !entry.is_alive() || !crate::commit::is_data(entry.data_file()) {
+                continue;
             }
+            let size = entry.file_size_in_bytes();
+            files += 1;
+            if size < target_file_size * 3 / 4 {
+                small += 1;
+            }
+            if let Some(bucket) = histogram.iter_mut().find(|b| size <= b.up_to_bytes) {
+                bucket.files += 1;
+            }
+            partitions.insert(format!(
+                "{}:{:?}",
+                manifest_file.partition_spec_id,
+                entry.data_file().partition()
+            ));
         }
     }
     let day_ago = crate::ops::now_ms() - 24 * 3600 * 1000;

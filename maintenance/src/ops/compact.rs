@@ -322,22 +322,8 @@ async fn files_with_sort_order(table: &Table, order_id: Option<i64>) -> Result<H
     let Some(order_id) = order_id else {
         return Ok(HashSet::new());
     };
-    let ident = table.identifier();
-    let wrap = |e| iceberg_error(ident, e);
     let mut out = HashSet::new();
-    let Some(snapshot) = table.metadata().current_snapshot() else {
-        return Ok(out);
-    };
-    let list = table
-        .manifest_list_reader(snapshot)
-        .load()
-        .await
-        .map_err(wrap)?;
-    for manifest_file in list.entries() {
-        let manifest = manifest_file
-            .load_manifest(table.file_io())
-            .await
-            .map_err(wrap)?;
+    for (_, manifest) in crate::files::current_manifests(table).await? {
         for entry in manifest.entries() {
             if entry.is_alive()
                 && entry.data_file().sort_order_id().map(i64::from) == Some(order_id)

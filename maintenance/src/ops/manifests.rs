@@ -15,7 +15,7 @@ use iceberg::{Catalog, TableIdent};
 
 use super::{FileAction, Outcome};
 use crate::commit::{
-    Committer, iceberg_error, manifest_list_path, manifest_writer, new_snapshot_id,
+    Committer, carry_entry, iceberg_error, manifest_list_path, manifest_writer, new_snapshot_id,
     with_main_snapshot, write_snapshot,
 };
 use crate::{Error, Result};
@@ -167,15 +167,7 @@ pub(crate) async fn run(
                 )?;
                 for (_, entry) in chunk {
                     processed += 1;
-                    let seq = entry.sequence_number().unwrap_or(0);
-                    writer
-                        .add_existing_file(
-                            entry.data_file().clone(),
-                            entry.snapshot_id().unwrap_or(current.snapshot_id()),
-                            seq,
-                            entry.file_sequence_number.or(Some(seq)),
-                        )
-                        .map_err(wrap)?;
+                    carry_entry(&mut writer, entry, false, current.snapshot_id()).map_err(wrap)?;
                 }
                 written.push(writer.write_manifest_file().await.map_err(wrap)?);
             }

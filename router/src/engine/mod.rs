@@ -145,6 +145,12 @@ pub(crate) struct TypeCache {
 /// A table's (column, type name) pairs.
 pub(crate) type Columns = Vec<(String, String)>;
 
+fn insert_columns(types: &mut floe_dialects::ColumnTypes, columns: &Columns) {
+    for (column, data_type) in columns {
+        types.insert(column, data_type);
+    }
+}
+
 /// (schema, table); no schema means the engine's current one.
 pub(crate) type TableKey = (Option<String>, String);
 
@@ -155,17 +161,38 @@ impl TypeCache {
     /// Entries kept at most; the cache is cleared when full.
     const CAPACITY: usize = 1024;
 
-    /// The (column, type name) pairs of a table, if read recently.
-    pub(crate) fn get(&self, key: &TableKey) -> Option<Columns> {
-        let entries = self.entries.lock().ok()?;
-        entries
-            .get(key)
-            .filter(|(at, _)| at.elapsed() < Self::TTL)
-            .map(|(_, columns)| columns.clone())
+    /// The column types of the tables read recently, and the keys of those
+    /// the engine must be asked for (pass each to [`TypeCache::add`]).
+    pub(crate) fn lookup(
+        &self,
+        tables: &[floe_dialects::TableRef],
+        schema: Option<&str>,
+    ) -> (floe_dialects::ColumnTypes, Vec<TableKey>) {
+        let mut types = floe_dialects::ColumnTypes::default();
+        let mut missing = Vec::new();
+        let entries = self.entries.lock().ok();
+        for key in tables.iter().filter_map(|t| schema_and_table(t, schema)) {
+            let fresh = entries
+                .as_ref()
+                .and_then(|e| e.get(&key))
+                .filter(|(at, _)| at.elapsed() < Self::TTL);
+            match fresh {
+                Some((_, columns)) => insert_columns(&mut types, columns),
+                None => missing.push(key),
+            }
+        }
+        (types, missing)
     }
 
-    /// Remembers a table's columns.
-    pub(crate) fn put(&self, key: TableKey, columns: Columns) {
+    /// Remembers a table's columns, read from the engine, and adds them to
+    /// `types`.
+    pub(crate) fn add(
+        &self,
+        types: &mut floe_dialects::ColumnTypes,
+        key: TableKey,
+        columns: Columns,
+    ) {
+        insert_columns(types, &columns);
         if let Ok(mut entries) = self.entries.lock() {
             if entries.len() >= Self::CAPACITY {
                 entries.clear();

@@ -96,34 +96,21 @@ impl Engine for MySqlEngine {
         tables: &[floe_dialects::TableRef],
         schema: Option<&str>,
     ) -> Result<floe_dialects::ColumnTypes> {
-        let mut types = floe_dialects::ColumnTypes::default();
-        let mut conn = None;
-        for table in tables {
-            let Some(key) = super::schema_and_table(table, schema) else {
-                continue;
-            };
-            let columns = match self.types.get(&key) {
-                Some(columns) => columns,
-                None => {
-                    let conn = match &mut conn {
-                        Some(conn) => conn,
-                        None => conn.insert(self.conn().await?),
-                    };
-                    let rows: Vec<(String, String)> = conn
-                        .exec(
-                            "SELECT COLUMN_NAME, DATA_TYPE FROM information_schema.COLUMNS \
-                             WHERE TABLE_SCHEMA = COALESCE(?, DATABASE()) AND TABLE_NAME = ?",
-                            key.clone(),
-                        )
-                        .await
-                        .map_err(|e| map_error(&self.name, e))?;
-                    self.types.put(key, rows.clone());
-                    rows
-                }
-            };
-            for (column, data_type) in columns {
-                types.insert(&column, &data_type);
-            }
+        let (mut types, missing) = self.types.lookup(tables, schema);
+        if missing.is_empty() {
+            return Ok(types);
+        }
+        let mut conn = self.conn().await?;
+        for key in missing {
+            let rows: Vec<(String, String)> = conn
+                .exec(
+                    "SELECT COLUMN_NAME, DATA_TYPE FROM information_schema.COLUMNS \
+                     WHERE TABLE_SCHEMA = COALESCE(?, DATABASE()) AND TABLE_NAME = ?",
+                    key.clone(),
+                )
+                .await
+                .map_err(|e| map_error(&self.name, e))?;
+            self.types.add(&mut types, key, rows);
         }
         Ok(types)
     }

@@ -119,36 +119,22 @@ impl Engine for PostgresEngine {
         tables: &[floe_dialects::TableRef],
         schema: Option<&str>,
     ) -> Result<floe_dialects::ColumnTypes> {
-        let mut types = floe_dialects::ColumnTypes::default();
-        let mut client = None;
-        for table in tables {
-            let Some(key) = super::schema_and_table(table, schema) else {
-                continue;
-            };
-            let columns = match self.types.get(&key) {
-                Some(columns) => columns,
-                None => {
-                    let client = match &mut client {
-                        Some(client) => client,
-                        None => client.insert(self.client().await?),
-                    };
-                    let rows = client
-                        .query(
-                            "SELECT column_name::text, data_type::text FROM information_schema.columns \
-                             WHERE table_schema = COALESCE($1::text, current_schema()) AND table_name = $2::text",
-                            &[&key.0, &key.1],
-                        )
-                        .await
-                        .map_err(|e| map_error(&self.name, &e))?;
-                    let columns: Vec<(String, String)> =
-                        rows.iter().map(|row| (row.get(0), row.get(1))).collect();
-                    self.types.put(key, columns.clone());
-                    columns
-                }
-            };
-            for (column, data_type) in columns {
-                types.insert(&column, &data_type);
-            }
+        let (mut types, missing) = self.types.lookup(tables, schema);
+        if missing.is_empty() {
+            return Ok(types);
+        }
+        let client = self.client().await?;
+        for key in missing {
+            let rows = client
+                .query(
+                    "SELECT column_name::text, data_type::text FROM information_schema.columns \
+                     WHERE table_schema = COALESCE($1::text, current_schema()) AND table_name = $2::text",
+                    &[&key.0, &key.1],
+                )
+                .await
+                .map_err(|e| map_error(&self.name, &e))?;
+            let columns = rows.iter().map(|row| (row.get(0), row.get(1))).collect();
+            self.types.add(&mut types, key, columns);
         }
         Ok(types)
     }
