@@ -180,20 +180,11 @@ impl Lake {
     /// Live data files: (path, size, sort order id).
     pub async fn data_files(&self, ident: &TableIdent) -> Vec<(String, u64, Option<i32>)> {
         let table = self.table(ident).await;
-        let Some(snapshot) = table.metadata().current_snapshot() else {
-            return Vec::new();
-        };
-        let list = table
-            .manifest_list_reader(snapshot)
-            .load()
-            .await
-            .expect("manifest list");
         let mut out = Vec::new();
-        for manifest in list.entries() {
-            let manifest = manifest
-                .load_manifest(table.file_io())
-                .await
-                .expect("manifest");
+        let manifests = floe_maintenance::files::current_manifests(&table)
+            .await
+            .expect("manifests");
+        for (_, manifest) in manifests {
             for entry in manifest.entries() {
                 if entry.is_alive() {
                     out.push((

@@ -142,18 +142,11 @@ async fn sort_compaction_orders_rows_and_records_the_order() {
 
 /// (min, max) of `value` per live data file, from the manifests.
 async fn value_ranges(table: &iceberg::table::Table) -> Vec<(i64, i64)> {
-    let snapshot = table.metadata().current_snapshot().expect("snapshot");
-    let list = table
-        .manifest_list_reader(snapshot)
-        .load()
-        .await
-        .expect("list");
     let mut out = Vec::new();
-    for manifest in list.entries() {
-        let manifest = manifest
-            .load_manifest(table.file_io())
-            .await
-            .expect("manifest");
+    let manifests = floe_maintenance::files::current_manifests(table)
+        .await
+        .expect("manifests");
+    for (_, manifest) in manifests {
         for entry in manifest.entries().iter().filter(|e| e.is_alive()) {
             let bound = |d: Option<&iceberg::spec::Datum>| match d.map(|d| d.literal().clone()) {
                 Some(iceberg::spec::PrimitiveLiteral::Long(v)) => v,
