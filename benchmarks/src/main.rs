@@ -49,6 +49,7 @@ use floe_conformance::{Daemon, DaemonOptions};
 mod compact;
 mod dialects;
 mod frontends;
+mod lake;
 
 #[derive(Debug, Parser)]
 #[command(name = "floe-bench", about = "Benchmarks Floe against its peers")]
@@ -116,6 +117,37 @@ enum Bench {
         list: PathBuf,
         /// The output directory.
         out: PathBuf,
+    },
+    /// A lake under load: hot-query latency and bytes scanned with adaptive
+    /// maintenance off vs on, plotted.
+    Lake {
+        /// The floe binary to benchmark (release build).
+        #[arg(long, default_value = "target/release/floe")]
+        floe: PathBuf,
+        /// A Python with matplotlib, for the plot.
+        #[arg(long, default_value = "python3")]
+        python: PathBuf,
+        /// Seconds per phase.
+        #[arg(long, default_value_t = 180)]
+        seconds: u64,
+        /// Rows loaded before the run.
+        #[arg(long, default_value_t = 2_000_000)]
+        initial_rows: u64,
+        /// Appends of the initial load.
+        #[arg(long, default_value_t = 100)]
+        initial_appends: u64,
+        /// Rows per append during the run (every 2 s).
+        #[arg(long, default_value_t = 5_000)]
+        append_rows: u64,
+        /// Where the CSV and PNG go.
+        #[arg(long, default_value = "benchmarks")]
+        out: PathBuf,
+    },
+    /// What reporting one query to the maintenance engine costs.
+    Telemetry {
+        /// Events to emit per measurement.
+        #[arg(long, default_value_t = 1_000_000)]
+        events: u64,
     },
     /// The three front ends on a large result, and MySQL wire latency vs MariaDB.
     Frontends {
@@ -189,6 +221,24 @@ fn main() -> anyhow::Result<()> {
             files,
             price_per_hour,
         }),
+        Bench::Lake {
+            floe,
+            python,
+            seconds,
+            initial_rows,
+            initial_appends,
+            append_rows,
+            out,
+        } => lake::run(&lake::Options {
+            floe,
+            python,
+            seconds,
+            initial_rows,
+            initial_appends,
+            append_rows,
+            out,
+        }),
+        Bench::Telemetry { events } => lake::telemetry(events),
         Bench::DatafusionRewrite { list, out } => {
             tokio::runtime::Runtime::new()?.block_on(compact::datafusion_rewrite(&list, &out))
         }

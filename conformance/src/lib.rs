@@ -38,6 +38,9 @@ pub struct DaemonOptions {
     pub env: Vec<(String, String)>,
     /// How long start-up may take.
     pub start_timeout: Duration,
+    /// The data directory; default a fresh one in the daemon's temp dir. Set
+    /// it to an earlier daemon's to restart on its catalog and state.
+    pub data_dir: Option<PathBuf>,
 }
 
 impl DaemonOptions {
@@ -53,6 +56,7 @@ impl DaemonOptions {
             demo_rows: None,
             env: Vec::new(),
             start_timeout: Duration::from_secs(300),
+            data_dir: None,
         }
     }
 
@@ -66,6 +70,12 @@ impl DaemonOptions {
     /// Enables the demo dataset with this many trips.
     pub fn demo(mut self, rows: u64) -> Self {
         self.demo_rows = Some(rows);
+        self
+    }
+
+    /// Uses `dir` as the data directory (catalog, warehouse, state store).
+    pub fn data_dir(mut self, dir: &Path) -> Self {
+        self.data_dir = Some(dir.to_owned());
         self
     }
 
@@ -123,7 +133,10 @@ impl Daemon {
     /// When it exits or does not become ready in time; the message holds its log.
     pub fn start(options: DaemonOptions) -> Daemon {
         let dir = tempfile::tempdir().expect("temp dir");
-        let data_dir = dir.path().join("data");
+        let data_dir = options
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| dir.path().join("data"));
         let demo = match options.demo_rows {
             Some(rows) => format!(
                 "[demo]\nenabled = true\nrows = {rows}\nappends = {}\n",
@@ -269,13 +282,23 @@ impl Daemon {
         self.admin_request("POST", path)
     }
 
+    /// The status and body of `method path` with a JSON `body`.
+    pub fn admin_send(&self, method: &str, path: &str, body: &str) -> (u16, String) {
+        self.admin_request_with(method, path, body)
+    }
+
     /// One plain HTTP/1.0 request to the admin listener.
     fn admin_request(&self, method: &str, path: &str) -> (u16, String) {
+        self.admin_request_with(method, path, "")
+    }
+
+    fn admin_request_with(&self, method: &str, path: &str, body: &str) -> (u16, String) {
         use std::io::Write;
         let mut stream = std::net::TcpStream::connect(self.admin).expect("admin listener answers");
         write!(
             stream,
-            "{method} {path} HTTP/1.0\r\nHost: localhost\r\nContent-Length: 0\r\n\r\n"
+            "{method} {path} HTTP/1.0\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
         )
         .expect("send request");
         let mut response = String::new();

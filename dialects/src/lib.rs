@@ -29,6 +29,8 @@ mod rules;
 mod translate;
 mod types;
 
+pub mod telemetry;
+
 pub use cache::{CacheStats, TranslationCache};
 pub use classify::{Analysis, StatementKind, analyze, analyze_statement, split};
 pub use dialect::Dialect;

@@ -66,6 +66,34 @@ pub enum Operator {
     IsNull,
 }
 
+impl Operator {
+    /// Every operator class.
+    pub const ALL: [Operator; 5] = [
+        Operator::Equality,
+        Operator::Range,
+        Operator::In,
+        Operator::LikePrefix,
+        Operator::IsNull,
+    ];
+
+    /// The class's name in telemetry and the admin API: `eq`, `range`, `in`,
+    /// `like_prefix`, `is_null`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operator::Equality => "eq",
+            Operator::Range => "range",
+            Operator::In => "in",
+            Operator::LikePrefix => "like_prefix",
+            Operator::IsNull => "is_null",
+        }
+    }
+
+    /// The operator named `name` ([`Operator::as_str`]).
+    pub fn from_name(name: &str) -> Option<Operator> {
+        Operator::ALL.into_iter().find(|op| op.as_str() == name)
+    }
+}
+
 /// A column of a table, as a statement uses it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ColumnRef {

@@ -108,8 +108,26 @@ pub struct Run {
     pub outcome: serde_json::Value,
 }
 
-fn state_error(e: sqlx::Error) -> Error {
+pub(crate) fn state_error(e: sqlx::Error) -> Error {
     Error::State(format!("state store: {e}"))
+}
+
+/// Opens (creating if needed) the SQLite state store at `path`: the audit
+/// trail, telemetry and API-set policies share it.
+pub(crate) async fn connect(path: &Path) -> Result<sqlx::SqlitePool> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| Error::State(format!("creating {}: {e}", parent.display())))?;
+    }
+    let options = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        .busy_timeout(std::time::Duration::from_secs(10));
+    sqlx::sqlite::SqlitePoolOptions::new()
+        .max_connections(2)
+        .connect_with(options)
+        .await
+        .map_err(state_error)
 }
 
 impl AuditLog {
@@ -119,19 +137,7 @@ impl AuditLog {
     ///
     /// [`Error::State`] when the database cannot be opened or migrated.
     pub async fn open(path: &Path) -> Result<AuditLog> {
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| Error::State(format!("creating {}: {e}", parent.display())))?;
-        }
-        let options = sqlx::sqlite::SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .busy_timeout(std::time::Duration::from_secs(10));
-        let pool = sqlx::sqlite::SqlitePoolOptions::new()
-            .max_connections(2)
-            .connect_with(options)
-            .await
-            .map_err(state_error)?;
+        let pool = connect(path).await?;
         sqlx::query(
             "CREATE TABLE IF NOT EXISTS maintenance_runs (
                 id INTEGER PRIMARY KEY AUTOINCREMENT,

@@ -29,6 +29,9 @@ pub struct TableSignals {
     pub oldest_snapshot_ms: Option<i64>,
     /// When the current snapshot was committed, in ms since the epoch.
     pub last_commit_ms: Option<i64>,
+    /// Snapshots committed after the newest `replace` (compaction) snapshot,
+    /// or all of them when the table was never compacted.
+    pub commits_since_rewrite: u64,
 }
 
 /// Reads the signals of every table in every namespace of `catalog`.
@@ -80,7 +83,22 @@ pub fn signals(
         data_bytes: summary("total-files-size"),
         oldest_snapshot_ms: metadata.snapshots().map(|s| s.timestamp_ms()).min(),
         last_commit_ms: current.map(|s| s.timestamp_ms()),
+        commits_since_rewrite: commits_since_rewrite(metadata),
     }
+}
+
+fn commits_since_rewrite(metadata: &iceberg::spec::TableMetadata) -> u64 {
+    use iceberg::spec::Operation;
+    let last_rewrite = metadata
+        .snapshots()
+        .filter(|s| s.summary().operation == Operation::Replace)
+        .map(|s| s.timestamp_ms())
+        .max()
+        .unwrap_or(i64::MIN);
+    metadata
+        .snapshots()
+        .filter(|s| s.timestamp_ms() > last_rewrite && s.summary().operation != Operation::Replace)
+        .count() as u64
 }
 
 /// A file size bucket of [`TableDetail::histogram`].

@@ -19,6 +19,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod adaptive;
 pub mod audit;
 pub mod catalog;
 pub mod commit;
@@ -27,5 +28,10 @@ pub mod failpoint;
 pub mod files;
 pub mod inventory;
 pub mod ops;
+pub mod planner;
+pub mod policy;
+pub mod schedule;
+pub mod telemetry;
 
 pub use error::{Error, Result};
+pub use ops::now_ms;

@@ -61,6 +61,11 @@ enum Command {
         #[command(flatten)]
         args: crate::maintain::MaintainArgs,
     },
+    /// Work with maintenance policies.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
     /// Show the audit trail of maintenance runs, newest first.
     Runs {
         #[command(flatten)]
@@ -71,6 +76,21 @@ enum Command {
         /// At most this many runs.
         #[arg(long, default_value_t = 50)]
         limit: u32,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PolicyCommand {
+    /// Print a table's effective policy: every setting, its value and the
+    /// policy it came from (configuration file or admin API, and its scope).
+    Show {
+        #[command(flatten)]
+        common: Common,
+        /// `catalog.namespace.table`.
+        table: String,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -215,6 +235,18 @@ pub fn run() -> anyhow::Result<std::process::ExitCode> {
         }),
         Command::Maintain { common, args } => offline(&common, |config| async move {
             crate::maintain::maintain(&config, &args).await
+        }),
+        Command::Policy {
+            command:
+                PolicyCommand::Show {
+                    common,
+                    table,
+                    json,
+                },
+        } => offline(&common, |config| async move {
+            crate::maintain::policy_show(&config, &table, json)
+                .await
+                .map(|()| true)
         }),
         Command::Runs {
             common,

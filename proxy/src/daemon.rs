@@ -13,7 +13,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use floe_maintenance::catalog::{ensure_namespaces, open_catalog};
+use floe_maintenance::adaptive::Maintainer;
+use floe_maintenance::audit::AuditLog;
+use floe_maintenance::catalog::{ensure_namespaces, open_catalog, open_committer};
+use floe_maintenance::ops::Target;
+use floe_maintenance::schedule::SystemClock;
+use floe_maintenance::telemetry::{self, Heat};
 use floe_router::Router;
 use serde::Serialize;
 use tokio::net::TcpListener;
@@ -21,7 +26,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::admin::{self, AdminRouting, AdminState};
+use crate::admin::{self, AdminMaintenance, AdminRouting, AdminState};
 use crate::config::{EngineKind, FloeConfig};
 use crate::demo::{self, DemoState};
 use crate::engines::{self, LoadConfig, Reloader};
@@ -92,6 +97,7 @@ pub async fn run(
     let ready = Arc::new(AtomicBool::new(false));
     let catalogs = Arc::new(std::sync::RwLock::new(Vec::new()));
     let admin_router = Arc::new(std::sync::RwLock::new(None));
+    let admin_maintenance = Arc::new(std::sync::RwLock::new(None));
     let admin_addr = match config.listen.admin {
         Some(addr) => {
             let listener = bind(addr, "admin").await?;
@@ -105,6 +111,7 @@ pub async fn run(
                     shutdown: shutdown.clone(),
                     catalogs: Arc::clone(&catalogs),
                     routing: Arc::clone(&admin_router),
+                    maintenance: Arc::clone(&admin_maintenance),
                 },
             ));
             Some(local)
@@ -186,11 +193,50 @@ pub async fn run(
         });
     }
 
+    // The maintenance engine: telemetry aggregation and the scheduler. The
+    // aggregator stops after the drain, so the last statements still count.
+    let state_path = crate::maintain::state_path(&config);
+    let stop_telemetry = CancellationToken::new();
+    let telemetry_section = &config.maintenance.telemetry;
+    let (telemetry, heat, heat_task) = if telemetry_section.enabled {
+        let heat = Arc::new(Heat::open(telemetry_section.aggregator(), &state_path).await?);
+        let (sender, events) = telemetry::channel(telemetry_section.channel);
+        let task = tokio::spawn(Arc::clone(&heat).run(events, stop_telemetry.clone()));
+        (Some(sender), Some(heat), Some(task))
+    } else {
+        (None, None, None)
+    };
+    let mut targets = Vec::with_capacity(opened.len());
+    for (catalog_config, (name, catalog)) in config.catalogs.iter().zip(&opened) {
+        targets.push(Target {
+            catalog_name: name.clone(),
+            catalog: Arc::clone(catalog),
+            committer: open_committer(catalog_config).await?,
+            audit: Some(AuditLog::open(&state_path).await?),
+        });
+    }
+    let maintainer = Arc::new(
+        Maintainer::new(
+            targets,
+            heat.clone(),
+            Arc::new(SystemClock),
+            config.maintenance.scheduler(),
+            config.policies.clone(),
+            Some(&state_path),
+        )
+        .await?,
+    );
+    tasks.spawn(Arc::clone(&maintainer).run(shutdown.clone()));
+    if let Ok(mut slot) = admin_maintenance.write() {
+        *slot = Some(AdminMaintenance { maintainer, heat });
+    }
+
     let drain = Drain::default();
     let shared = Shared {
         router,
         drain: drain.clone(),
         statement_timeout: config.server.statement_timeout,
+        telemetry,
     };
     let connections = Arc::new(Semaphore::new(config.server.max_connections));
     let mut postgres_addr = None;
@@ -273,6 +319,14 @@ pub async fn run(
             left,
             "shutdown timeout reached; cancelling the statements still running"
         );
+    }
+    stop_telemetry.cancel();
+    if let Some(task) = heat_task
+        && tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .is_err()
+    {
+        tracing::warn!("telemetry did not flush within 5s");
     }
     tasks.abort_all();
     tracing::info!("Floe stopped");

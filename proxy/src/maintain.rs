@@ -419,3 +419,56 @@ pub async fn runs(
     }
     Ok(())
 }
+
+/// `floe policy show`: a table's effective policy, setting by setting, with
+/// the policy each came from. Reads the configuration and the policies set
+/// through the admin API (in the state store); needs no daemon.
+pub async fn policy_show(config: &FloeConfig, table: &str, json: bool) -> anyhow::Result<()> {
+    if table.split('.').count() < 3 {
+        bail!("`{table}`: name the table as catalog.namespace.table");
+    }
+    let maintainer = floe_maintenance::adaptive::Maintainer::new(
+        Vec::new(),
+        None,
+        std::sync::Arc::new(floe_maintenance::schedule::SystemClock),
+        config.maintenance.scheduler(),
+        config.policies.clone(),
+        Some(&state_path(config)),
+    )
+    .await?;
+    let resolved = maintainer.resolve(table);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&resolved)?);
+        return Ok(());
+    }
+    println!("effective policy of {table}");
+    let settings = serde_json::to_value(&resolved.policy)?;
+    let mut rows = Vec::new();
+    flatten("", &settings, &mut rows);
+    for (key, value) in rows {
+        if key == "scope" {
+            continue;
+        }
+        let source = resolved.sources.get(&key).map_or("default", String::as_str);
+        println!("  {key:<28} {value:<24} from {source}");
+    }
+    println!("  (unlisted settings take Floe's defaults; see the README's policy reference)");
+    Ok(())
+}
+
+/// `{"a": {"b": 1}}` as `("a.b", "1")` rows.
+fn flatten(prefix: &str, value: &serde_json::Value, out: &mut Vec<(String, String)>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (k, v) in map {
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                flatten(&key, v, out);
+            }
+        }
+        other => out.push((prefix.to_owned(), other.to_string())),
+    }
+}

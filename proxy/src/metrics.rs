@@ -24,6 +24,16 @@ pub const ROWS_TOTAL: &str = "floe_rows_returned_total";
 /// Bytes of Arrow data returned to clients, by protocol.
 pub const BYTES_TOTAL: &str = "floe_bytes_returned_total";
 
+/// Telemetry events, by result: `sent` to the maintenance engine or
+/// `dropped` because its channel was full.
+pub const TELEMETRY_EVENTS: &str = "floe_telemetry_events_total";
+
+/// Counts one telemetry event, sent or dropped.
+pub fn telemetry_event(sent: bool) {
+    metrics::counter!(TELEMETRY_EVENTS, "result" => if sent { "sent" } else { "dropped" })
+        .increment(1);
+}
+
 /// The front end a client came through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {

@@ -20,7 +20,9 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::scalar::ScalarValue;
 use floe_dialects::sqlparser::ast::{ContextModifier, Expr, Set, Statement, Value, ValueWithSpan};
 use floe_dialects::{Analysis, StatementKind};
-use floe_router::engine::{BatchStream, Prepared, QueryOutput, Request};
+use floe_maintenance::now_ms;
+use floe_maintenance::telemetry::{QueryEvent, QueryOutcome, TelemetrySender};
+use floe_router::engine::{BatchStream, Prepared, QueryOutput, Request, ScanStats};
 use floe_router::routing::{Explanation, Pinned};
 use floe_router::{RouteContext, Router, Strategy};
 use futures::Stream;
@@ -41,6 +43,9 @@ pub struct Shared {
     pub drain: Drain,
     /// `server.statement_timeout`; zero means none.
     pub statement_timeout: Duration,
+    /// Where every statement that reached an engine is reported, when the
+    /// maintenance engine listens.
+    pub telemetry: Option<TelemetrySender>,
 }
 
 impl Shared {
@@ -405,11 +410,17 @@ impl Session {
         let timeout = self.statement_timeout();
         let guard = self.shared.drain.enter().ok_or(Error::ShuttingDown)?;
         let started = Instant::now();
+        let scan = self
+            .shared
+            .telemetry
+            .as_ref()
+            .map(|_| Arc::new(ScanStats::default()));
         let request = Request {
             statement: analysis,
             params,
             prepared,
             schema: self.schema.as_deref(),
+            scan: scan.as_ref(),
         };
         let ctx = route_context(
             &self.user,
@@ -432,13 +443,44 @@ impl Session {
             };
             router.execute_pinned(pinned, request).await
         };
-        let execution = async move { execution.await.map(|routed| routed.output) };
-        let output = tokio::select! {
+        let routed = tokio::select! {
             biased;
             _ = cancel.cancelled() => Err(Error::Engine(floe_router::Error::Cancelled)),
-            output = with_timeout(timeout, execution) => output,
+            routed = with_timeout(timeout, execution) => routed,
         };
         let kind = analysis.kind;
+        let (output, mut report) = match routed {
+            Ok(routed) => {
+                let report = self.shared.telemetry.clone().map(|sender| Report {
+                    sender,
+                    scan,
+                    event: QueryEvent {
+                        at_ms: now_ms(),
+                        protocol: self.protocol.as_str(),
+                        user: self.user.clone(),
+                        tag: self
+                            .settings
+                            .get("floe.tag")
+                            .filter(|t| !t.is_empty())
+                            .cloned(),
+                        fingerprint: routed.touched.fingerprint,
+                        sql: analysis.sql.clone(),
+                        dialect: analysis.dialect,
+                        tables: routed.touched.tables,
+                        columns: routed.touched.columns,
+                        engine: routed.engine,
+                        latency: Duration::ZERO,
+                        rows: 0,
+                        bytes: 0,
+                        scanned_files: None,
+                        scanned_bytes: None,
+                        outcome: QueryOutcome::Ok,
+                    },
+                });
+                (Ok(routed.output), report)
+            }
+            Err(e) => (Err(e), None),
+        };
         match output {
             Err(e) => {
                 metrics::query_finished(
@@ -460,6 +502,14 @@ impl Session {
                     rows.unwrap_or(0),
                     0,
                 );
+                if let Some(report) = report.take() {
+                    report.send(
+                        metrics::Outcome::Ok,
+                        started.elapsed(),
+                        rows.unwrap_or(0),
+                        0,
+                    );
+                }
                 Ok(Outcome::Command {
                     command: analysis.command,
                     rows,
@@ -478,6 +528,7 @@ impl Session {
                     rows: 0,
                     bytes: 0,
                     done: false,
+                    report,
                     _guard: guard,
                 }),
             }),
@@ -892,9 +943,9 @@ fn remaining(timeout: Duration, started: Instant) -> Option<Duration> {
     (!timeout.is_zero()).then(|| timeout.saturating_sub(started.elapsed()))
 }
 
-async fn with_timeout<F>(timeout: Duration, future: F) -> Result<QueryOutput>
+async fn with_timeout<F, T>(timeout: Duration, future: F) -> Result<T>
 where
-    F: std::future::Future<Output = floe_router::Result<QueryOutput>>,
+    F: std::future::Future<Output = floe_router::Result<T>>,
 {
     if timeout.is_zero() {
         return Ok(future.await?);
@@ -922,7 +973,42 @@ struct Metered {
     rows: u64,
     bytes: u64,
     done: bool,
+    /// The telemetry event, sent when the stream ends.
+    report: Option<Report>,
     _guard: DrainGuard,
+}
+
+/// A statement's telemetry event waiting for its end.
+struct Report {
+    sender: TelemetrySender,
+    scan: Option<Arc<ScanStats>>,
+    event: QueryEvent,
+}
+
+impl Report {
+    /// Completes the event and hands it over without waiting; a full channel
+    /// drops it (counted).
+    fn send(mut self, outcome: metrics::Outcome, latency: Duration, rows: u64, bytes: u64) {
+        let event = &mut self.event;
+        event.latency = latency;
+        event.rows = rows;
+        event.bytes = bytes;
+        event.outcome = match outcome {
+            metrics::Outcome::Ok => QueryOutcome::Ok,
+            metrics::Outcome::Error => QueryOutcome::Error,
+            metrics::Outcome::Cancelled => QueryOutcome::Cancelled,
+        };
+        // Only an engine that metered its scan says anything about it.
+        if let Some(scan) = self
+            .scan
+            .as_ref()
+            .filter(|s| s.files() > 0 || s.bytes() > 0)
+        {
+            event.scanned_files = Some(scan.files());
+            event.scanned_bytes = Some(scan.bytes());
+        }
+        metrics::telemetry_event(self.sender.emit(self.event));
+    }
 }
 
 impl Metered {
@@ -940,6 +1026,9 @@ impl Metered {
                 self.rows,
                 self.bytes,
             );
+            if let Some(report) = self.report.take() {
+                report.send(outcome, self.started.elapsed(), self.rows, self.bytes);
+            }
         }
     }
 }

@@ -28,6 +28,6 @@ pub mod engine;
 mod error;
 pub mod routing;
 
-pub use engine::{BatchStream, Engine, Prepared, QueryOutput, Request, Transaction};
+pub use engine::{BatchStream, Engine, Prepared, QueryOutput, Request, ScanStats, Transaction};
 pub use error::{DataErrorKind, Error, Result};
-pub use routing::{RouteContext, Router, RoutingConfig, Strategy};
+pub use routing::{RouteContext, Router, RoutingConfig, Strategy, Touched};

@@ -61,6 +61,15 @@ pub fn target_file_size(metadata: &iceberg::spec::TableMetadata) -> u64 {
 
 /// Spark's default `min-input-files`.
 pub const DEFAULT_MIN_INPUT_FILES: usize = 5;
+/// Rows handed to the file writer at once: about a quarter of the target
+/// file's worth (from the batch's in-memory size), within 64..=8192.
+fn slice_rows(batch: &arrow::array::RecordBatch, target: u64) -> usize {
+    let memory = batch.get_array_memory_size().max(1) as u64;
+    let rows = batch.num_rows().max(1) as u64;
+    usize::try_from(target.saturating_mul(rows) / memory / 4)
+        .unwrap_or(usize::MAX)
+        .clamp(64, 8192)
+}
 /// How many times a commit is rebuilt on a moved table before giving up.
 const COMMIT_ATTEMPTS: usize = 4;
 
@@ -491,7 +500,17 @@ async fn rewrite_group(
     let _abort_reader = AbortOnDrop(reader);
     while let Some(batch) = rx.recv().await {
         let batch = batch.map_err(|e| Error::State(format!("{ident}: reading: {e}")))?;
-        writer.write(batch).await.map_err(wrap)?;
+        // The rolling writer starts a new file only between writes: slices
+        // (zero-copy) keep files near the target however large the sort's
+        // batches are, so a sorted table gets many narrow files, not few
+        // wide ones.
+        let slice = slice_rows(&batch, target);
+        let mut offset = 0;
+        while offset < batch.num_rows() {
+            let len = slice.min(batch.num_rows() - offset);
+            writer.write(batch.slice(offset, len)).await.map_err(wrap)?;
+            offset += len;
+        }
     }
     let files = writer.close().await.map_err(wrap)?;
     let order_id = sort.and_then(|(_, id, _)| id);

@@ -10,13 +10,14 @@ pub mod compact;
 pub mod expire;
 pub mod manifests;
 pub mod orphans;
+pub mod properties;
 
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
 use iceberg::{Catalog, TableIdent};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::audit::{AuditLog, RunRecord};
 use crate::commit::{Committer, iceberg_error};
@@ -29,7 +30,7 @@ pub use manifests::ManifestOptions;
 pub use orphans::OrphanOptions;
 
 /// A maintenance operation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Operation {
     /// Expire old snapshots and delete the files only they referenced.
@@ -199,7 +200,8 @@ pub struct Target {
     pub audit: Option<AuditLog>,
 }
 
-pub(crate) fn now_ms() -> i64 {
+/// Now, in ms since the epoch (the unit of every time in the state store).
+pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))

@@ -6,3 +6,4 @@
 mod lake;
 mod ops;
 mod safety;
+mod scheduler;

@@ -10,6 +10,15 @@
 //! | `GET /api/engines` | every engine: health, load, latency, last error |
 //! | `GET /api/route?sql=...&dialect=postgres&user=&protocol=&schema=&tag=&strategy=` | what `EXPLAIN ROUTE` says of a statement, as JSON |
 //! | `POST /api/reload` | re-reads the configuration and applies engines and routing (as SIGHUP) |
+//! | `GET /api/telemetry` | every queried table, hottest first: decayed queries, latency, bytes scanned, predicate columns |
+//! | `GET /api/telemetry/events?table=&since_ms=&limit=` | recent raw query events (shapes, never constants) |
+//! | `GET /api/maintenance/plan` | what the scheduler would do now, table by table, with scores and reasons |
+//! | `POST /api/maintenance/run` | one scheduler pass now; answers the jobs it ran |
+//! | `GET /api/policies[?table=]` | every policy with its origin, or one table's effective policy with each setting's source |
+//! | `PUT /api/policies` | sets the API policy of a scope (JSON body), persisted |
+//! | `DELETE /api/policies?scope=` | removes the API policy of a scope |
+
+mod maintenance;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -40,7 +49,11 @@ pub struct AdminState {
     pub catalogs: Arc<std::sync::RwLock<NamedCatalogs>>,
     /// The router and the reloader, once built (the admin API starts first).
     pub routing: Arc<std::sync::RwLock<Option<AdminRouting>>>,
+    /// The maintenance engine, once built.
+    pub maintenance: Arc<std::sync::RwLock<Option<AdminMaintenance>>>,
 }
+
+pub use maintenance::AdminMaintenance;
 
 /// What the routing endpoints need.
 #[derive(Clone)]
@@ -62,6 +75,19 @@ pub async fn serve(listener: TcpListener, state: AdminState) {
         .route("/api/engines", get(engines))
         .route("/api/route", get(route))
         .route("/api/reload", axum::routing::post(reload))
+        .route("/api/telemetry", get(maintenance::telemetry))
+        .route("/api/telemetry/events", get(maintenance::events))
+        .route("/api/maintenance/plan", get(maintenance::plan))
+        .route(
+            "/api/maintenance/run",
+            axum::routing::post(maintenance::run),
+        )
+        .route(
+            "/api/policies",
+            get(maintenance::policies)
+                .put(maintenance::put_policy)
+                .delete(maintenance::delete_policy),
+        )
         .with_state(state);
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })

@@ -14,7 +14,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use floe_maintenance::adaptive::MaintainerConfig;
 use floe_maintenance::catalog::CatalogConfig;
+use floe_maintenance::policy::{self, Bytes, Mode, Policy};
+use floe_maintenance::telemetry::TelemetryConfig;
 use floe_router::RoutingConfig;
 use floe_router::routing::{CostModel, EngineSpec, Rule, Strategy};
 use serde::{Deserialize, Serialize};
@@ -29,6 +32,7 @@ const ENV_SECTIONS: &[&str] = &[
     "routing",
     "demo",
     "logging",
+    "maintenance",
 ];
 
 /// The whole configuration.
@@ -61,6 +65,126 @@ pub struct FloeConfig {
     pub demo: DemoConfig,
     /// Logging.
     pub logging: LoggingConfig,
+    /// The maintenance engine: mode, scheduler, telemetry.
+    pub maintenance: MaintenanceSection,
+    /// Maintenance and configuration policies, each for a catalog, namespace
+    /// or table (`floe_maintenance::policy::Policy`).
+    pub policies: Vec<Policy>,
+}
+
+/// `[maintenance]`: how the maintenance engine runs inside the daemon.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MaintenanceSection {
+    /// What maintenance does by itself, unless a policy says otherwise:
+    /// `off` (nothing, ever), `manual` (only what an operator starts),
+    /// `scheduled` (cron schedules of policies) or `adaptive` (schedules,
+    /// triggers and query telemetry).
+    ///
+    /// _Default:_ `manual`.
+    pub mode: Mode,
+    /// How often the scheduler looks at every table.
+    ///
+    /// _Default:_ `60s`.
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    /// Maintenance jobs run at once.
+    ///
+    /// _Default:_ `1`.
+    pub concurrency: usize,
+    /// Bytes compaction may rewrite per hour across the lake (`50GiB`);
+    /// unset: no limit.
+    pub max_bytes_per_hour: Option<Bytes>,
+    /// Query telemetry.
+    pub telemetry: TelemetrySection,
+}
+
+impl Default for MaintenanceSection {
+    fn default() -> Self {
+        MaintenanceSection {
+            mode: Mode::Manual,
+            interval: Duration::from_secs(60),
+            concurrency: 1,
+            max_bytes_per_hour: None,
+            telemetry: TelemetrySection::default(),
+        }
+    }
+}
+
+/// `[maintenance.telemetry]`: what the router reports about every query.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelemetrySection {
+    /// Whether statements are reported at all.
+    ///
+    /// _Default:_ `true`.
+    pub enabled: bool,
+    /// Events the channel holds; when it is full new events are dropped (and
+    /// counted in `floe_telemetry_events_total{result="dropped"}`), the query
+    /// never waits.
+    ///
+    /// _Default:_ `8192`.
+    pub channel: usize,
+    /// A query's weight in the statistics halves every half-life.
+    ///
+    /// _Default:_ `6h`.
+    #[serde(with = "humantime_serde")]
+    pub half_life: Duration,
+    /// How long raw events (statement shapes, never constants) are kept.
+    ///
+    /// _Default:_ `1h`.
+    #[serde(with = "humantime_serde")]
+    pub retention: Duration,
+    /// At most this many raw events are kept.
+    ///
+    /// _Default:_ `10000`.
+    pub max_events: usize,
+    /// How often statistics are written to the state store.
+    ///
+    /// _Default:_ `10s`.
+    #[serde(with = "humantime_serde")]
+    pub flush_interval: Duration,
+}
+
+impl Default for TelemetrySection {
+    fn default() -> Self {
+        let d = TelemetryConfig::default();
+        TelemetrySection {
+            enabled: true,
+            channel: 8192,
+            half_life: d.half_life,
+            retention: d.raw_retention,
+            max_events: d.raw_max,
+            flush_interval: d.flush_interval,
+        }
+    }
+}
+
+impl TelemetrySection {
+    /// The aggregator's settings.
+    pub fn aggregator(&self) -> TelemetryConfig {
+        TelemetryConfig {
+            half_life: self.half_life,
+            raw_retention: self.retention,
+            raw_max: self.max_events,
+            flush_interval: self.flush_interval,
+        }
+    }
+}
+
+impl MaintenanceSection {
+    /// The scheduler's settings.
+    pub fn scheduler(&self) -> MaintainerConfig {
+        MaintainerConfig {
+            base: Policy {
+                mode: Some(self.mode),
+                ..Policy::default()
+            },
+            interval: self.interval,
+            concurrency: self.concurrency,
+            max_bytes_per_hour: self.max_bytes_per_hour.map(|b| b.0),
+        }
+    }
 }
 
 /// Daemon-wide settings.
@@ -648,6 +772,37 @@ impl FloeConfig {
         }
         if self.flight_sql.ticket_ttl.is_zero() || self.flight_sql.token_ttl.is_zero() {
             problems.push("flight_sql.ticket_ttl, token_ttl: must be longer than 0s".to_owned());
+        }
+        if self.maintenance.interval.is_zero() {
+            problems.push("maintenance.interval: must be longer than 0s".to_owned());
+        }
+        if self.maintenance.concurrency == 0 {
+            problems.push("maintenance.concurrency: must be at least 1".to_owned());
+        }
+        let telemetry = &self.maintenance.telemetry;
+        if telemetry.channel == 0
+            || telemetry.half_life.is_zero()
+            || telemetry.flush_interval.is_zero()
+        {
+            problems.push(
+                "maintenance.telemetry: channel, half_life and flush_interval must be above 0"
+                    .to_owned(),
+            );
+        }
+        let mut scopes = BTreeSet::new();
+        for (i, p) in self.policies.iter().enumerate() {
+            let key = format!("policies[{i}]");
+            problems.extend(policy::validate(p, &key));
+            if !scopes.insert(p.scope.as_str()) {
+                problems.push(format!(
+                    "{key}.scope: `{}` has another policy; merge them",
+                    p.scope
+                ));
+            }
+            let catalog = p.scope.split('.').next().unwrap_or_default();
+            if !self.catalogs.is_empty() && !self.catalogs.iter().any(|c| c.name == catalog) {
+                problems.push(format!("{key}.scope: no catalog is named `{catalog}`"));
+            }
         }
         let mut names = BTreeSet::new();
         for user in &self.users {

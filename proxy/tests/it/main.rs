@@ -1,6 +1,7 @@
 //! Integration tests of the `floe` daemon: each starts the real binary (or
 //! shares one) and talks to it with real clients.
 
+mod adaptive;
 mod admin;
 mod auth;
 mod bad_input;

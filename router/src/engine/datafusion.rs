@@ -36,6 +36,7 @@ use floe_dialects::{
 use futures::{StreamExt, TryStreamExt};
 use iceberg_datafusion::IcebergCatalogProvider;
 
+use super::metered_scan::meter_scans;
 use super::{Engine, Prepared, QueryOutput, Request};
 use crate::{DataErrorKind, Error, Result};
 
@@ -294,7 +295,13 @@ impl Engine for DataFusionEngine {
             // DDL and statements ran while the frame was created.
             return Ok(QueryOutput::Command { rows: None });
         }
-        let stream = frame.execute_stream().await.map_err(map_error)?;
+        let task_ctx = Arc::new(frame.task_ctx());
+        let mut physical = frame.create_physical_plan().await.map_err(map_error)?;
+        if let Some(stats) = request.scan {
+            physical = meter_scans(physical, stats).map_err(map_error)?;
+        }
+        let stream =
+            datafusion::physical_plan::execute_stream(physical, task_ctx).map_err(map_error)?;
         let schema = stream.schema();
         Ok(QueryOutput::Rows {
             schema,

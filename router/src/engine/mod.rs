@@ -13,6 +13,7 @@
 mod columns;
 mod datafusion;
 mod flightsql;
+mod metered_scan;
 mod mysql;
 mod postgres;
 
@@ -20,6 +21,7 @@ use std::any::Any;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use ::datafusion::scalar::ScalarValue;
@@ -247,6 +249,37 @@ pub struct Request<'a> {
     /// The session's current schema, for unqualified table names; `None` means
     /// the engine's default.
     pub schema: Option<&'a str>,
+    /// Where an engine that can tell adds what it read from storage.
+    pub scan: Option<&'a Arc<ScanStats>>,
+}
+
+/// What an engine read from storage for one statement, where it can tell: the
+/// embedded engine counts the Iceberg data files its scans planned (after
+/// partition and min/max pruning) and their bytes. Telemetry reads it when
+/// the statement ends; it is how the maintenance engine sees what a better
+/// file layout would save.
+#[derive(Debug, Default)]
+pub struct ScanStats {
+    files: AtomicU64,
+    bytes: AtomicU64,
+}
+
+impl ScanStats {
+    /// Counts `files` data files of `bytes` bytes read.
+    pub fn add(&self, files: u64, bytes: u64) {
+        self.files.fetch_add(files, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Data files read so far.
+    pub fn files(&self) -> u64 {
+        self.files.load(Ordering::Relaxed)
+    }
+
+    /// Bytes of the data files read so far.
+    pub fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
 }
 
 impl<'a> Request<'a> {
@@ -257,6 +290,7 @@ impl<'a> Request<'a> {
             params: &[],
             prepared: None,
             schema: None,
+            scan: None,
         }
     }
 }

@@ -34,7 +34,8 @@ use floe_dialects::sqlparser::ast::{
     Expr, Statement, Value as SqlValue, ValueWithSpan, visit_expressions_mut,
 };
 use floe_dialects::{
-    Analysis, Dialect, TranslationCache, analyze_statement, number_placeholders, translate_with,
+    Analysis, Dialect, Operator, TranslationCache, analyze_statement, number_placeholders,
+    translate_with,
 };
 use futures::{Stream, StreamExt};
 use rand::RngExt;
@@ -235,6 +236,47 @@ pub struct Routed {
     pub engine: String,
     /// The result.
     pub output: QueryOutput,
+    /// What the statement touched, for telemetry.
+    pub touched: Touched,
+}
+
+/// The tables a statement touched and the predicate columns it filtered them
+/// on: what the router computed to route it, handed on so that telemetry does
+/// not analyse the statement again.
+#[derive(Debug, Clone, Default)]
+pub struct Touched {
+    /// Tables, qualified `catalog.schema.table`.
+    pub tables: Vec<String>,
+    /// Predicate columns: the index of their table in `tables`, the column and
+    /// how it was compared.
+    pub columns: Vec<(usize, String, Operator)>,
+    /// The statement's fingerprint id, when routing needed it.
+    pub fingerprint: Option<u64>,
+}
+
+/// The qualified tables of `analysis` and its predicate columns by table index.
+fn touched(
+    analysis: &Analysis,
+    catalog: &str,
+    schema: &str,
+) -> (Vec<String>, Vec<(usize, String, Operator)>) {
+    let refs = analysis.references();
+    let tables = refs
+        .tables
+        .iter()
+        .map(|t| t.qualified(catalog, schema))
+        .collect();
+    let columns = refs
+        .predicates
+        .into_iter()
+        .filter_map(|(column, op)| {
+            refs.tables
+                .iter()
+                .position(|t| *t == column.table)
+                .map(|i| (i, column.column, op))
+        })
+        .collect();
+    (tables, columns)
 }
 
 /// A transaction pinned to one engine (lazily opened by the first statement
@@ -288,6 +330,7 @@ struct Plan {
     order: Vec<Arc<EngineEntry>>,
     fingerprint: Option<u64>,
     explanation: Explanation,
+    columns: Vec<(usize, String, Operator)>,
 }
 
 impl Router {
@@ -370,12 +413,7 @@ impl Router {
         let state = self.snapshot();
         let config = &state.config;
         let schema = ctx.schema.unwrap_or(&config.default_schema);
-        let tables: Vec<String> = analysis
-            .references()
-            .tables
-            .iter()
-            .map(|t| t.qualified(&config.default_catalog, schema))
-            .collect();
+        let (tables, columns) = touched(analysis, &config.default_catalog, schema);
         let hints = hints(&analysis.sql);
         let tag = ctx.tag.or(hints.tag);
         let facts = Facts {
@@ -513,6 +551,7 @@ impl Router {
             },
             order,
             fingerprint,
+            columns,
         })
     }
 
@@ -685,6 +724,11 @@ impl Router {
                     return Ok(Routed {
                         engine: entry.name().to_owned(),
                         output,
+                        touched: Touched {
+                            tables: plan.explanation.tables,
+                            columns: plan.columns,
+                            fingerprint: plan.fingerprint,
+                        },
                     });
                 }
                 Err(e) if retry && is_retryable(&e) => {
@@ -717,6 +761,7 @@ impl Router {
             params: request.params,
             prepared,
             schema: request.schema,
+            scan: request.scan,
         };
         let output = entry.engine.execute(sent).await;
         self.track(entry, output, started, fingerprint, slot, prefetch)
@@ -816,6 +861,7 @@ impl Router {
             params: if inlined { &[] } else { request.params },
             prepared,
             schema: request.schema,
+            scan: request.scan,
         };
         let output = match pinned.txn.as_mut() {
             Some(txn) => txn.execute(sent).await,
@@ -824,9 +870,20 @@ impl Router {
         let output = self
             .track(&entry, output, started, None, slot, false)
             .await?;
+        let config = &self.snapshot().config;
+        let (tables, columns) = touched(
+            request.statement,
+            &config.default_catalog,
+            request.schema.unwrap_or(&config.default_schema),
+        );
         Ok(Routed {
             engine: entry.name().to_owned(),
             output,
+            touched: Touched {
+                tables,
+                columns,
+                fingerprint: None,
+            },
         })
     }
 
