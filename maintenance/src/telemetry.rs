@@ -600,6 +600,20 @@ mod tests {
     }
 
     #[test]
+    fn a_full_channel_drops_without_waiting() {
+        let (sender, mut rx) = channel(2);
+        let e = || event(1, "SELECT 1 FROM t WHERE a = 1", "a", Operator::Equality);
+        assert!(sender.emit(e()));
+        assert!(sender.emit(e()));
+        // Full: the third is dropped at once (a blocking send would hang here).
+        assert!(!sender.emit(e()));
+        assert!(rx.try_recv().is_ok());
+        assert!(sender.emit(e()), "room again once the aggregator took one");
+        drop(rx);
+        assert!(!sender.emit(e()), "no aggregator: dropped, not an error");
+    }
+
+    #[test]
     fn decays_by_half_each_half_life() {
         let mut d = Decayed::default();
         let half = Duration::from_secs(10);

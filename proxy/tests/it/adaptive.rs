@@ -298,3 +298,81 @@ async fn telemetry_survives_a_restart() {
     let events = json(&second, "/api/telemetry/events?table=lake.public.kept");
     assert_eq!(events.as_array().map(Vec::len), Some(9), "{events:#}");
 }
+
+#[tokio::test]
+async fn policies_through_the_api_and_the_cli() {
+    let daemon = Daemon::start(options().config(CONFIG));
+    let show = || {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_floe"))
+            .args(["policy", "show", "lake.public.anything", "--config"])
+            .arg(daemon.dir().join("floe.toml"))
+            .env_remove("FLOE_CONFIG")
+            .env_remove("FLOE_DATA_DIR")
+            .output()
+            .expect("floe policy show");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let line = |text: &str, key: &str| -> String {
+        text.lines()
+            .find(|l| l.trim_start().starts_with(key))
+            .unwrap_or_else(|| panic!("no {key} in:\n{text}"))
+            .to_owned()
+    };
+    let before = show();
+    let target = line(&before, "compact.target_file_size");
+    assert!(
+        target.contains("32768") && target.contains("from config:lake"),
+        "{before}"
+    );
+    assert!(line(&before, "mode").contains("from default:"), "{before}");
+
+    let (status, body) = daemon.admin_send(
+        "PUT",
+        "/api/policies",
+        r#"{"scope": "lake.public", "compact": {"target_file_size": "1MiB"}, "window": "01:00-05:00"}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = daemon.admin_send(
+        "PUT",
+        "/api/policies",
+        r#"{"scope": "lake.public", "window": "late"}"#,
+    );
+    assert_eq!(status, 422, "a bad window is refused: {body}");
+    assert!(body.contains("window"), "{body}");
+    let (status, body) = daemon.admin_send(
+        "PUT",
+        "/api/policies",
+        r#"{"scope": "lake.public", "colour": "red"}"#,
+    );
+    assert_eq!(status, 400, "unknown keys are refused: {body}");
+
+    let effective = json(&daemon, "/api/policies?table=lake.public.anything");
+    assert_eq!(
+        effective["policy"]["compact"]["target_file_size"],
+        1 << 20,
+        "{effective:#}"
+    );
+    assert_eq!(
+        effective["sources"]["compact.target_file_size"],
+        "api:lake.public"
+    );
+    let after = show();
+    let target = line(&after, "compact.target_file_size");
+    assert!(
+        target.contains("1048576") && target.contains("from api:lake.public"),
+        "{after}"
+    );
+    assert!(
+        line(&after, "window").contains("from api:lake.public"),
+        "{after}"
+    );
+
+    let (status, _) = daemon.admin_send("DELETE", "/api/policies?scope=lake.public", "");
+    assert_eq!(status, 200);
+    assert!(line(&show(), "compact.target_file_size").contains("from config:lake"));
+}
