@@ -310,16 +310,7 @@ impl Maintainer {
         let resolved = self.resolve(name);
         let mode = resolved.mode();
         let mut plan = TablePlan {
-            assessment: Assessment {
-                table: name.to_owned(),
-                score: 0.0,
-                operations: Vec::new(),
-                sort_by: Vec::new(),
-                rewrite_all: false,
-                estimated_bytes: 0,
-                started_by: String::new(),
-                reasons: Vec::new(),
-            },
+            assessment: Assessment::none(name),
             mode,
             waiting: None,
             drift: Vec::new(),
@@ -367,6 +358,7 @@ impl Maintainer {
             planner::choose_sort_order(
                 h,
                 resolved.policy.compact.max_sort_columns.unwrap_or(2),
+                resolved.policy.compact.zorder == Some(true),
                 |c| schema.field_by_name(c).is_some(),
             )
         });
@@ -387,6 +379,22 @@ impl Maintainer {
             .or_else(|| sort.as_ref().and_then(|s| s.columns.first().cloned()));
         if let Some(column) = &sort_column {
             plan.layout = self.layout(&table, column).await;
+        }
+        // A z-order must serve every one of its columns: judge it by the one
+        // the files prune worst.
+        if let Some(choice) = sort.as_ref().filter(|s| s.zorder)
+            && resolved.policy.compact.sort_by.is_none()
+        {
+            for column in choice.columns.iter().skip(1) {
+                if let Some(layout) = self.layout(&table, column).await
+                    && plan
+                        .layout
+                        .as_ref()
+                        .is_none_or(|l| layout.overlap > l.overlap)
+                {
+                    plan.layout = Some(layout);
+                }
+            }
         }
 
         // A cron schedule runs every allowed operation.
@@ -441,6 +449,9 @@ impl Maintainer {
                     .or_else(|| sort.as_ref().map(|s| s.columns.clone()))
                     .unwrap_or_default(),
             };
+            a.zorder = strategy == CompactStrategy::Auto
+                && resolved.policy.compact.sort_by.is_none()
+                && sort.as_ref().is_some_and(|s| s.zorder);
             a.estimated_bytes = detail.signals.data_bytes;
             // Scheduled work outranks anything triggered.
             a.score = f64::MAX;
@@ -577,6 +588,8 @@ impl Maintainer {
             compact: CompactOptions {
                 strategy: if job.sort_by.is_empty() {
                     Strategy::Binpack
+                } else if job.zorder {
+                    Strategy::ZOrder(job.sort_by.clone())
                 } else {
                     Strategy::Sort(job.sort_by.clone())
                 },
@@ -613,7 +626,8 @@ impl Maintainer {
                 if bytes > 0 {
                     lock(&self.rewritten).push_back((self.clock.now_ms(), name.clone(), bytes));
                 }
-                if !job.sort_by.is_empty() && p.compact.set_sort_order == Some(true) {
+                if !job.sort_by.is_empty() && !job.zorder && p.compact.set_sort_order == Some(true)
+                {
                     let set = async {
                         let table = target
                             .catalog

@@ -136,6 +136,8 @@ fn overlap(ranges: &[Option<(Datum, Datum)>]) -> f64 {
 pub struct SortChoice {
     /// The columns, in order.
     pub columns: Vec<String>,
+    /// Z-order `columns` rather than sort by them.
+    pub zorder: bool,
     /// Why, in words.
     pub reason: String,
 }
@@ -143,11 +145,13 @@ pub struct SortChoice {
 /// Chooses up to `max_columns` sort columns from how `heat`'s queries filter
 /// the table: columns at least 30 % as hot as the hottest, equality and `IN`
 /// columns first (hottest first), then the hottest range or prefix column.
-/// `exists` filters out columns the table does not have (any more). None when
-/// nothing filters the table.
+/// `exists` filters out columns the table does not have (any more). With
+/// `zorder`, two about equally hot range columns (and no equality column) are
+/// z-ordered together. None when nothing filters the table.
 pub fn choose_sort_order(
     heat: &TableHeat,
     max_columns: usize,
+    zorder: bool,
     exists: impl Fn(&str) -> bool,
 ) -> Option<SortChoice> {
     // column → (equality-like queries, range-like queries)
@@ -195,14 +199,30 @@ pub fn choose_sort_order(
     if let [a, b, ..] = ranges.as_slice()
         && b.2 >= a.2 * 0.9
     {
+        if zorder && equality.is_empty() && max_columns >= 2 {
+            // Z-order is symmetric: name order keeps the choice stable when
+            // the two swap places by a hair.
+            let mut columns = vec![a.0.to_owned(), b.0.to_owned()];
+            columns.sort();
+            return Some(SortChoice {
+                columns,
+                zorder: true,
+                reason: format!(
+                    "hot predicates: {} (range, {:.1} queries) and {} (range, {:.1} queries), \
+                     about equally hot: z-order serves both",
+                    a.0, a.2, b.0, b.2
+                ),
+            });
+        }
         reason.push_str(&format!(
-            "; {} and {} are about equally hot range columns: a z-order would serve both, \
-             Floe sorts lexicographically",
+            "; {} and {} are about equally hot range columns: a z-order would serve both \
+             (compact.zorder = true)",
             a.0, b.0
         ));
     }
     Some(SortChoice {
         columns: chosen,
+        zorder: false,
         reason,
     })
 }
@@ -218,6 +238,8 @@ pub struct Assessment {
     pub operations: Vec<Operation>,
     /// Sort compaction by these columns (empty: binpack).
     pub sort_by: Vec<String>,
+    /// Z-order by `sort_by` instead of sorting.
+    pub zorder: bool,
     /// Rewrite every file, not only unsorted ones: the files are nearly all
     /// sorted already, in runs that overlap, and only a full sort merges them.
     pub rewrite_all: bool,
@@ -227,6 +249,23 @@ pub struct Assessment {
     pub started_by: String,
     /// How the decision was reached.
     pub reasons: Vec<String>,
+}
+
+impl Assessment {
+    /// No job for `table`.
+    pub fn none(table: &str) -> Assessment {
+        Assessment {
+            table: table.to_owned(),
+            score: 0.0,
+            operations: Vec::new(),
+            sort_by: Vec::new(),
+            zorder: false,
+            rewrite_all: false,
+            estimated_bytes: 0,
+            started_by: String::new(),
+            reasons: Vec::new(),
+        }
+    }
 }
 
 /// Everything the planner knows about one table.
@@ -265,16 +304,7 @@ pub fn assess(inputs: &Inputs<'_>) -> Assessment {
     let p = &policy.policy;
     let triggers = &p.triggers;
     let signals = &detail.signals;
-    let mut out = Assessment {
-        table: table.to_owned(),
-        score: 0.0,
-        operations: Vec::new(),
-        sort_by: Vec::new(),
-        rewrite_all: false,
-        estimated_bytes: 0,
-        started_by: String::new(),
-        reasons: Vec::new(),
-    };
+    let mut out = Assessment::none(table);
     let mut fired: Vec<&str> = Vec::new();
     let hot = heat.map_or(0.0, |h| h.queries);
     let data_bytes = signals.data_bytes as f64;
@@ -342,11 +372,19 @@ pub fn assess(inputs: &Inputs<'_>) -> Assessment {
                 .map(|c| (c, "the policy's sort order".to_owned()))
                 .or_else(|| inputs.sort.map(|s| (s.columns.clone(), s.reason.clone()))),
         };
+        let zorder = p.compact.sort_by.is_none()
+            && strategy != CompactStrategy::Sort
+            && inputs.sort.is_some_and(|s| s.zorder);
         if let (Some((columns, why)), Some(layout)) = (&sort_columns, inputs.layout)
             && hot >= hotness
         {
             let files_after = (data_bytes / target as f64).ceil().max(1.0);
-            let ideal = 1.0 / files_after;
+            // A z-order of k columns narrows each to about files^(-1/k).
+            let ideal = if zorder {
+                files_after.powf(-1.0 / columns.len().max(1) as f64)
+            } else {
+                1.0 / files_after
+            };
             let scanned = heat
                 .map(|h| h.mean_scanned_bytes)
                 .filter(|b| *b > 0.0)
@@ -361,7 +399,9 @@ pub fn assess(inputs: &Inputs<'_>) -> Assessment {
                 compact_score = hot * saved / data_bytes.max(FILE_OVERHEAD_BYTES);
                 fired.push("adaptive:hot_predicates");
                 out.sort_by.clone_from(columns);
-                out.rewrite_all = layout.sorted_files * 10 >= layout.files * 9;
+                out.zorder = zorder;
+                // Z-ordered files record no order: z-order picks by size.
+                out.rewrite_all = !zorder && layout.sorted_files * 10 >= layout.files * 9;
                 if out.rewrite_all {
                     out.reasons.push(
                         "nearly every file is sorted already (in overlapping runs or by another \
@@ -405,15 +445,19 @@ pub fn assess(inputs: &Inputs<'_>) -> Assessment {
             let min_input = p.compact.min_input_files.unwrap_or(5) as u64;
             let by_share = detail.small_file_share >= share_trigger && small >= min_input;
             let by_commits = signals.commits_since_rewrite >= commits_trigger && small >= 2;
-            if by_share || by_commits {
+            let small_bytes = data_bytes * detail.small_file_share;
+            let files_after = (small_bytes / target as f64).ceil().max(1.0);
+            let files_saved = small as f64 - files_after;
+            if (by_share || by_commits) && files_saved < 1.0 {
+                out.reasons.push(format!(
+                    "{small} small files would not merge into fewer files of {target} bytes"
+                ));
+            } else if by_share || by_commits {
                 fired.push(if by_share {
                     "trigger:small_file_share"
                 } else {
                     "trigger:commits"
                 });
-                let small_bytes = data_bytes * detail.small_file_share;
-                let files_after = (small_bytes / target as f64).ceil().max(1.0);
-                let files_saved = (small as f64 - files_after).max(0.0);
                 // A table nobody queries still gains (storage requests,
                 // planning), but far less than a hot one.
                 compact_score = (hot + 0.1) * files_saved * FILE_OVERHEAD_BYTES
@@ -495,21 +539,28 @@ mod tests {
             ("tenant", "eq", 30.0),
             ("rare", "eq", 1.0),
         ]);
-        let choice = choose_sort_order(&h, 2, |_| true).expect("a choice");
+        let choice = choose_sort_order(&h, 2, false, |_| true).expect("a choice");
         assert_eq!(choice.columns, vec!["tenant", "ts"]);
-        let one = choose_sort_order(&h, 1, |_| true).expect("a choice");
+        let one = choose_sort_order(&h, 1, false, |_| true).expect("a choice");
         assert_eq!(one.columns, vec!["tenant"]);
-        let gone = choose_sort_order(&h, 2, |c| c != "tenant").expect("a choice");
+        let gone = choose_sort_order(&h, 2, false, |c| c != "tenant").expect("a choice");
         assert_eq!(gone.columns, vec!["ts"]);
-        assert!(choose_sort_order(&heat(&[("x", "is_null", 9.0)]), 2, |_| true).is_none());
+        assert!(choose_sort_order(&heat(&[("x", "is_null", 9.0)]), 2, false, |_| true).is_none());
     }
 
     #[test]
     fn two_equally_hot_range_columns_mention_z_order() {
         let h = heat(&[("x", "range", 10.0), ("y", "range", 9.5)]);
-        let choice = choose_sort_order(&h, 2, |_| true).expect("a choice");
+        let choice = choose_sort_order(&h, 2, false, |_| true).expect("a choice");
         assert_eq!(choice.columns, vec!["x"]);
+        assert!(!choice.zorder);
         assert!(choice.reason.contains("z-order"), "{}", choice.reason);
+        let z = choose_sort_order(&h, 2, true, |_| true).expect("a choice");
+        assert_eq!(z.columns, vec!["x", "y"]);
+        assert!(z.zorder, "{}", z.reason);
+        let with_equality = heat(&[("x", "range", 10.0), ("y", "range", 9.5), ("t", "eq", 9.0)]);
+        let sorted = choose_sort_order(&with_equality, 2, true, |_| true).expect("a choice");
+        assert!(!sorted.zorder, "an equality column comes first: a sort");
     }
 
     #[test]

@@ -157,6 +157,11 @@ pub struct CompactPolicy {
     /// it too (default false).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub set_sort_order: Option<bool>,
+    /// Z-order the two hottest range columns when they are about equally hot
+    /// (and no equality column is), instead of sorting by the hotter one
+    /// (default false).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub zorder: Option<bool>,
 }
 
 /// Manifest rewrite settings.
@@ -346,7 +351,8 @@ impl Resolved {
                 target_file_size,
                 min_input_files,
                 max_sort_columns,
-                set_sort_order
+                set_sort_order,
+                zorder
             ]
         );
         overlay!(
@@ -547,6 +553,44 @@ mod tests {
             later.sources["compact.target_file_size"],
             "config:lake.demo"
         );
+    }
+
+    #[test]
+    fn every_setting_is_inherited() {
+        // A setting missing from `Resolved::apply` would be silently ignored:
+        // a policy with every field set must resolve to itself.
+        let full: Policy = serde_json::from_value(serde_json::json!({
+            "scope": "lake",
+            "mode": "adaptive",
+            "operations": ["expire", "compact"],
+            "schedule": "0 2 * * *",
+            "timezone": "Europe/Paris",
+            "window": "01:00-05:00",
+            "max_bytes_per_hour": "1GiB",
+            "expire": {"older_than": "5d", "retain_last": 3},
+            "orphans": {"older_than": "3d"},
+            "compact": {
+                "strategy": "sort", "sort_by": ["a"], "target_file_size": "1MiB",
+                "min_input_files": 2, "max_sort_columns": 1, "set_sort_order": true, "zorder": true
+            },
+            "manifests": {"target_size": "8MiB"},
+            "triggers": {
+                "commits": 1, "small_file_share": 0.1, "snapshots": 2,
+                "snapshot_age": "1h", "manifests": 3, "hotness": 4.0
+            },
+            "properties": {"format-version": "2"},
+            "enforce": "correct"
+        }))
+        .expect("a full policy");
+        let resolved = resolve(
+            "lake.t",
+            &Policy::default(),
+            &[(Origin::Config, full.clone())],
+        );
+        let mut expected = full;
+        expected.scope = "lake.t".to_owned();
+        assert_eq!(resolved.policy, expected);
+        assert_eq!(resolved.sources.len(), 25, "{:?}", resolved.sources.keys());
     }
 
     #[test]

@@ -231,10 +231,10 @@ pub struct MaintainArgs {
     #[arg(long)]
     pub dry_run: bool,
     /// Compaction strategy.
-    #[arg(long, value_parser = ["binpack", "sort"], default_value = "binpack")]
+    #[arg(long, value_parser = ["binpack", "sort", "zorder"], default_value = "binpack")]
     pub strategy: String,
-    /// Sort columns for `--strategy sort` (`col`, `col DESC`); default the
-    /// table's sort order.
+    /// Sort columns for `--strategy sort` (`col`, `col DESC`; default the
+    /// table's sort order) or, two or more, for `--strategy zorder`.
     #[arg(long, value_delimiter = ',')]
     pub sort_by: Vec<String>,
     /// Target data file size in bytes (default: the table's
@@ -291,6 +291,7 @@ pub async fn maintain(config: &FloeConfig, args: &MaintainArgs) -> anyhow::Resul
         compact: CompactOptions {
             strategy: match args.strategy.as_str() {
                 "sort" => Strategy::Sort(args.sort_by.clone()),
+                "zorder" => Strategy::ZOrder(args.sort_by.clone()),
                 _ => Strategy::Binpack,
             },
             target_file_size: args.target_file_size,

@@ -1,4 +1,4 @@
-//! Data file compaction (`rewrite_data_files`): binpack and sort.
+//! Data file compaction (`rewrite_data_files`): binpack, sort and z-order.
 //!
 //! Planning follows Spark's defaults: the target size is the table's
 //! `write.target-file-size-bytes` (512 MiB); files below 75 % or above 180 %
@@ -82,6 +82,18 @@ pub enum Strategy {
     /// Combine and sort by the table's sort order, or by these columns
     /// (`col`, `col DESC`, `col ASC NULLS LAST`).
     Sort(Vec<String>),
+    /// Combine and z-order by these columns (at least two): files narrow on
+    /// each of them at once.
+    ZOrder(Vec<String>),
+}
+
+/// How a rewrite orders rows.
+#[derive(Clone, Copy)]
+enum Order<'a> {
+    /// By Iceberg sort fields; files record the order's id.
+    Sort(&'a [SortField], Option<i64>),
+    /// By the z-value of these columns; files record no order.
+    ZOrder(&'a [super::zorder::ZColumn]),
 }
 
 /// Parameters of a compaction.
@@ -372,11 +384,40 @@ impl PartitionStream for OneStream {
     }
 }
 
-/// Sorts a stream with DataFusion's external sort under `memory` bytes.
-fn sorted(
-    stream: SendableRecordBatchStream,
+/// The sort expressions of Iceberg sort `fields` over `schema`.
+fn sort_exprs(
     fields: &[SortField],
     table_schema: &iceberg::spec::Schema,
+    schema: &ArrowSchemaRef,
+) -> Result<Vec<PhysicalSortExpr>> {
+    let df = |e: datafusion::error::DataFusionError| Error::State(format!("sorting: {e}"));
+    let mut exprs = Vec::new();
+    for field in fields {
+        let name = table_schema
+            .name_by_field_id(field.source_id)
+            .ok_or_else(|| Error::Invalid(format!("sort field id {} is gone", field.source_id)))?;
+        if field.transform != Transform::Identity {
+            return Err(Error::Unsupported(format!(
+                "sorting by {}({name}); only identity sort fields are supported",
+                field.transform
+            )));
+        }
+        exprs.push(PhysicalSortExpr {
+            expr: col(name, schema).map_err(df)?,
+            options: SortOptions {
+                descending: field.direction == SortDirection::Descending,
+                nulls_first: field.null_order == NullOrder::First,
+            },
+        });
+    }
+    Ok(exprs)
+}
+
+/// Sorts a stream by `exprs` with DataFusion's external sort under `memory`
+/// bytes.
+fn sorted(
+    stream: SendableRecordBatchStream,
+    exprs: Vec<PhysicalSortExpr>,
     memory: usize,
 ) -> Result<SendableRecordBatchStream> {
     let df = |e: datafusion::error::DataFusionError| Error::State(format!("sorting: {e}"));
@@ -394,25 +435,6 @@ fn sorted(
         None,
     )
     .map_err(df)?;
-    let mut exprs = Vec::new();
-    for field in fields {
-        let name = table_schema
-            .name_by_field_id(field.source_id)
-            .ok_or_else(|| Error::Invalid(format!("sort field id {} is gone", field.source_id)))?;
-        if field.transform != Transform::Identity {
-            return Err(Error::Unsupported(format!(
-                "sorting by {}({name}); only identity sort fields are supported",
-                field.transform
-            )));
-        }
-        exprs.push(PhysicalSortExpr {
-            expr: col(name, &schema).map_err(df)?,
-            options: SortOptions {
-                descending: field.direction == SortDirection::Descending,
-                nulls_first: field.null_order == NullOrder::First,
-            },
-        });
-    }
     let ordering =
         LexOrdering::new(exprs).ok_or_else(|| Error::Invalid("an empty sort order".to_owned()))?;
     let sort = SortExec::new(ordering, Arc::new(input));
@@ -424,12 +446,49 @@ fn sorted(
     sort.execute(0, Arc::new(ctx)).map_err(df)
 }
 
+/// `stream` z-ordered by `columns`: each batch gets its z-value column, the
+/// rows are sorted by it, and the column is dropped again.
+fn z_ordered(
+    stream: SendableRecordBatchStream,
+    columns: &[super::zorder::ZColumn],
+    memory: usize,
+) -> Result<SendableRecordBatchStream> {
+    use super::zorder::{Z_COLUMN, with_z, without_z};
+    let df = |e: datafusion::error::DataFusionError| Error::State(format!("z-order: {e}"));
+    let schema = stream.schema();
+    let mut fields: Vec<datafusion::arrow::datatypes::Field> =
+        schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields.push(datafusion::arrow::datatypes::Field::new(
+        Z_COLUMN,
+        datafusion::arrow::datatypes::DataType::UInt64,
+        false,
+    ));
+    let with: ArrowSchemaRef = Arc::new(datafusion::arrow::datatypes::Schema::new(fields));
+    let owned = columns.to_vec();
+    let keyed = stream.map(move |batch| {
+        batch.and_then(|b| {
+            with_z(&b, &owned)
+                .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))
+        })
+    });
+    let keyed: SendableRecordBatchStream =
+        Box::pin(RecordBatchStreamAdapter::new(Arc::clone(&with), keyed));
+    let z = PhysicalSortExpr {
+        expr: col(Z_COLUMN, &with).map_err(df)?,
+        options: SortOptions::default(),
+    };
+    let ordered = sorted(keyed, vec![z], memory)?;
+    let stripped = ordered.map(|batch| batch.map(|b| without_z(&b)));
+    Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stripped)))
+}
+
 /// Reads, (sorts) and writes one group; returns the new files.
 async fn rewrite_group(
     table: &Table,
     group: Group,
     target: u64,
-    sort: Option<(&[SortField], Option<i64>, usize)>,
+    order: Option<Order<'_>>,
+    memory: usize,
 ) -> Result<Vec<DataFile>> {
     let ident = table.identifier();
     let wrap = |e| iceberg_error(ident, e);
@@ -440,7 +499,7 @@ async fn rewrite_group(
     // Binpack does not care about row order: read several files at once.
     let read = table
         .reader_builder()
-        .with_data_file_concurrency_limit(if sort.is_some() { 1 } else { 4 })
+        .with_data_file_concurrency_limit(if order.is_some() { 1 } else { 4 })
         .build()
         .read(tasks)
         .map_err(wrap)?
@@ -450,8 +509,13 @@ async fn rewrite_group(
         Arc::clone(&arrow_schema),
         read,
     ));
-    if let Some((fields, _, memory)) = sort {
-        stream = sorted(stream, fields, &schema, memory)?;
+    match order {
+        Some(Order::Sort(fields, _)) => {
+            let exprs = sort_exprs(fields, &schema, &arrow_schema)?;
+            stream = sorted(stream, exprs, memory)?;
+        }
+        Some(Order::ZOrder(columns)) => stream = z_ordered(stream, columns, memory)?,
+        None => {}
     }
     let parquet = ParquetWriterBuilder::new_with_match_mode(
         writer_properties(metadata.properties())
@@ -513,7 +577,10 @@ async fn rewrite_group(
         }
     }
     let files = writer.close().await.map_err(wrap)?;
-    let order_id = sort.and_then(|(_, id, _)| id);
+    let order_id = match order {
+        Some(Order::Sort(_, id)) => id,
+        _ => None,
+    };
     files
         .into_iter()
         .map(|file| match order_id {
@@ -633,7 +700,7 @@ pub(crate) async fn run(
         .target_file_size
         .unwrap_or_else(|| target_file_size(metadata));
     let (table, sort) = match &options.strategy {
-        Strategy::Binpack => (table, None),
+        Strategy::Binpack | Strategy::ZOrder(_) => (table, None),
         Strategy::Sort(columns) => {
             let (fields, id) = sort_order(&table, columns)?;
             if id.is_some() || dry_run {
@@ -642,13 +709,19 @@ pub(crate) async fn run(
                 // Files record the id of the order they are sorted in: an
                 // explicit order joins the table's orders (not as default)
                 // first.
-                let table = add_sort_order(&table, committer, &fields).await?;
+                let table = add_sort_order(&table, committer, &fields, false).await?;
                 let (fields, id) = sort_order(&table, columns)?;
                 (table, Some((fields, id)))
             }
         }
     };
+    let zorder = match &options.strategy {
+        Strategy::ZOrder(columns) => Some(super::zorder::columns(&table, columns).await?),
+        _ => None,
+    };
     let metadata = table.metadata();
+    // Z-ordered files record no order, so z-order picks files by size as
+    // binpack does.
     let groups = plan(
         &table,
         options,
@@ -658,9 +731,9 @@ pub(crate) async fn run(
     )
     .await?;
     // Binpack splits a partition's files into bins of about the target size,
-    // rewritten in parallel; a sort keeps each partition whole so that its
-    // files do not overlap.
-    let groups = if sort.is_none() {
+    // rewritten in parallel; a sort or z-order keeps each partition whole so
+    // that its files do not overlap.
+    let groups = if sort.is_none() && zorder.is_none() {
         groups
             .into_iter()
             .flat_map(|g| into_bins(g, target))
@@ -680,9 +753,10 @@ pub(crate) async fn run(
     outcome.notes.push(format!(
         "{} group(s), {input_files} file(s), {input_bytes} bytes to rewrite (target file size {target} bytes{})",
         groups.len(),
-        match &sort {
-            Some((fields, _)) => format!(", sorted by {} field(s)", fields.len()),
-            None => String::new(),
+        match (&sort, &zorder) {
+            (Some((fields, _)), _) => format!(", sorted by {} field(s)", fields.len()),
+            (None, Some(columns)) => format!(", z-ordered by {} columns", columns.len()),
+            (None, None) => String::new(),
         }
     ));
     if groups.is_empty() {
@@ -705,11 +779,13 @@ pub(crate) async fn run(
         .collect();
     let parallelism = options.parallelism.unwrap_or(2).max(1);
     let memory = options.sort_memory.unwrap_or(256 * 1024 * 1024);
-    let sort_spec = sort
-        .as_ref()
-        .map(|(fields, id)| (fields.as_slice(), *id, memory));
+    let order = match (&sort, &zorder) {
+        (Some((fields, id)), _) => Some(Order::Sort(fields.as_slice(), *id)),
+        (None, Some(columns)) => Some(Order::ZOrder(columns.as_slice())),
+        (None, None) => None,
+    };
     let results: Vec<Result<Vec<DataFile>>> = futures::stream::iter(groups)
-        .map(|group| rewrite_group(&table, group, target, sort_spec))
+        .map(|group| rewrite_group(&table, group, target, order, memory))
         .buffer_unordered(parallelism)
         .collect()
         .await;
@@ -828,10 +904,11 @@ fn validate_since(head: &Table, base_id: i64) -> Result<()> {
 
 /// Adds `fields` as one of the table's sort orders (not the default) and
 /// returns the table after that commit.
-async fn add_sort_order(
+pub(crate) async fn add_sort_order(
     table: &Table,
     committer: &dyn Committer,
     fields: &[SortField],
+    as_default: bool,
 ) -> Result<Table> {
     let ident = table.identifier();
     let wrap = |e| iceberg_error(ident, e);
@@ -839,15 +916,16 @@ async fn add_sort_order(
         .with_fields(fields.to_vec())
         .build_unbound()
         .map_err(wrap)?;
-    let new = table
+    let mut builder = table
         .metadata()
         .clone()
         .into_builder(table.metadata_location().map(str::to_owned))
         .add_sort_order(order)
-        .map_err(wrap)?
-        .build()
-        .map_err(wrap)?
-        .metadata;
+        .map_err(wrap)?;
+    if as_default {
+        builder = builder.set_default_sort_order(-1).map_err(wrap)?;
+    }
+    let new = builder.build().map_err(wrap)?.metadata;
     committer.swap(table, new).await
 }
 

@@ -11,6 +11,7 @@ pub mod expire;
 pub mod manifests;
 pub mod orphans;
 pub mod properties;
+mod zorder;
 
 use std::fmt;
 use std::str::FromStr;
@@ -322,9 +323,10 @@ fn parameters(operation: Operation, request: &Request) -> serde_json::Value {
             "strategy": match &request.compact.strategy {
                 Strategy::Binpack => "binpack".to_owned(),
                 Strategy::Sort(_) => "sort".to_owned(),
+                Strategy::ZOrder(_) => "zorder".to_owned(),
             },
             "sort_by": match &request.compact.strategy {
-                Strategy::Sort(columns) => columns.clone(),
+                Strategy::Sort(columns) | Strategy::ZOrder(columns) => columns.clone(),
                 Strategy::Binpack => Vec::new(),
             },
             "target_file_size": request.compact.target_file_size,

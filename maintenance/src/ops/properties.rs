@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use iceberg::spec::{FormatVersion, SortOrder};
+use iceberg::spec::FormatVersion;
 use iceberg::table::Table;
 use serde::Serialize;
 
@@ -109,26 +109,9 @@ pub async fn set_default_sort_order(
     committer: &dyn Committer,
     columns: &[String],
 ) -> Result<Table> {
-    let ident = table.identifier();
-    let wrap = |e| iceberg_error(ident, e);
-    let order: SortOrder = super::compact::build_sort_order(table, columns)?;
+    let order = super::compact::build_sort_order(table, columns)?;
     if table.metadata().default_sort_order().fields == order.fields {
         return Ok(table.clone());
     }
-    let unbound = SortOrder::builder()
-        .with_fields(order.fields)
-        .build_unbound()
-        .map_err(wrap)?;
-    let new = table
-        .metadata()
-        .clone()
-        .into_builder(table.metadata_location().map(str::to_owned))
-        .add_sort_order(unbound)
-        .map_err(wrap)?
-        .set_default_sort_order(-1)
-        .map_err(wrap)?
-        .build()
-        .map_err(wrap)?
-        .metadata;
-    committer.swap(table, new).await
+    super::compact::add_sort_order(table, committer, &order.fields, true).await
 }

@@ -441,3 +441,36 @@ async fn binpack_splits_a_partition_into_bins_of_the_target_size() {
     assert_eq!(report.after.data_files, 2, "{:?}", report.outcome);
     lake.assert_reads(&ident, expected(0..600)).await;
 }
+
+#[tokio::test]
+async fn zorder_keeps_every_row_and_refuses_what_it_cannot_key() {
+    let lake = Lake::new().await;
+    let ident = small_files(&lake, "zorder", false, 6).await;
+    let mut req = request(Operation::Compact);
+    req.compact = CompactOptions {
+        strategy: Strategy::ZOrder(vec!["value".to_owned()]),
+        ..CompactOptions::default()
+    };
+    let err = maintain_table(&lake.target, &ident, &req)
+        .await
+        .expect_err("one column");
+    assert!(err.to_string().contains("at least two columns"), "{err}");
+    req.compact.strategy = Strategy::ZOrder(vec!["value".to_owned(), "nope".to_owned()]);
+    let err = maintain_table(&lake.target, &ident, &req)
+        .await
+        .expect_err("unknown column");
+    assert!(err.to_string().contains("nope"), "{err}");
+
+    req.compact.strategy = Strategy::ZOrder(vec!["category".to_owned(), "value".to_owned()]);
+    let report = run(&lake, &ident, &req).await;
+    assert_eq!(report.outcome.files_removed(), 6, "{report:?}");
+    assert!(
+        report
+            .outcome
+            .notes
+            .iter()
+            .any(|n| n.contains("z-ordered by 2 columns")),
+        "{report:?}"
+    );
+    lake.assert_reads(&ident, expected(0..300)).await;
+}

@@ -403,3 +403,59 @@ async fn configuration_policies_report_or_correct_drift() {
     assert!(find(&plan, "lake.ns.corrected").drift.is_empty());
     assert_eq!(find(&plan, "lake.ns.reported").drift.len(), 1);
 }
+
+#[tokio::test]
+async fn two_equally_hot_range_columns_are_z_ordered() {
+    let lake = Lake::new().await;
+    let ident = small_files(&lake, "z", 20).await;
+    let heat = Arc::new(Heat::in_memory(TelemetryConfig::default()));
+    for column in ["id", "value"] {
+        for _ in 0..10 {
+            let mut event = filter_event("lake.ns.z", column);
+            event.columns = vec![(0, column.to_owned(), Operator::Range)];
+            heat.record(event);
+        }
+    }
+    let policies = vec![policy("lake.ns.z", |p| {
+        p.compact.target_file_size = Some(Bytes(1024));
+        p.compact.zorder = Some(true);
+        p.compact.min_input_files = Some(100);
+    })];
+    let m = maintainer(
+        &lake,
+        Some(heat),
+        Arc::new(SystemClock),
+        Mode::Adaptive,
+        policies,
+    )
+    .await;
+    let plan = m.plan().await.expect("plan");
+    let z = find(&plan, "lake.ns.z");
+    assert!(z.assessment.zorder, "{z:#?}");
+    assert_eq!(z.assessment.sort_by, vec!["id", "value"], "{z:#?}");
+    let table = lake.table(&ident).await;
+    let before = floe_maintenance::planner::layout(&table, "value")
+        .await
+        .expect("layout")
+        .expect("column");
+    let jobs = m.tick().await.expect("tick");
+    assert!(jobs.iter().all(|j| j.error.is_none()), "{jobs:#?}");
+    lake.assert_reads(&ident, expected(0..1000)).await;
+    let table = lake.table(&ident).await;
+    let value = floe_maintenance::planner::layout(&table, "value")
+        .await
+        .expect("layout")
+        .expect("column");
+    let id = floe_maintenance::planner::layout(&table, "id")
+        .await
+        .expect("layout")
+        .expect("column");
+    assert!(value.files > 2, "{value:?}");
+    assert!(
+        value.overlap < before.overlap * 0.7 && id.overlap < 0.7,
+        "z-order narrows both columns: value {} → {}, id {}",
+        before.overlap,
+        value.overlap,
+        id.overlap
+    );
+}

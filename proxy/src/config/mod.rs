@@ -1062,6 +1062,77 @@ mod tests {
     }
 
     #[test]
+    fn maintenance_and_policies_parse_and_validate() {
+        let config = load_str(
+            r#"
+[maintenance]
+mode = "scheduled"
+max_bytes_per_hour = "10GiB"
+[maintenance.telemetry]
+half_life = "1h"
+
+[[policies]]
+scope = "lake.demo"
+schedule = "0 2 * * *"
+timezone = "Europe/Paris"
+window = "01:00-05:00"
+expire = { older_than = "5d", retain_last = 10 }
+compact = { strategy = "sort", target_file_size = "512MiB" }
+triggers = { small_file_share = 0.4, hotness = 2.0 }
+properties = { "write.parquet.compression-codec" = "zstd" }
+enforce = "correct"
+"#,
+            &[("FLOE_MAINTENANCE_MODE", "adaptive")],
+        )
+        .expect("valid");
+        assert_eq!(
+            config.maintenance.mode,
+            Mode::Adaptive,
+            "the environment wins"
+        );
+        assert_eq!(config.maintenance.max_bytes_per_hour, Some(Bytes(10 << 30)));
+        assert_eq!(
+            config.maintenance.telemetry.half_life,
+            Duration::from_secs(3600)
+        );
+        let policy = &config.policies[0];
+        assert_eq!(policy.compact.target_file_size, Some(Bytes(512 << 20)));
+        assert_eq!(policy.expire.retain_last, Some(10));
+
+        let err = load_str(
+            r#"
+[[policies]]
+scope = "elsewhere.demo"
+schedule = "at dawn"
+timezone = "Mars/Olympus"
+[[policies]]
+scope = "lake"
+window = "9-5"
+[[policies]]
+scope = "lake"
+"#,
+            &[],
+        )
+        .expect_err("invalid");
+        let text = err.to_string();
+        for needle in [
+            "policies[0].scope: no catalog is named `elsewhere`",
+            "policies[0].schedule",
+            "policies[0].timezone",
+            "policies[1].window",
+            "policies[2].scope: `lake` has another policy",
+        ] {
+            assert!(text.contains(needle), "missing `{needle}` in:\n{text}");
+        }
+        let err = load_str(
+            "[[policies]]\nscope = \"lake\"\ncompact = { colour = 1 }\n",
+            &[],
+        )
+        .expect_err("unknown key");
+        assert!(err.to_string().contains("colour"), "{err}");
+    }
+
+    #[test]
     fn env_override_with_unknown_key_is_rejected() {
         let err = load_str("", &[("FLOE_SERVER_MAX_CONECTIONS", "7")]).expect_err("typo");
         assert!(err.to_string().contains("max_conections"), "{err}");
