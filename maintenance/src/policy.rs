@@ -384,9 +384,20 @@ impl Resolved {
         }
     }
 
-    /// The mode.
+    /// The mode. A schedule set by a policy runs even under the global
+    /// `manual` default (setting a schedule asks for it); a policy that says
+    /// `manual` or `off` itself keeps it from running.
     pub fn mode(&self) -> Mode {
-        self.policy.mode.unwrap_or(Mode::Manual)
+        let mode = self.policy.mode.unwrap_or(Mode::Manual);
+        let mode_from_default = self
+            .sources
+            .get("mode")
+            .is_none_or(|s| s.starts_with("default:"));
+        if mode == Mode::Manual && self.policy.schedule.is_some() && mode_from_default {
+            Mode::Scheduled
+        } else {
+            mode
+        }
     }
 
     /// Whether `operation` is allowed.
@@ -547,6 +558,14 @@ mod tests {
         assert_eq!(trips.sources["expire.retain_last"], "config:lake");
         assert_eq!(trips.mode(), Mode::Adaptive);
         assert_eq!(trips.sources["mode"], "default:");
+        // A schedule asks for scheduled runs under the manual default, not
+        // under a policy's own `manual`.
+        let manual = policy("", |p| p.mode = Some(Mode::Manual));
+        let nightly = vec![(Origin::Config, policy("lake", |p| p.schedule = Some("0 2 * * *".to_owned())))];
+        assert_eq!(resolve("lake.a.b", &manual, &nightly).mode(), Mode::Scheduled);
+        let mut held = nightly.clone();
+        held.push((Origin::Config, policy("lake.a", |p| p.mode = Some(Mode::Manual))));
+        assert_eq!(resolve("lake.a.b", &manual, &held).mode(), Mode::Manual);
         let later = resolve("lake.demo.created_later", &base, &policies);
         assert_eq!(later.policy.compact.target_file_size, Some(Bytes(2)));
         assert_eq!(

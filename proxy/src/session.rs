@@ -410,6 +410,7 @@ impl Session {
         let timeout = self.statement_timeout();
         let guard = self.shared.drain.enter().ok_or(Error::ShuttingDown)?;
         let started = Instant::now();
+        let started_ms = now_ms();
         let scan = self
             .shared
             .telemetry
@@ -455,7 +456,7 @@ impl Session {
                     sender,
                     scan,
                     event: QueryEvent {
-                        at_ms: now_ms(),
+                        at_ms: started_ms,
                         protocol: self.protocol.as_str(),
                         user: self.user.clone(),
                         tag: self
