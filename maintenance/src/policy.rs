@@ -561,10 +561,19 @@ mod tests {
         // A schedule asks for scheduled runs under the manual default, not
         // under a policy's own `manual`.
         let manual = policy("", |p| p.mode = Some(Mode::Manual));
-        let nightly = vec![(Origin::Config, policy("lake", |p| p.schedule = Some("0 2 * * *".to_owned())))];
-        assert_eq!(resolve("lake.a.b", &manual, &nightly).mode(), Mode::Scheduled);
+        let nightly = vec![(
+            Origin::Config,
+            policy("lake", |p| p.schedule = Some("0 2 * * *".to_owned())),
+        )];
+        assert_eq!(
+            resolve("lake.a.b", &manual, &nightly).mode(),
+            Mode::Scheduled
+        );
         let mut held = nightly.clone();
-        held.push((Origin::Config, policy("lake.a", |p| p.mode = Some(Mode::Manual))));
+        held.push((
+            Origin::Config,
+            policy("lake.a", |p| p.mode = Some(Mode::Manual)),
+        ));
         assert_eq!(resolve("lake.a.b", &manual, &held).mode(), Mode::Manual);
         let later = resolve("lake.demo.created_later", &base, &policies);
         assert_eq!(later.policy.compact.target_file_size, Some(Bytes(2)));

@@ -37,6 +37,7 @@ use futures::{StreamExt, TryStreamExt};
 use iceberg_datafusion::IcebergCatalogProvider;
 
 use super::metered_scan::meter_scans;
+use super::table_cache::CachingCatalog;
 use super::{Engine, Prepared, QueryOutput, Request};
 use crate::{DataErrorKind, Error, Result};
 
@@ -123,7 +124,10 @@ impl DataFusionEngine {
         }
         let ctx = SessionContext::new_with_config(config);
         for (name, catalog) in &options.catalogs {
-            let iceberg = IcebergCatalogProvider::try_new(Arc::clone(catalog))
+            // Scans reuse an unchanged table's parsed manifests.
+            let cached: Arc<dyn iceberg::Catalog> =
+                Arc::new(CachingCatalog::new(Arc::clone(catalog)));
+            let iceberg = IcebergCatalogProvider::try_new(cached)
                 .await
                 .map_err(|e| unavailable(format!("cannot list catalog {name}: {e}")))?;
             ctx.register_catalog(name, Arc::new(LakeCatalogProvider::new(Arc::new(iceberg))));

@@ -16,6 +16,7 @@ mod flightsql;
 mod metered_scan;
 mod mysql;
 mod postgres;
+mod table_cache;
 
 use std::any::Any;
 use std::collections::HashMap;
