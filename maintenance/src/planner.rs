@@ -58,6 +58,9 @@ pub struct Layout {
     pub files: usize,
     /// Of those, files written in some sort order.
     pub sorted_files: usize,
+    /// [`Layout::overlap`] among the sorted files alone: about `1 /
+    /// sorted_files` for one sorted run, more for each run added on top.
+    pub sorted_overlap: f64,
     /// The mean share of files whose min/max range overlaps a given file's:
     /// about the share of files a point lookup on the column must read. 1.0
     /// for a random layout, `1 / files` for a perfectly sorted one.
@@ -76,6 +79,7 @@ pub async fn layout(table: &Table, column: &str) -> Result<Option<Layout>> {
     };
     let id = field.id;
     let mut ranges: Vec<Option<(Datum, Datum)>> = Vec::new();
+    let mut sorted_ranges: Vec<Option<(Datum, Datum)>> = Vec::new();
     let mut sorted_files = 0;
     for (_, manifest) in crate::files::current_manifests(table).await? {
         for entry in manifest.entries() {
@@ -83,12 +87,16 @@ pub async fn layout(table: &Table, column: &str) -> Result<Option<Layout>> {
                 continue;
             }
             let file = entry.data_file();
-            sorted_files += usize::from(file.sort_order_id().is_some_and(|id| id != 0));
+            let sorted = file.sort_order_id().is_some_and(|id| id != 0);
             let range = file
                 .lower_bounds()
                 .get(&id)
                 .cloned()
                 .zip(file.upper_bounds().get(&id).cloned());
+            if sorted {
+                sorted_files += 1;
+                sorted_ranges.push(range.clone());
+            }
             ranges.push(range);
         }
     }
@@ -96,6 +104,7 @@ pub async fn layout(table: &Table, column: &str) -> Result<Option<Layout>> {
         column: column.to_owned(),
         files: ranges.len(),
         sorted_files,
+        sorted_overlap: overlap(&sorted_ranges),
         overlap: overlap(&ranges),
     }))
 }
@@ -401,11 +410,18 @@ pub fn assess(inputs: &Inputs<'_>) -> Assessment {
                 out.sort_by.clone_from(columns);
                 out.zorder = zorder;
                 // Z-ordered files record no order: z-order picks by size.
-                out.rewrite_all = !zorder && layout.sorted_files * 10 >= layout.files * 9;
+                // A sort rewrites only unsorted files, adding one sorted run;
+                // once the sorted files overlap like three runs, or nearly
+                // every file is sorted, only a full sort narrows them again.
+                #[allow(clippy::cast_precision_loss)] // file counts
+                let runs = layout.sorted_overlap * layout.sorted_files as f64;
+                out.rewrite_all = !zorder
+                    && (layout.sorted_files * 10 >= layout.files * 9
+                        || (layout.sorted_files > 1 && runs > 3.0));
                 if out.rewrite_all {
                     out.reasons.push(
-                        "nearly every file is sorted already (in overlapping runs or by another \
-                         order): a full sort rewrites them all"
+                        "the sorted files overlap (in runs, or sorted by another order): a \
+                         full sort rewrites them all"
                             .to_owned(),
                     );
                 }
