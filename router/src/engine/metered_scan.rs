@@ -136,8 +136,11 @@ impl ExecutionPlan for MeteredScan {
                 .map_err(iceberg)?
                 .inspect_ok(move |task| stats.add(1, task.length))
                 .boxed();
+            // Page-level pruning: on a table sorted by the filtered column a
+            // lookup decodes the pages that hold its value, not the file.
             let batches = table
                 .reader_builder()
+                .with_row_selection_enabled(true)
                 .build()
                 .read(tasks)
                 .map_err(iceberg)?
