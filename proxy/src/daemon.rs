@@ -206,13 +206,15 @@ pub async fn run(
     } else {
         (None, None, None)
     };
+    // One audit trail (one connection pool) for every catalog's runs.
+    let audit = AuditLog::open(&state_path).await?;
     let mut targets = Vec::with_capacity(opened.len());
     for (catalog_config, (name, catalog)) in config.catalogs.iter().zip(&opened) {
         targets.push(Target {
             catalog_name: name.clone(),
             catalog: Arc::clone(catalog),
             committer: open_committer(catalog_config).await?,
-            audit: Some(AuditLog::open(&state_path).await?),
+            audit: Some(audit.clone()),
         });
     }
     let maintainer = Arc::new(
