@@ -12,7 +12,8 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
 use futures::StreamExt;
-use iceberg::{NamespaceIdent, TableIdent};
+use iceberg::TableIdent;
+use iceberg::table::Table;
 use serde::Serialize;
 use sqlx::Row as _;
 use tokio_util::sync::CancellationToken;
@@ -24,7 +25,7 @@ use crate::ops::{
     Strategy, Target, maintain_table,
 };
 use crate::planner::{self, Assessment, Inputs, Layout, SortChoice};
-use crate::policy::{self, CompactStrategy, Enforce, Mode, Origin, Policy, Resolved};
+use crate::policy::{self, Enforce, Mode, Origin, Policy, Resolved};
 use crate::schedule::{Clock, Window, cron_due, parse_cron};
 use crate::telemetry::Heat;
 use crate::{Error, Result};
@@ -245,20 +246,18 @@ impl Maintainer {
         Ok(removed)
     }
 
-    /// Every table of every catalog with its detail, fresh.
-    async fn tables(&self) -> Result<Vec<(usize, String, TableIdent, TableDetail)>> {
+    /// Every table of every catalog with its detail, fresh, as the
+    /// inventory loaded it.
+    async fn tables(&self) -> Result<Vec<(usize, String, Table, TableDetail)>> {
         let mut inventories = self.inventories.lock().await;
         let mut out = Vec::new();
         for (index, target) in self.targets.iter().enumerate() {
             let inventory = inventories.entry(target.catalog_name.clone()).or_default();
-            for (name, detail) in inventory.refresh(target.catalog.as_ref()).await? {
-                let namespace = NamespaceIdent::from_strs(detail.signals.namespace.split('.'))
-                    .map_err(|e| Error::Invalid(format!("{name}: {e}")))?;
-                let ident = TableIdent::new(namespace, detail.signals.name.clone());
+            for (name, detail, table) in inventory.refresh_tables(target.catalog.as_ref()).await? {
                 out.push((
                     index,
                     format!("{}.{name}", target.catalog_name),
-                    ident,
+                    table,
                     detail,
                 ));
             }
@@ -288,9 +287,9 @@ impl Maintainer {
     pub async fn plan(&self) -> Result<Vec<TablePlan>> {
         let now = self.clock.now_ms();
         let mut plans = Vec::new();
-        for (index, name, ident, detail) in self.tables().await? {
+        for (index, name, table, detail) in self.tables().await? {
             plans.push(
-                self.plan_table(index, &name, &ident, &detail, now, false)
+                self.plan_table(index, &name, &table, &detail, now, false)
                     .await,
             );
         }
@@ -302,7 +301,7 @@ impl Maintainer {
         &self,
         index: usize,
         name: &str,
-        ident: &TableIdent,
+        table: &Table,
         detail: &TableDetail,
         now: i64,
         act: bool,
@@ -321,18 +320,11 @@ impl Maintainer {
             return plan;
         }
         let target = &self.targets[index];
-        let table = match target.catalog.load_table(ident).await {
-            Ok(t) => t,
-            Err(e) => {
-                plan.waiting = Some(format!("cannot load: {e}"));
-                return plan;
-            }
-        };
         // Configuration policy: report or correct drift.
         if !resolved.policy.properties.is_empty() {
-            plan.drift = properties::drift(&table, &resolved.policy.properties);
+            plan.drift = properties::drift(table, &resolved.policy.properties);
             if act && !plan.drift.is_empty() && resolved.policy.enforce == Some(Enforce::Correct) {
-                match properties::correct(&table, target.committer.as_ref(), &plan.drift).await {
+                match properties::correct(table, target.committer.as_ref(), &plan.drift).await {
                     Ok(_) => {
                         tracing::info!(table = name, drift = ?plan.drift, "table properties corrected");
                         plan.assessment
@@ -369,24 +361,12 @@ impl Maintainer {
             .iter()
             .filter_map(|f| schema.name_by_field_id(f.source_id).map(str::to_owned))
             .collect();
-        let sort_column = resolved
-            .policy
-            .compact
-            .sort_by
-            .as_ref()
-            .and_then(|c| c.first())
-            .map(|c| c.split_whitespace().next().unwrap_or_default().to_owned())
-            .or_else(|| sort.as_ref().and_then(|s| s.columns.first().cloned()));
-        if let Some(column) = &sort_column {
-            plan.layout = self.layout(&table, column).await;
-        }
-        // A z-order must serve every one of its columns: judge it by the one
-        // the files prune worst.
-        if let Some(choice) = sort.as_ref().filter(|s| s.zorder)
-            && resolved.policy.compact.sort_by.is_none()
-        {
-            for column in choice.columns.iter().skip(1) {
-                if let Some(layout) = self.layout(&table, column).await
+        let order = planner::compaction_order(&resolved, sort.as_ref(), &table_sort);
+        // The layout the order is judged by: its first column for a sort;
+        // for a z-order, whichever of its columns the files prune worst.
+        if let Some(order) = &order {
+            for column in order.judged_columns() {
+                if let Some(layout) = self.layout(table, column).await
                     && plan
                         .layout
                         .as_ref()
@@ -428,30 +408,10 @@ impl Maintainer {
                 resolved.policy.schedule.as_deref().unwrap_or_default(),
                 tz
             ));
-            let strategy = resolved
-                .policy
-                .compact
-                .strategy
-                .unwrap_or(CompactStrategy::Auto);
-            a.sort_by = match strategy {
-                CompactStrategy::Binpack => Vec::new(),
-                CompactStrategy::Sort => resolved
-                    .policy
-                    .compact
-                    .sort_by
-                    .clone()
-                    .unwrap_or_else(|| table_sort.clone()),
-                CompactStrategy::Auto => resolved
-                    .policy
-                    .compact
-                    .sort_by
-                    .clone()
-                    .or_else(|| sort.as_ref().map(|s| s.columns.clone()))
-                    .unwrap_or_default(),
-            };
-            a.zorder = strategy == CompactStrategy::Auto
-                && resolved.policy.compact.sort_by.is_none()
-                && sort.as_ref().is_some_and(|s| s.zorder);
+            if let Some(order) = &order {
+                a.sort_by.clone_from(&order.columns);
+                a.zorder = order.zorder;
+            }
             a.estimated_bytes = detail.signals.data_bytes;
             // Scheduled work outranks anything triggered.
             a.score = f64::MAX;
@@ -461,9 +421,8 @@ impl Maintainer {
                 detail,
                 heat: heat.as_ref(),
                 policy: &resolved,
-                sort: sort.as_ref(),
+                order: order.as_ref(),
                 layout: plan.layout.as_ref(),
-                table_sort: &table_sort,
                 now_ms: now,
             });
             if let Some(window) = &resolved.policy.window
@@ -546,12 +505,12 @@ impl Maintainer {
         let _pass = self.pass.lock().await;
         let now = self.clock.now_ms();
         let mut jobs = Vec::new();
-        for (index, name, ident, detail) in self.tables().await? {
+        for (index, name, table, detail) in self.tables().await? {
             let plan = self
-                .plan_table(index, &name, &ident, &detail, now, true)
+                .plan_table(index, &name, &table, &detail, now, true)
                 .await;
             if plan.waiting.is_none() && !plan.assessment.operations.is_empty() {
-                jobs.push((index, ident, plan.assessment));
+                jobs.push((index, table.identifier().clone(), plan.assessment));
             }
         }
         jobs.sort_by(|a, b| b.2.score.total_cmp(&a.2.score));

@@ -224,11 +224,30 @@ impl Inventory {
         &mut self,
         catalog: &dyn iceberg::Catalog,
     ) -> Result<Vec<(String, TableDetail)>> {
+        Ok(self
+            .refresh_tables(catalog)
+            .await?
+            .into_iter()
+            .map(|(name, detail, _)| (name, detail))
+            .collect())
+    }
+
+    /// As [`Inventory::refresh`], with each table as the refresh loaded it,
+    /// for callers that go on to work on the tables (the scheduler).
+    ///
+    /// # Errors
+    ///
+    /// As [`Inventory::refresh`].
+    pub async fn refresh_tables(
+        &mut self,
+        catalog: &dyn iceberg::Catalog,
+    ) -> Result<Vec<(String, TableDetail, iceberg::table::Table)>> {
         let wrap = |source| Error::Catalog {
             catalog: "catalog".to_owned(),
             source: Box::new(source),
         };
         let mut seen = std::collections::BTreeMap::new();
+        let mut loaded = Vec::new();
         self.last_refresh_reads = 0;
         for namespace in catalog.list_namespaces(None).await.map_err(wrap)? {
             for ident in catalog.list_tables(&namespace).await.map_err(wrap)? {
@@ -245,14 +264,18 @@ impl Inventory {
                         detail(&table).await?
                     }
                 };
-                seen.insert(name, detail);
+                seen.insert(name.clone(), detail);
+                loaded.push((name, table));
             }
         }
         self.tables = seen;
-        Ok(self
-            .tables
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
+        loaded.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(loaded
+            .into_iter()
+            .filter_map(|(name, table)| {
+                let detail = self.tables.get(&name)?.clone();
+                Some((name, detail, table))
+            })
             .collect())
     }
 }

@@ -236,6 +236,69 @@ pub fn choose_sort_order(
     })
 }
 
+/// What a compaction of a table orders its rows by.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CompactionOrder {
+    /// The columns (`col`, `col DESC`), in order.
+    pub columns: Vec<String>,
+    /// Z-order `columns` rather than sort by them.
+    pub zorder: bool,
+    /// Where the order came from, in words.
+    pub reason: String,
+}
+
+impl CompactionOrder {
+    /// The columns whose layout judges the order: the first one for a sort
+    /// (what a lexicographic order narrows), every one for a z-order.
+    pub fn judged_columns(&self) -> Vec<&str> {
+        let names = self
+            .columns
+            .iter()
+            .map(|c| c.split_whitespace().next().unwrap_or_default());
+        if self.zorder {
+            names.collect()
+        } else {
+            names.take(1).collect()
+        }
+    }
+}
+
+/// The order a compaction of a table uses under `policy`: none for binpack;
+/// else the policy's `sort_by`; else, for strategy `sort`, the table's own
+/// sort order; else the one telemetry chose (`sort`, z-ordered when it says so
+/// and the strategy is `auto`). `table_sort` is the table's default sort
+/// order, empty when unsorted. Both the planner and cron schedules use it.
+pub fn compaction_order(
+    policy: &Resolved,
+    sort: Option<&SortChoice>,
+    table_sort: &[String],
+) -> Option<CompactionOrder> {
+    let compact = &policy.policy.compact;
+    let strategy = compact.strategy.unwrap_or(CompactStrategy::Auto);
+    if strategy == CompactStrategy::Binpack {
+        return None;
+    }
+    if let Some(columns) = &compact.sort_by {
+        return Some(CompactionOrder {
+            columns: columns.clone(),
+            zorder: false,
+            reason: "the policy's sort order".to_owned(),
+        });
+    }
+    if strategy == CompactStrategy::Sort && !table_sort.is_empty() {
+        return Some(CompactionOrder {
+            columns: table_sort.to_vec(),
+            zorder: false,
+            reason: "the table's sort order".to_owned(),
+        });
+    }
+    sort.map(|s| CompactionOrder {
+        columns: s.columns.clone(),
+        zorder: s.zorder && strategy == CompactStrategy::Auto,
+        reason: s.reason.clone(),
+    })
+}
+
 /// What the planner decided for one table.
 #[derive(Debug, Clone, Serialize)]
 pub struct Assessment {
@@ -288,12 +351,11 @@ pub struct Inputs<'a> {
     pub heat: Option<&'a TableHeat>,
     /// The effective policy.
     pub policy: &'a Resolved,
-    /// The sort order telemetry suggests (see [`choose_sort_order`]).
-    pub sort: Option<&'a SortChoice>,
-    /// The layout on the sort order's first column.
+    /// What a compaction would order by (see [`compaction_order`]).
+    pub order: Option<&'a CompactionOrder>,
+    /// The layout on the order's worst-pruned judged column
+    /// ([`CompactionOrder::judged_columns`]).
     pub layout: Option<&'a Layout>,
-    /// The table's own default sort order columns (empty: unsorted).
-    pub table_sort: &'a [String],
     /// Now, ms since the epoch.
     pub now_ms: i64,
 }
@@ -367,24 +429,18 @@ pub fn assess(inputs: &Inputs<'_>) -> Assessment {
 
     // Compaction: sort when hot predicates are pruned badly, else binpack
     // when small files or commits pile up.
-    let strategy = p.compact.strategy.unwrap_or(CompactStrategy::Auto);
     let mut compact_score = 0.0;
     if policy.allows(Operation::Compact) && signals.data_files > 0 {
         let hotness = triggers.hotness.unwrap_or(DEFAULT_HOTNESS);
-        let explicit: Option<Vec<String>> = p.compact.sort_by.clone().or_else(|| {
-            (strategy == CompactStrategy::Sort && !inputs.table_sort.is_empty())
-                .then(|| inputs.table_sort.to_vec())
-        });
-        let sort_columns: Option<(Vec<String>, String)> = match strategy {
-            CompactStrategy::Binpack => None,
-            _ => explicit
-                .map(|c| (c, "the policy's sort order".to_owned()))
-                .or_else(|| inputs.sort.map(|s| (s.columns.clone(), s.reason.clone()))),
-        };
-        let zorder = p.compact.sort_by.is_none()
-            && strategy != CompactStrategy::Sort
-            && inputs.sort.is_some_and(|s| s.zorder);
-        if let (Some((columns, why)), Some(layout)) = (&sort_columns, inputs.layout)
+        let zorder = inputs.order.is_some_and(|o| o.zorder);
+        if let (
+            Some(CompactionOrder {
+                columns,
+                reason: why,
+                ..
+            }),
+            Some(layout),
+        ) = (inputs.order, inputs.layout)
             && hot >= hotness
         {
             let files_after = (data_bytes / target as f64).ceil().max(1.0);
@@ -447,7 +503,7 @@ pub fn assess(inputs: &Inputs<'_>) -> Assessment {
                     layout.column
                 ));
             }
-        } else if sort_columns.is_some() && hot > 0.0 {
+        } else if inputs.order.is_some() && hot > 0.0 {
             out.reasons.push(format!(
                 "{hot:.1} recent queries, below the hotness trigger {hotness}"
             ));
