@@ -64,12 +64,14 @@ pub(crate) async fn columns(table: &Table, names: &[String]) -> Result<Vec<ZColu
         ));
     }
     let schema = table.metadata().current_schema();
+    // Which columns are numbers (scaled by their range) and which strings.
+    let mut numeric: Vec<(String, i32)> = Vec::new();
     let mut out = Vec::with_capacity(names.len());
     for name in names {
         let field = schema.field_by_name(name).ok_or_else(|| {
             Error::Invalid(format!("z-order column `{name}` is not in the table"))
         })?;
-        let column = match field.field_type.as_ref() {
+        match field.field_type.as_ref() {
             Type::Primitive(
                 PrimitiveType::Int
                 | PrimitiveType::Long
@@ -78,45 +80,47 @@ pub(crate) async fn columns(table: &Table, names: &[String]) -> Result<Vec<ZColu
                 | PrimitiveType::Date
                 | PrimitiveType::Timestamp
                 | PrimitiveType::Timestamptz,
-            ) => {
-                let (mut min, mut max) = (f64::INFINITY, f64::NEG_INFINITY);
-                for (_, manifest) in crate::files::current_manifests(table).await? {
-                    for entry in manifest.entries() {
-                        if !entry.is_alive() {
-                            continue;
-                        }
-                        let file = entry.data_file();
-                        if let Some(lo) = file
-                            .lower_bounds()
-                            .get(&field.id)
-                            .and_then(|d| number(d.literal()))
-                        {
-                            min = min.min(lo);
-                        }
-                        if let Some(hi) = file
-                            .upper_bounds()
-                            .get(&field.id)
-                            .and_then(|d| number(d.literal()))
-                        {
-                            max = max.max(hi);
-                        }
-                    }
-                }
-                ZColumn::Number {
-                    name: name.clone(),
-                    min,
-                    max,
-                }
+            ) => numeric.push((name.clone(), field.id)),
+            Type::Primitive(PrimitiveType::String) => {
+                out.push(ZColumn::Text { name: name.clone() });
             }
-            Type::Primitive(PrimitiveType::String) => ZColumn::Text { name: name.clone() },
             other => {
                 return Err(Error::Unsupported(format!(
                     "z-order by `{name}` of type {other}: numbers, dates, timestamps and strings only"
                 )));
             }
-        };
-        out.push(column);
+        }
     }
+    // Every numeric column's range, from one read of the manifests.
+    let mut ranges = vec![(f64::INFINITY, f64::NEG_INFINITY); numeric.len()];
+    if !numeric.is_empty() {
+        for (_, manifest) in crate::files::current_manifests(table).await? {
+            for entry in manifest.entries().iter().filter(|e| e.is_alive()) {
+                let file = entry.data_file();
+                for ((_, id), (min, max)) in numeric.iter().zip(ranges.iter_mut()) {
+                    if let Some(lo) = file
+                        .lower_bounds()
+                        .get(id)
+                        .and_then(|d| number(d.literal()))
+                    {
+                        *min = min.min(lo);
+                    }
+                    if let Some(hi) = file
+                        .upper_bounds()
+                        .get(id)
+                        .and_then(|d| number(d.literal()))
+                    {
+                        *max = max.max(hi);
+                    }
+                }
+            }
+        }
+    }
+    for ((name, _), (min, max)) in numeric.into_iter().zip(ranges) {
+        out.push(ZColumn::Number { name, min, max });
+    }
+    // Keys interleave in the order the columns were named.
+    out.sort_by_key(|c| names.iter().position(|n| n == c.name()));
     Ok(out)
 }
 
