@@ -11,6 +11,8 @@ use floe_maintenance::failpoint;
 use floe_maintenance::ops::{CompactOptions, Operation, OrphanOptions, Request, maintain_table};
 use floe_maintenance::{Error, files};
 
+use iceberg::TableIdent;
+
 use crate::lake::{Lake, expected};
 
 fn compact() -> Request {
@@ -38,32 +40,50 @@ fn files_on_disk(location: &str) -> HashSet<String> {
     out
 }
 
-#[tokio::test]
-async fn an_append_committed_during_compaction_survives() {
+/// A table of six 50-row appends (six small files), and its location.
+async fn six_small_files(name: &str) -> (Arc<Lake>, TableIdent, String) {
     let lake = Arc::new(Lake::new().await);
-    let ident = lake.create("busy", false).await;
+    let ident = lake.create(name, false).await;
     for i in 0..6 {
         lake.append(&ident, i * 50..(i + 1) * 50).await;
     }
     let location = lake.table(&ident).await.metadata().location().to_owned();
-    {
-        let lake = Arc::clone(&lake);
-        let ident = ident.clone();
-        failpoint::set_hook(
-            "compact.files_written",
-            &location,
-            Arc::new(move || {
-                let lake = Arc::clone(&lake);
-                let ident = ident.clone();
-                Box::pin(async move {
-                    // Another writer commits between the compaction's read and
-                    // its commit.
-                    lake.append(&ident, 1000..1050).await;
-                    Ok(())
-                })
-            }),
-        );
-    }
+    (lake, ident, location)
+}
+
+/// Runs `action` when a compaction of the table at `location` has written
+/// its files and not yet committed: what another writer does in between.
+fn before_compaction_commits<F, Fut>(
+    lake: &Arc<Lake>,
+    ident: &TableIdent,
+    location: &str,
+    action: F,
+) where
+    F: Fn(Arc<Lake>, TableIdent) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let lake = Arc::clone(lake);
+    let ident = ident.clone();
+    failpoint::set_hook(
+        "compact.files_written",
+        location,
+        Arc::new(move || {
+            let done = action(Arc::clone(&lake), ident.clone());
+            Box::pin(async move {
+                done.await;
+                Ok(())
+            })
+        }),
+    );
+}
+
+#[tokio::test]
+async fn an_append_committed_during_compaction_survives() {
+    let (lake, ident, location) = six_small_files("busy").await;
+    before_compaction_commits(&lake, &ident, &location, |lake, ident| async move {
+        // Another writer commits between the compaction's read and its commit.
+        lake.append(&ident, 1000..1050).await;
+    });
     let reports = maintain_table(&lake.target, &ident, &compact())
         .await
         .expect("compaction rebuilds on the new head");
@@ -77,40 +97,24 @@ async fn an_append_committed_during_compaction_survives() {
 
 #[tokio::test]
 async fn a_concurrent_rewrite_of_the_same_files_aborts_cleanly() {
-    let lake = Arc::new(Lake::new().await);
-    let ident = lake.create("contested", false).await;
-    for i in 0..6 {
-        lake.append(&ident, i * 50..(i + 1) * 50).await;
-    }
-    let location = lake.table(&ident).await.metadata().location().to_owned();
-    {
-        let lake = Arc::clone(&lake);
-        let ident = ident.clone();
-        let hook_location = location.clone();
-        failpoint::set_hook(
-            "compact.files_written",
-            &location,
-            Arc::new(move || {
-                let lake = Arc::clone(&lake);
-                let ident = ident.clone();
-                let location = hook_location.clone();
-                Box::pin(async move {
-                    // Only the outer compaction is raced: the inner one must
-                    // not trigger this hook again.
-                    failpoint::clear_hook("compact.files_written", &location);
-                    let mut inner = compact();
-                    inner.compact = CompactOptions {
-                        rewrite_all: true,
-                        ..CompactOptions::default()
-                    };
-                    maintain_table(&lake.target, &ident, &inner)
-                        .await
-                        .expect("inner compaction");
-                    Ok(())
-                })
-            }),
-        );
-    }
+    let (lake, ident, location) = six_small_files("contested").await;
+    let hook_location = location.clone();
+    before_compaction_commits(&lake, &ident, &location, move |lake, ident| {
+        let location = hook_location.clone();
+        async move {
+            // Only the outer compaction is raced: the inner one must not
+            // trigger this hook again.
+            failpoint::clear_hook("compact.files_written", &location);
+            let mut inner = compact();
+            inner.compact = CompactOptions {
+                rewrite_all: true,
+                ..CompactOptions::default()
+            };
+            maintain_table(&lake.target, &ident, &inner)
+                .await
+                .expect("inner compaction");
+        }
+    });
     let before_files = files_on_disk(&location);
     let result = maintain_table(&lake.target, &ident, &compact()).await;
     failpoint::clear_hook("compact.files_written", &location);
@@ -205,29 +209,11 @@ async fn a_failure_at_any_step_leaves_the_table_whole_and_orphans_clean_up() {
 
 #[tokio::test]
 async fn a_delete_committed_during_compaction_aborts_it() {
-    let lake = Arc::new(Lake::new().await);
-    let ident = lake.create("deleting", false).await;
-    for i in 0..6 {
-        lake.append(&ident, i * 50..(i + 1) * 50).await;
-    }
-    let location = lake.table(&ident).await.metadata().location().to_owned();
-    {
-        let lake = Arc::clone(&lake);
-        let ident = ident.clone();
-        failpoint::set_hook(
-            "compact.files_written",
-            &location,
-            Arc::new(move || {
-                let lake = Arc::clone(&lake);
-                let ident = ident.clone();
-                Box::pin(async move {
-                    // The compaction copied rows 0..10; they are deleted now.
-                    lake.delete_rows(&ident, &(0..10).collect::<Vec<_>>()).await;
-                    Ok(())
-                })
-            }),
-        );
-    }
+    let (lake, ident, location) = six_small_files("deleting").await;
+    before_compaction_commits(&lake, &ident, &location, |lake, ident| async move {
+        // The compaction copied rows 0..10; they are deleted now.
+        lake.delete_rows(&ident, &(0..10).collect::<Vec<_>>()).await;
+    });
     let result = maintain_table(&lake.target, &ident, &compact()).await;
     failpoint::clear_hook("compact.files_written", &location);
     match result {
