@@ -6,6 +6,7 @@
 # latency and Floe's ratios to the others.
 #
 #   bash benchmarks/pgbench.sh            # 10 s per run
+#   FLOE_BENCH_WORKER_THREADS=1 bash ...    # Floe's runtime on one thread
 #   SECONDS_PER_RUN=30 bash benchmarks/pgbench.sh
 #
 # Needs the local PostgreSQL (FLOE_BENCH_PG_HOST/PORT/USER, default
@@ -71,6 +72,7 @@ bouncer_pid=$!
 cat >"$work/floe.toml" <<EOF
 [server]
 data_dir = "$work/floe-data"
+worker_threads = ${FLOE_BENCH_WORKER_THREADS:-0}
 [listen]
 postgres = "127.0.0.1:$floe_pg_port"
 admin = "127.0.0.1:0"

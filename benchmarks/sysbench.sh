@@ -4,6 +4,7 @@
 # one run; prints TPS, mean latency and the ratio.
 #
 #   bash benchmarks/sysbench.sh               # 10 s per run, 1 and 8 threads
+#   FLOE_BENCH_WORKER_THREADS=1 bash ...    # Floe's runtime on one thread
 #   SECONDS_PER_RUN=30 bash benchmarks/sysbench.sh
 #
 # Needs the local MariaDB (FLOE_BENCH_MY_HOST/PORT/USER, default
@@ -40,6 +41,7 @@ cargo build --release -p floe-proxy -p floe-benchmarks >/dev/null 2>&1
 cat >"$work/floe.toml" <<EOF
 [server]
 data_dir = "$work/floe-data"
+worker_threads = ${FLOE_BENCH_WORKER_THREADS:-0}
 [listen]
 mysql = "127.0.0.1:$floe_port"
 admin = "127.0.0.1:0"

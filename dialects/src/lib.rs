@@ -36,7 +36,9 @@ pub use classify::{Analysis, StatementKind, analyze, analyze_statement, split};
 pub use dialect::Dialect;
 pub use error::{Error, Result};
 pub use fingerprint::{Fingerprint, fingerprint};
-pub use placeholders::number_placeholders;
+pub use placeholders::{
+    count_placeholders, mark_placeholders, number_placeholders, param_columns, unmark_placeholders,
+};
 pub use references::{ColumnRef, Operator, References, TableRef, references};
 pub use translate::{adapt, translate, translate_with};
 pub use types::{ColumnTypes, TypeClass};

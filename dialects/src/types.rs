@@ -101,14 +101,27 @@ impl TypeClass {
 #[derive(Debug, Clone, Default)]
 pub struct ColumnTypes {
     columns: HashMap<String, Option<TypeClass>>,
+    /// The type names themselves, for callers that need the exact type (a
+    /// parameter's type in a PostgreSQL `ParameterDescription`, say).
+    names: HashMap<String, Option<String>>,
 }
 
 impl ColumnTypes {
     /// Records that `column` has the type named `type_name`.
     pub fn insert(&mut self, column: &str, type_name: &str) -> &mut Self {
         let class = TypeClass::from_type_name(type_name);
+        let column = column.to_lowercase();
+        let name = type_name.trim().to_ascii_lowercase();
+        self.names
+            .entry(column.clone())
+            .and_modify(|known| {
+                if known.as_deref() != Some(name.as_str()) {
+                    *known = None;
+                }
+            })
+            .or_insert(Some(name));
         self.columns
-            .entry(column.to_lowercase())
+            .entry(column)
             .and_modify(|known| {
                 if *known != class {
                     *known = None;
@@ -121,6 +134,12 @@ impl ColumnTypes {
     /// The class of `column`, when known and unambiguous.
     pub fn get(&self, column: &str) -> Option<TypeClass> {
         self.columns.get(&column.to_lowercase()).copied().flatten()
+    }
+
+    /// The type name of `column` in lower case as the catalog spells it, when
+    /// known and unambiguous.
+    pub fn type_name(&self, column: &str) -> Option<&str> {
+        self.names.get(&column.to_lowercase())?.as_deref()
     }
 
     /// True when no column is known.

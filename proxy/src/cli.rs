@@ -173,7 +173,11 @@ pub fn run() -> anyhow::Result<std::process::ExitCode> {
                 }
             };
             init_logging(config.logging.format, &config.logging.level)?;
-            let runtime = tokio::runtime::Builder::new_multi_thread()
+            let mut runtime = tokio::runtime::Builder::new_multi_thread();
+            if config.server.worker_threads > 0 {
+                runtime.worker_threads(config.server.worker_threads);
+            }
+            let runtime = runtime
                 .enable_all()
                 .thread_name("floe")
                 .build()

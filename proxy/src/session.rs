@@ -330,26 +330,28 @@ impl Session {
         Arc::clone(&self.cancel)
     }
 
-    /// Plans a statement for the extended protocol's `Parse`/`Describe`. It
-    /// needs no session: planning depends on no session state, and pgwire's
-    /// `Parse` handler sees only the connection.
+    /// Plans a statement for the extended protocol's `Parse`/`Describe`, on
+    /// the engine this session would run it on: the session's tag, strategy
+    /// and engine settings, and an open transaction's engine, decide it as
+    /// they decide where the statement runs.
     ///
     /// # Errors
     ///
-    /// The engine's planning error.
-    pub async fn prepare(
-        shared: &Shared,
-        analysis: &Analysis,
-        schema: Option<&str>,
-    ) -> Result<Prepared> {
+    /// A bad routing setting, or the engine's planning error.
+    pub async fn prepare(&self, analysis: &Analysis) -> Result<Prepared> {
         if analysis.explain_route || handled_locally(analysis) {
             return Ok(local_schema(analysis).map_or_else(Prepared::command, Prepared::rows));
         }
-        let ctx = RouteContext {
-            schema,
-            ..RouteContext::default()
-        };
-        Ok(shared.router.prepare(&ctx, analysis).await?)
+        let mut ctx = route_context(
+            &self.user,
+            self.protocol,
+            self.schema.as_deref(),
+            &self.settings,
+        )?;
+        if let Some(pinned) = &self.pinned {
+            ctx.engine = Some(pinned.engine());
+        }
+        Ok(self.shared.router.prepare(&ctx, analysis).await?)
     }
 
     /// Runs one statement.

@@ -211,6 +211,13 @@ pub struct ServerConfig {
     /// _Default:_ `0s`.
     #[serde(with = "humantime_serde")]
     pub statement_timeout: Duration,
+    /// Threads of the async runtime that serves clients and engines; `0` means
+    /// one per CPU core. On a small machine shared with the database server,
+    /// fewer threads mean fewer cross-thread wake-ups per statement. Read at
+    /// start only: a reload does not change it.
+    ///
+    /// _Default:_ `0`.
+    pub worker_threads: usize,
 }
 
 impl Default for ServerConfig {
@@ -220,6 +227,7 @@ impl Default for ServerConfig {
             max_connections: 1000,
             shutdown_timeout: Duration::from_secs(30),
             statement_timeout: Duration::ZERO,
+            worker_threads: 0,
         }
     }
 }

@@ -200,14 +200,14 @@ static SERVERS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 async fn load_servers() {
     let pg = postgres_direct().await;
     pg.batch_execute(
-        "DROP TABLE IF EXISTS public.route_items, public.route_orders, public.route_txn",
+        "DROP TABLE IF EXISTS public.route_items, public.route_orders, public.route_txn, public.route_pg_only",
     )
     .await
     .expect("drop PostgreSQL tables");
     let mut my = mariadb_direct().await;
     for sql in [
         "CREATE DATABASE IF NOT EXISTS public",
-        "DROP TABLE IF EXISTS public.route_items, public.route_orders, public.route_txn",
+        "DROP TABLE IF EXISTS public.route_items, public.route_orders, public.route_txn, public.route_my_only",
     ] {
         my.query_drop(sql)
             .await
@@ -322,6 +322,54 @@ async fn the_same_queries_through_both_front_ends_match_each_engine() {
             .await
             .unwrap_or_else(|e| panic!("prepared statement with parameters → {tag}: {e:?}"));
         assert_eq!(name.as_deref(), Some("blueberry"), "→ {tag}");
+        // A parameter used twice and out of order is still one parameter,
+        // also where the engine binds them by position (MySQL's `?`).
+        let row = client
+            .query_one(
+                "SELECT name FROM public.route_items WHERE name <> $2 AND id = $1 AND id <= $1",
+                &[&3i32, &"x's"],
+            )
+            .await
+            .unwrap_or_else(|e| panic!("reused parameters → {tag}: {e:?}"));
+        assert_eq!(row.get::<_, String>(0), "blueberry", "→ {tag}");
+    }
+
+    // `Parse` plans on the engine the session's tag chooses, not on whichever
+    // engine the strategy would pick: a table only one server has is
+    // prepared there, through both front ends.
+    direct_pg
+        .batch_execute("CREATE TABLE public.route_pg_only (v INT); INSERT INTO public.route_pg_only VALUES (7)")
+        .await
+        .expect("create the PostgreSQL-only table");
+    direct_my
+        .query_drop("CREATE TABLE public.route_my_only (v INT)")
+        .await
+        .expect("create the MariaDB-only table");
+    direct_my
+        .query_drop("INSERT INTO public.route_my_only VALUES (8)")
+        .await
+        .expect("fill the MariaDB-only table");
+    client
+        .batch_execute("SET floe.tag = 'pg'")
+        .await
+        .expect("tag");
+    for _ in 0..5 {
+        let row = client
+            .query_one("SELECT v FROM public.route_pg_only WHERE v = $1", &[&7i32])
+            .await
+            .expect("prepared on the tagged engine");
+        assert_eq!(row.get::<_, i32>(0), 7);
+    }
+    floe_my
+        .query_drop("SET floe.tag = 'maria'")
+        .await
+        .expect("tag");
+    for _ in 0..5 {
+        let v: Option<i32> = floe_my
+            .exec_first("SELECT v FROM public.route_my_only WHERE v = ?", (8,))
+            .await
+            .expect("prepared on the tagged engine");
+        assert_eq!(v, Some(8));
     }
 
     // EXPLAIN ROUTE names the chosen engine and the rule that chose it.

@@ -154,6 +154,42 @@ fn insert_columns(types: &mut floe_dialects::ColumnTypes, columns: &Columns) {
     }
 }
 
+/// The Arrow type of a column whose catalog (`information_schema`) names its
+/// type `name`, in MySQL's or PostgreSQL's spelling; `None` for types Floe
+/// does not map.
+pub(crate) fn data_type_of_name(name: &str) -> Option<arrow::datatypes::DataType> {
+    use arrow::datatypes::{DataType, TimeUnit};
+    let lower = name.trim().to_ascii_lowercase();
+    let base = lower.split('(').next().unwrap_or("").trim();
+    let base = base.strip_suffix(" unsigned").unwrap_or(base).trim();
+    Some(match base {
+        // PostgreSQL has no one-byte integer: a client binds a smallint.
+        "tinyint" | "smallint" | "int2" | "smallserial" => DataType::Int16,
+        "int" | "integer" | "int4" | "mediumint" | "serial" => DataType::Int32,
+        "bigint" | "int8" | "bigserial" => DataType::Int64,
+        "decimal" | "numeric" => DataType::Decimal128(38, 10),
+        "float" | "real" | "float4" => DataType::Float32,
+        "double" | "double precision" | "float8" => DataType::Float64,
+        "char" | "varchar" | "text" | "tinytext" | "mediumtext" | "longtext" | "character"
+        | "character varying" | "bpchar" | "enum" | "set" | "json" | "jsonb" | "uuid" => {
+            DataType::Utf8
+        }
+        "binary" | "varbinary" | "blob" | "tinyblob" | "mediumblob" | "longblob" | "bytea" => {
+            DataType::Binary
+        }
+        "date" => DataType::Date32,
+        "datetime" | "timestamp" | "timestamp without time zone" => {
+            DataType::Timestamp(TimeUnit::Microsecond, None)
+        }
+        "timestamptz" | "timestamp with time zone" => {
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+        }
+        "time" | "time without time zone" => DataType::Time64(TimeUnit::Microsecond),
+        "bool" | "boolean" => DataType::Boolean,
+        _ => return None,
+    })
+}
+
 /// (schema, table); no schema means the engine's current one.
 pub(crate) type TableKey = (Option<String>, String);
 

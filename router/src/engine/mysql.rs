@@ -55,8 +55,18 @@ impl MySqlEngine {
         })?;
         let constraints = PoolConstraints::new(0, options.max_connections.max(1))
             .ok_or_else(|| Error::Internal("pool constraints".to_owned()))?;
+        // A pooled connection that ran only reads carries no session state
+        // (Floe keeps the client's `SET`s itself), so it goes back as it is,
+        // its prepared statements still cached. mysql_async's default resets
+        // every connection on return: one more round trip per statement, and
+        // every prepared statement prepared again. Writes and transactions
+        // ask for the reset themselves (see `run` and `begin`).
         let mut builder = OptsBuilder::from_opts(opts)
-            .pool_opts(PoolOpts::default().with_constraints(constraints))
+            .pool_opts(
+                PoolOpts::default()
+                    .with_constraints(constraints)
+                    .with_reset_connection(false),
+            )
             .prefer_socket(false);
         if let Some(password) = &options.password {
             builder = builder.pass(Some(password.clone()));
@@ -143,6 +153,9 @@ impl Engine for MySqlEngine {
 
     async fn begin(&self) -> Result<Option<Box<dyn Transaction>>> {
         let mut conn = self.conn().await?;
+        // Whatever the block leaves behind (variables, temporary tables) is
+        // cleared before another client gets the connection.
+        conn.reset_connection(true);
         conn.query_drop("START TRANSACTION")
             .await
             .map_err(|e| map_error(&self.name, e))?;
@@ -240,6 +253,13 @@ enum Head {
 }
 
 async fn run(name: &str, mut conn: Handle, request: Request<'_>) -> Result<QueryOutput> {
+    if !request.statement.read_only
+        && let Handle::Owned(conn) = &mut conn
+    {
+        // A statement that may change session state (a temporary table, a
+        // user variable) does not pass it on to the next client.
+        conn.reset_connection(true);
+    }
     let sql = request.statement.sql.clone();
     let params: Vec<mysql_async::Value> = request.params.iter().map(param_value).collect();
     let engine = name.to_owned();

@@ -34,8 +34,8 @@ use floe_dialects::sqlparser::ast::{
     Expr, Statement, Value as SqlValue, ValueWithSpan, visit_expressions_mut,
 };
 use floe_dialects::{
-    Analysis, Dialect, Operator, TranslationCache, analyze_statement, number_placeholders,
-    translate_with,
+    Analysis, Dialect, Operator, TranslationCache, analyze_statement, count_placeholders,
+    mark_placeholders, param_columns, translate_with, unmark_placeholders,
 };
 use futures::{Stream, StreamExt};
 use rand::RngExt;
@@ -46,7 +46,9 @@ pub use self::health::{FAILURES_TO_OPEN, Health, HealthState, SUCCESSES_TO_CLOSE
 pub use self::load::{Ewma, Latency, Load};
 use self::rules::{CompiledRule, Facts, hints, pattern};
 pub use self::rules::{CostModel, EngineSpec, Rule, Strategy};
-use crate::engine::{BatchStream, Engine, Prepared, QueryOutput, Request, Transaction};
+use crate::engine::{
+    BatchStream, Engine, Prepared, QueryOutput, Request, Transaction, data_type_of_name,
+};
 use crate::{Error, Result};
 
 /// Router-wide settings.
@@ -660,6 +662,10 @@ impl Router {
             match entry.engine.prepare(&statement, ctx.schema).await {
                 Ok(mut prepared) => {
                     prepared.engine = Some(entry.name().to_owned());
+                    if let Cow::Owned(_) = statement {
+                        self.describe_params(entry, analysis, ctx.schema, &mut prepared)
+                            .await;
+                    }
                     return Ok(prepared);
                 }
                 Err(e) if is_engine_failure(&e) => {
@@ -670,6 +676,43 @@ impl Router {
             }
         }
         Err(first_error.unwrap_or_else(|| no_engine(&plan.explanation)))
+    }
+
+    /// Describes the parameters of a statement prepared in another dialect in
+    /// the client's terms: the client binds the parameters of its own text (a
+    /// `$1` used twice is one parameter, not two `?`), and where the engine
+    /// cannot type them (MySQL types none) each takes the type of the column it
+    /// is compared with or assigned to, as PostgreSQL infers it. A strictly
+    /// typed client (tokio-postgres, JDBC) needs that to bind an integer.
+    async fn describe_params(
+        &self,
+        entry: &EngineEntry,
+        analysis: &Analysis,
+        schema: Option<&str>,
+        prepared: &mut Prepared,
+    ) {
+        prepared
+            .param_types
+            .resize(count_placeholders(&analysis.statement), None);
+        if prepared.param_types.iter().all(Option::is_some) {
+            return;
+        }
+        let columns = param_columns(&analysis.statement);
+        if columns.iter().all(Option::is_none) {
+            return;
+        }
+        // Unknown types stay unknown (text, as PostgreSQL resolves them): a
+        // catalog that cannot be read costs the client nothing more.
+        let types = entry
+            .engine
+            .column_types(&analysis.references().tables, schema)
+            .await
+            .unwrap_or_default();
+        for (ty, column) in prepared.param_types.iter_mut().zip(columns) {
+            if ty.is_none() {
+                *ty = column.and_then(|c| types.type_name(&c).and_then(data_type_of_name));
+            }
+        }
     }
 
     /// Runs one statement outside a transaction, failing over for read-only ones.
@@ -904,9 +947,16 @@ impl Router {
             return Ok((Cow::Borrowed(analysis), false));
         }
         let inlined = !params.is_empty();
+        let marked = !inlined && count_placeholders(&analysis.statement) > 0;
         let source = if inlined {
             let mut statement = analysis.statement.clone();
             inline_params(&mut statement, params)?;
+            Cow::Owned(statement.to_string())
+        } else if marked {
+            // Planning without values: the parameters cross as marked
+            // literals and come back as the target's own placeholders.
+            let mut statement = analysis.statement.clone();
+            mark_placeholders(&mut statement);
             Cow::Owned(statement.to_string())
         } else {
             Cow::Borrowed(analysis.sql.as_str())
@@ -934,11 +984,8 @@ impl Router {
         }
         let sql = translated.remove(0);
         let mut statement = analyze_statement(&sql, target)?;
-        if target != Dialect::MySql {
-            // MySQL's `?` parameters become `$1`, `$2`, ... in text order.
-            if number_placeholders(&mut statement.statement) > 0 {
-                statement.sql = statement.statement.to_string();
-            }
+        if marked && unmark_placeholders(&mut statement.statement, target) > 0 {
+            statement.sql = statement.statement.to_string();
         }
         // The translation keeps the client's intent: a read stays a read.
         statement.read_only = analysis.read_only;

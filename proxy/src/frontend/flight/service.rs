@@ -241,7 +241,8 @@ impl FlightSql {
     }
 
     async fn prepare(&self, analysis: &Analysis) -> Result<Prepared, Status> {
-        Session::prepare(&self.shared, analysis, None)
+        Session::new(self.shared.clone(), Protocol::FlightSql)
+            .prepare(analysis)
             .await
             .map_err(status)
     }

@@ -211,8 +211,7 @@ impl Shim {
     /// `SHOW COLUMNS` / `DESCRIBE`: the table's columns, from its planned schema.
     async fn describe(&self, table: &ObjectName) -> Result<RecordBatch> {
         let analysis = analyze_statement(&format!("SELECT * FROM {table}"), Dialect::MySql)?;
-        let prepared =
-            Session::prepare(self.session.shared(), &analysis, self.session.schema()).await?;
+        let prepared = self.session.prepare(&analysis).await?;
         let fields = prepared.schema.fields();
         let text = |values: Vec<String>| Arc::new(StringArray::from(values));
         let schema = Arc::new(Schema::new(
@@ -413,10 +412,7 @@ impl<W: AsyncWrite + Send + Unpin> AsyncMysqlShim<W> for Shim {
                     | floe_dialects::StatementKind::Ddl
             );
             let prepared = if runs_on_engine {
-                Some(
-                    Session::prepare(self.session.shared(), &analysis, self.session.schema())
-                        .await?,
-                )
+                Some(self.session.prepare(&analysis).await?)
             } else {
                 None
             };

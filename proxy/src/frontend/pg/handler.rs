@@ -75,42 +75,19 @@ impl Drop for Registration {
 
 /// Handles both query protocols for every connection.
 pub(super) struct Handler {
-    shared: Shared,
     parser: Arc<Parser>,
-    cancels: Arc<CancelRegistry>,
 }
 
 impl Handler {
     pub(super) fn new(shared: Shared, cancels: Arc<CancelRegistry>) -> Self {
         Handler {
-            parser: Arc::new(Parser {
-                shared: shared.clone(),
-            }),
-            shared,
-            cancels,
+            parser: Arc::new(Parser { shared, cancels }),
         }
     }
 
-    /// This connection's session, created on its first statement.
+    /// This connection's session, created on its first message.
     fn session<C: ClientInfo>(&self, client: &C) -> Arc<SessionCell> {
-        let extensions = client.session_extensions();
-        if let Some(session) = extensions.get::<SessionCell>() {
-            return session;
-        }
-        let mut session = Session::new(self.shared.clone(), Protocol::Postgres);
-        if let Some(user) = client.metadata().get(pgwire::api::METADATA_USER) {
-            session.set_user(user);
-        }
-        let (pid, secret) = client.pid_and_secret_key();
-        let key = (pid, secret.to_bytes().to_vec());
-        if let Ok(mut slots) = self.cancels.slots.lock() {
-            slots.insert(key.clone(), Arc::downgrade(&session.cancel_slot()));
-        }
-        extensions.insert(Registration {
-            registry: Arc::clone(&self.cancels),
-            key,
-        });
-        extensions.get_or_insert_with(|| tokio::sync::Mutex::new(session))
+        self.parser.session(client)
     }
 }
 
@@ -238,6 +215,32 @@ pub(super) struct Statement {
 /// Plans statements at `Parse` time so that `Describe` can answer with types.
 pub(super) struct Parser {
     shared: Shared,
+    cancels: Arc<CancelRegistry>,
+}
+
+impl Parser {
+    /// This connection's session, created on its first message: `Parse` needs
+    /// it too, since the session's settings choose the engine that plans.
+    fn session<C: ClientInfo>(&self, client: &C) -> Arc<SessionCell> {
+        let extensions = client.session_extensions();
+        if let Some(session) = extensions.get::<SessionCell>() {
+            return session;
+        }
+        let mut session = Session::new(self.shared.clone(), Protocol::Postgres);
+        if let Some(user) = client.metadata().get(pgwire::api::METADATA_USER) {
+            session.set_user(user);
+        }
+        let (pid, secret) = client.pid_and_secret_key();
+        let key = (pid, secret.to_bytes().to_vec());
+        if let Ok(mut slots) = self.cancels.slots.lock() {
+            slots.insert(key.clone(), Arc::downgrade(&session.cancel_slot()));
+        }
+        extensions.insert(Registration {
+            registry: Arc::clone(&self.cancels),
+            key,
+        });
+        extensions.get_or_insert_with(|| tokio::sync::Mutex::new(session))
+    }
 }
 
 #[async_trait]
@@ -246,7 +249,7 @@ impl QueryParser for Parser {
 
     async fn parse_sql<C>(
         &self,
-        _client: &C,
+        client: &C,
         sql: &str,
         _types: &[Option<Type>],
     ) -> PgWireResult<Statement>
@@ -267,7 +270,13 @@ impl QueryParser for Parser {
         };
         let analysis =
             analyze_statement(piece, Dialect::Postgres).map_err(|e| to_pgwire(e.into()))?;
-        let prepared = Session::prepare(&self.shared, &analysis, None)
+        // pgwire handles one message of a connection at a time: nothing else
+        // holds the session while `Parse` runs.
+        let prepared = self
+            .session(client)
+            .lock()
+            .await
+            .prepare(&analysis)
             .await
             .map_err(to_pgwire)?;
         let param_types = prepared
