@@ -42,7 +42,9 @@ psql -h "$host" -p "$port" -U "$user" -d postgres -qc "DROP DATABASE IF EXISTS $
 psql -h "$host" -p "$port" -U "$user" -d postgres -qc "CREATE DATABASE $db" >/dev/null
 pgbench -h "$host" -p "$port" -U "$user" -i -s 10 -q "$db" >/dev/null 2>&1
 
-cargo build --release -p floe-proxy -p floe-benchmarks >/dev/null 2>&1
+# FLOE_BENCH_FLOE names a floe binary to measure instead of building one.
+floe_bin="${FLOE_BENCH_FLOE:-$target/release/floe}"
+[ -n "${FLOE_BENCH_FLOE:-}" ] || cargo build --release -p floe-proxy -p floe-benchmarks >/dev/null 2>&1
 
 # pgbouncer runs as an unprivileged user when this script runs as root.
 chmod 777 "$work"
@@ -86,7 +88,7 @@ type = "postgres"
 url = "host=$host port=$port user=$user dbname=$db"
 max_connections = 16
 EOF
-"$target/release/floe" serve --config "$work/floe.toml" &
+"$floe_bin" serve --config "$work/floe.toml" &
 floe_pid=$!
 
 for p in $bouncer_port $floe_pg_port; do

@@ -37,7 +37,9 @@ mysql -h "$host" -P "$port" -u "$user" -e "DROP DATABASE IF EXISTS $db; CREATE D
 common=(--db-driver=mysql --mysql-user="$user" --mysql-db="$db" --tables=1 --table-size=100000)
 sysbench oltp_read_only "${common[@]}" --mysql-host="$host" --mysql-port="$port" prepare >/dev/null
 
-cargo build --release -p floe-proxy -p floe-benchmarks >/dev/null 2>&1
+# FLOE_BENCH_FLOE names a floe binary to measure instead of building one.
+floe_bin="${FLOE_BENCH_FLOE:-$target/release/floe}"
+[ -n "${FLOE_BENCH_FLOE:-}" ] || cargo build --release -p floe-proxy -p floe-benchmarks >/dev/null 2>&1
 cat >"$work/floe.toml" <<EOF
 [server]
 data_dir = "$work/floe-data"
@@ -57,7 +59,7 @@ type = "mysql"
 url = "mysql://$user@$host:$port/$db"
 max_connections = 16
 EOF
-"$target/release/floe" serve --config "$work/floe.toml" &
+"$floe_bin" serve --config "$work/floe.toml" &
 floe_pid=$!
 for _ in $(seq 1 100); do
   mysql -h 127.0.0.1 -P "$floe_port" -u "$user" -e "SELECT 1" >/dev/null 2>&1 && break

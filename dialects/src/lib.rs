@@ -37,7 +37,8 @@ pub use dialect::Dialect;
 pub use error::{Error, Result};
 pub use fingerprint::{Fingerprint, fingerprint};
 pub use placeholders::{
-    count_placeholders, mark_placeholders, number_placeholders, param_columns, unmark_placeholders,
+    count_placeholders, mark_placeholders, number_placeholders, param_columns,
+    question_placeholders, unmark_placeholders,
 };
 pub use references::{ColumnRef, Operator, References, TableRef, references};
 pub use translate::{adapt, translate, translate_with};

@@ -51,6 +51,33 @@ pub fn number_placeholders(statement: &mut Statement) -> usize {
     highest
 }
 
+/// Rewrites every `$n` placeholder back to `?`: the inverse of
+/// [`number_placeholders`] for a MySQL statement, whose parameters it numbered
+/// in text order. A MySQL statement rewritten as a tree is printed with it.
+///
+/// ```
+/// use floe_dialects::{analyze_statement, number_placeholders, question_placeholders, Dialect};
+///
+/// let mut analysis = analyze_statement("SELECT ? + a FROM t WHERE b = ?", Dialect::MySql)?;
+/// number_placeholders(&mut analysis.statement);
+/// question_placeholders(&mut analysis.statement);
+/// assert_eq!(analysis.statement.to_string(), "SELECT ? + a FROM t WHERE b = ?");
+/// # Ok::<(), floe_dialects::Error>(())
+/// ```
+pub fn question_placeholders(statement: &mut Statement) {
+    let _ = visit_expressions_mut(statement, |expr| {
+        if let Expr::Value(ValueWithSpan {
+            value: Value::Placeholder(name),
+            ..
+        }) = expr
+            && name.starts_with('$')
+        {
+            *name = "?".to_owned();
+        }
+        ControlFlow::<()>::Continue(())
+    });
+}
+
 /// The text a parameter stands as while a statement crosses dialects.
 const MARK: &str = "__floe_param_";
 

@@ -129,6 +129,9 @@ pub struct Session {
     /// The engine transaction a `BEGIN` block runs in, opened by the block's
     /// first statement that reaches an engine.
     pinned: Option<Pinned>,
+    /// The PostgreSQL front end sends the next results in text format: a
+    /// PostgreSQL engine may pass its rows through unconverted.
+    pg_text: bool,
 }
 
 /// The cancellation token of a session's running statement, shared with the
@@ -269,7 +272,14 @@ impl Session {
             schema: None,
             user: String::new(),
             pinned: None,
+            pg_text: false,
         }
+    }
+
+    /// Tells the session whether the PostgreSQL front end sends the coming
+    /// results in text format (the simple query protocol always does).
+    pub fn set_pg_text(&mut self, text: bool) {
+        self.pg_text = text && self.protocol == Protocol::Postgres;
     }
 
     /// Records who the client authenticated as, for routing rules.
@@ -424,6 +434,7 @@ impl Session {
             prepared,
             schema: self.schema.as_deref(),
             scan: scan.as_ref(),
+            pg_text: self.pg_text,
         };
         let ctx = route_context(
             &self.user,

@@ -16,6 +16,7 @@ mod limits;
 mod maintenance;
 mod mysql;
 mod parity;
+mod passthrough;
 mod routing;
 mod shutdown;
 mod simple;

@@ -13,7 +13,7 @@ use mysql_async::prelude::*;
 use crate::parity::{Table, canonical, mysql};
 use crate::{plain_daemon, text_rows};
 
-fn postgres_conninfo() -> String {
+pub(crate) fn postgres_conninfo() -> String {
     std::env::var("FLOE_TEST_POSTGRES")
         .unwrap_or_else(|_| "host=127.0.0.1 port=5432 user=postgres dbname=test".to_owned())
 }
@@ -333,6 +333,44 @@ async fn the_same_queries_through_both_front_ends_match_each_engine() {
             .unwrap_or_else(|e| panic!("reused parameters → {tag}: {e:?}"));
         assert_eq!(row.get::<_, String>(0), "blueberry", "→ {tag}");
     }
+
+    // Engine connections are pooled: statements one after the other reuse
+    // the same server connection instead of opening one each.
+    floe_my
+        .query_drop("SET floe.tag = 'maria'")
+        .await
+        .expect("tag");
+    // The running statement is in MariaDB's process list with its own text:
+    // the id beside it is the server connection it runs on.
+    let mut ids = std::collections::BTreeSet::new();
+    for _ in 0..20 {
+        let id: Option<u64> = floe_my
+            .query_first(
+                "SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE '%floe-conn-probe%'",
+            )
+            .await
+            .expect("the process list");
+        ids.extend(id);
+        let id: Option<u64> = floe_my
+            .exec_first(
+                "SELECT ID + ? FROM information_schema.PROCESSLIST WHERE INFO LIKE '%floe-conn-probe%'",
+                (0,),
+            )
+            .await
+            .expect("the process list, prepared");
+        ids.extend(id);
+    }
+    // A session function Floe answers itself, in a prepared statement that
+    // runs on the engine: its parameters stay MySQL's `?`.
+    let plus: Option<u64> = floe_my
+        .exec_first("SELECT CONNECTION_ID() * 0 + ?", (7,))
+        .await
+        .expect("CONNECTION_ID() with a parameter");
+    assert_eq!(plus, Some(7));
+    assert!(
+        !ids.is_empty() && ids.len() <= 2,
+        "MariaDB connections used: {ids:?}"
+    );
 
     // `Parse` plans on the engine the session's tag chooses, not on whichever
     // engine the strategy would pick: a table only one server has is

@@ -15,6 +15,7 @@ mod datafusion;
 mod flightsql;
 mod metered_scan;
 mod mysql;
+pub mod pg_wire;
 mod postgres;
 mod table_cache;
 
@@ -288,6 +289,10 @@ pub struct Request<'a> {
     pub schema: Option<&'a str>,
     /// Where an engine that can tell adds what it read from storage.
     pub scan: Option<&'a Arc<ScanStats>>,
+    /// The client speaks PostgreSQL's wire protocol and wants this result in
+    /// text format: a PostgreSQL engine may then hand the server's rows on
+    /// as they came (see [`pg_wire`]) instead of converting them.
+    pub pg_text: bool,
 }
 
 /// What an engine read from storage for one statement, where it can tell: the
@@ -328,6 +333,7 @@ impl<'a> Request<'a> {
             prepared: None,
             schema: None,
             scan: None,
+            pg_text: false,
         }
     }
 }
@@ -411,6 +417,35 @@ impl fmt::Debug for QueryOutput {
                 .field("schema", schema)
                 .finish_non_exhaustive(),
             QueryOutput::Command { rows } => f.debug_struct("Command").field("rows", rows).finish(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow::datatypes::{DataType, TimeUnit};
+
+    use super::data_type_of_name;
+
+    #[test]
+    fn catalog_type_names_map_to_the_types_a_postgres_client_binds() {
+        for (name, expected) in [
+            ("int", Some(DataType::Int32)),
+            ("INTEGER", Some(DataType::Int32)),
+            ("bigint unsigned", Some(DataType::Int64)),
+            ("tinyint", Some(DataType::Int16)),
+            ("varchar", Some(DataType::Utf8)),
+            ("character varying", Some(DataType::Utf8)),
+            ("decimal(10,2)", Some(DataType::Decimal128(38, 10))),
+            ("double precision", Some(DataType::Float64)),
+            ("date", Some(DataType::Date32)),
+            (
+                "datetime",
+                Some(DataType::Timestamp(TimeUnit::Microsecond, None)),
+            ),
+            ("geometry", None),
+        ] {
+            assert_eq!(data_type_of_name(name), expected, "{name}");
         }
     }
 }

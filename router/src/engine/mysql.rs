@@ -61,10 +61,16 @@ impl MySqlEngine {
         // every connection on return: one more round trip per statement, and
         // every prepared statement prepared again. Writes and transactions
         // ask for the reset themselves (see `run` and `begin`).
+        //
+        // Idle connections are kept for a minute: with mysql_async's default
+        // (no idle lifetime, at least 0 connections) every connection closed
+        // the moment it went back, so each statement paid a new connection,
+        // its authentication and a prepare.
         let mut builder = OptsBuilder::from_opts(opts)
             .pool_opts(
                 PoolOpts::default()
                     .with_constraints(constraints)
+                    .with_inactive_connection_ttl(Duration::from_secs(60))
                     .with_reset_connection(false),
             )
             .prefer_socket(false);

@@ -26,6 +26,7 @@ use tokio_postgres::{Column, NoTls, Row};
 use super::columns::{
     BATCH_ROWS, BatchBuilder, Value, empty_schema, extension_field, parse_decimal,
 };
+use super::pg_wire::{WireConfig, WirePool};
 use super::{Engine, Prepared, QueryOutput, Request, ServerEngineOptions, Transaction};
 use crate::{DataErrorKind, Error, Result};
 
@@ -34,6 +35,9 @@ pub struct PostgresEngine {
     name: String,
     pool: Pool,
     types: super::TypeCache,
+    /// Connections for pass-through (`None` for a server reached over a Unix
+    /// socket): statements a PostgreSQL client sends unchanged.
+    wire: Option<Arc<WirePool>>,
 }
 
 impl std::fmt::Debug for PostgresEngine {
@@ -63,6 +67,8 @@ impl PostgresEngine {
         }
         config.connect_timeout(options.connect_timeout);
         config.application_name("floe");
+        let wire = WireConfig::from_config(&config, options.connect_timeout)
+            .map(|wire| Arc::new(WirePool::new(&options.name, wire, options.max_connections)));
         let manager = Manager::from_config(
             config,
             NoTls,
@@ -85,6 +91,7 @@ impl PostgresEngine {
             name: options.name,
             pool,
             types: super::TypeCache::default(),
+            wire,
         })
     }
 
@@ -170,6 +177,11 @@ impl Engine for PostgresEngine {
     }
 
     async fn execute(&self, request: Request<'_>) -> Result<QueryOutput> {
+        if let Some(wire) = &self.wire
+            && passes_through(&request)
+        {
+            return wire.query(&request.statement.sql).await;
+        }
         let client = Arc::new(self.client().await?);
         run(&self.name, client, request).await
     }
@@ -368,6 +380,19 @@ fn stream_rows(
         schema,
         stream: Box::pin(stream),
     })
+}
+
+/// Whether the server's own rows answer `request` as they are: a read-only
+/// query the client wrote in PostgreSQL and wants in text, with no parameters
+/// (they would need binding) and not prepared (the client has its row
+/// description already, built from the prepared schema).
+fn passes_through(request: &Request<'_>) -> bool {
+    request.pg_text
+        && request.params.is_empty()
+        && request.prepared.is_none()
+        && request.statement.read_only
+        && request.statement.kind == StatementKind::Read
+        && request.statement.dialect == Dialect::Postgres
 }
 
 fn has_returning(statement: &Analysis) -> bool {
@@ -723,8 +748,11 @@ fn map_error(engine: &str, e: &tokio_postgres::Error) -> Error {
             retryable: true,
         };
     };
-    let message = db.message().to_owned();
-    let code = db.code().code();
+    map_sqlstate(engine, db.code().code(), db.message().to_owned())
+}
+
+/// A server error with SQLSTATE `code` as Floe's error.
+pub(super) fn map_sqlstate(engine: &str, code: &str, message: String) -> Error {
     match code {
         "42601" => Error::Syntax(message),
         "42P01" | "3F000" => Error::UndefinedTable(message),

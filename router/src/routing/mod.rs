@@ -34,8 +34,8 @@ use floe_dialects::sqlparser::ast::{
     Expr, Statement, Value as SqlValue, ValueWithSpan, visit_expressions_mut,
 };
 use floe_dialects::{
-    Analysis, Dialect, Operator, TranslationCache, analyze_statement, count_placeholders,
-    mark_placeholders, param_columns, translate_with, unmark_placeholders,
+    Analysis, Operator, TranslationCache, analyze_statement, count_placeholders, mark_placeholders,
+    param_columns, translate_with, unmark_placeholders,
 };
 use futures::{Stream, StreamExt};
 use rand::RngExt;
@@ -805,6 +805,9 @@ impl Router {
             prepared,
             schema: request.schema,
             scan: request.scan,
+            // The server's rows are what the client wants only when the
+            // statement goes as the client wrote it.
+            pg_text: request.pg_text && std::ptr::eq(statement, request.statement),
         };
         let output = entry.engine.execute(sent).await;
         self.track(entry, output, started, fingerprint, slot, prefetch)
@@ -905,6 +908,7 @@ impl Router {
             prepared,
             schema: request.schema,
             scan: request.scan,
+            pg_text: false,
         };
         let output = match pinned.txn.as_mut() {
             Some(txn) => txn.execute(sent).await,

@@ -159,8 +159,11 @@ pub(super) fn plan(mut analysis: Analysis, context: &Context<'_>) -> Result<Plan
         _ => {}
     }
     if substitute_variables(&mut analysis.statement, context)? {
-        // Remote engines and translation read the text, not the tree.
-        analysis.sql = analysis.statement.to_string();
+        // Remote engines and translation read the text, not the tree: MySQL
+        // text, whose parameters are `?` (the tree numbers them).
+        let mut text = analysis.statement.clone();
+        floe_dialects::question_placeholders(&mut text);
+        analysis.sql = text.to_string();
     }
     Ok(Plan::Run(Box::new(analysis)))
 }

@@ -196,11 +196,19 @@ where
             .await?;
         return Ok(());
     }
-    for analysis in &analyses {
-        let outcome = session.run(analysis, &[], None).await.map_err(to_pgwire)?;
-        send_response(client, response(outcome, &Format::UnifiedText)?, true).await?;
+    // Every result of a simple query is text: a PostgreSQL engine's rows can
+    // pass through as the server sent them.
+    session.set_pg_text(true);
+    let result = async {
+        for analysis in &analyses {
+            let outcome = session.run(analysis, &[], None).await.map_err(to_pgwire)?;
+            send_response(client, response(outcome, &Format::UnifiedText)?, true).await?;
+        }
+        Ok(())
     }
-    Ok(())
+    .await;
+    session.set_pg_text(false);
+    result
 }
 
 /// A statement prepared with `Parse`.

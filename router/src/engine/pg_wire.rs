@@ -1,0 +1,580 @@
+//! PostgreSQL's wire protocol spoken directly, for pass-through.
+//!
+//! When a PostgreSQL client's read-only statement runs unchanged on a
+//! PostgreSQL engine and the client wants text results, there is nothing to
+//! convert: the server's `RowDescription` and `DataRow` messages are what the
+//! client expects. This module runs such a statement on a connection of its
+//! own pool, driven from the statement's own task (no connection task, no
+//! channel hop: the hand-offs, not the encoding, were what a statement paid
+//! on its way through tokio-postgres), and hands the rows on as they came.
+//!
+//! The rows still travel through the router and session as record batches,
+//! so health, failover, metrics, telemetry and cancellation see them as any
+//! other result: a batch of [`pass_through_schema`] has one `Binary` column
+//! whose values are `DataRow` bodies, and the schema's metadata carries the
+//! `RowDescription`. Only the PostgreSQL front end asks for them
+//! ([`super::Request::pg_text`]) and only it reads them ([`wire_fields`]).
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arrow::array::{ArrayBuilder, BinaryArray, BinaryBuilder};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use bytes::BytesMut;
+use fallible_iterator::FallibleIterator;
+use postgres_protocol::authentication::md5_hash;
+use postgres_protocol::authentication::sasl::{ChannelBinding, SCRAM_SHA_256, ScramSha256};
+use postgres_protocol::message::backend::Message;
+use postgres_protocol::message::frontend;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::columns::BATCH_ROWS;
+use super::{BatchStream, QueryOutput};
+use crate::{Error, Result};
+
+/// The schema metadata key that marks a pass-through result and carries its
+/// fields.
+const FIELDS_KEY: &str = "floe.pg_row_description";
+
+/// Bytes of rows a batch holds at most, so that wide rows do not pile up.
+const BATCH_BYTES: usize = 1 << 20;
+
+/// One column of a pass-through result, as the server described it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WireField {
+    /// The column's name.
+    pub name: String,
+    /// The table's OID, or 0.
+    pub table_oid: u32,
+    /// The column's attribute number, or 0.
+    pub column_id: i16,
+    /// The type's OID.
+    pub type_oid: u32,
+    /// The type's size (negative: variable).
+    pub type_size: i16,
+    /// The type modifier.
+    pub type_modifier: i32,
+}
+
+/// The schema of a pass-through result with these fields: one `Binary`
+/// column of `DataRow` bodies.
+fn pass_through_schema(fields: &[WireField]) -> SchemaRef {
+    // One record per field, ended by NUL, which no PostgreSQL identifier
+    // contains: the numbers first, then the name (which may hold spaces).
+    let mut text = String::new();
+    for f in fields {
+        let _ = write!(
+            text,
+            "{} {} {} {} {} {}\0",
+            f.table_oid, f.column_id, f.type_oid, f.type_size, f.type_modifier, f.name
+        );
+    }
+    Arc::new(
+        Schema::new(vec![Field::new("data_row", DataType::Binary, false)])
+            .with_metadata(HashMap::from([(FIELDS_KEY.to_owned(), text)])),
+    )
+}
+
+/// The fields of a pass-through result, or `None` for any other schema.
+pub fn wire_fields(schema: &Schema) -> Option<Vec<WireField>> {
+    let text = schema.metadata().get(FIELDS_KEY)?;
+    text.split_terminator('\0')
+        .map(|record| {
+            let mut parts = record.splitn(6, ' ');
+            Some(WireField {
+                table_oid: parts.next()?.parse().ok()?,
+                column_id: parts.next()?.parse().ok()?,
+                type_oid: parts.next()?.parse().ok()?,
+                type_size: parts.next()?.parse().ok()?,
+                type_modifier: parts.next()?.parse().ok()?,
+                name: parts.next()?.to_owned(),
+            })
+        })
+        .collect()
+}
+
+/// The `DataRow` bodies of a pass-through batch (the bytes after the field
+/// count), as the server sent them.
+pub fn wire_rows(batch: &RecordBatch) -> impl Iterator<Item = &[u8]> {
+    let rows = batch
+        .columns()
+        .first()
+        .and_then(|c| c.as_any().downcast_ref::<BinaryArray>());
+    rows.into_iter().flat_map(|rows| rows.iter().flatten())
+}
+
+/// Where and how to connect, from the engine's tokio-postgres configuration.
+#[derive(Debug, Clone)]
+pub(crate) struct WireConfig {
+    host: String,
+    port: u16,
+    user: String,
+    database: Option<String>,
+    password: Option<Vec<u8>>,
+    connect_timeout: Duration,
+}
+
+impl WireConfig {
+    /// The TCP host, port and credentials of `config`; `None` when it names
+    /// no TCP host (a Unix socket), which pass-through does not use.
+    pub(crate) fn from_config(
+        config: &tokio_postgres::Config,
+        connect_timeout: Duration,
+    ) -> Option<Self> {
+        let host = match config.get_hosts().first()? {
+            tokio_postgres::config::Host::Tcp(host) => host.clone(),
+            #[allow(unreachable_patterns)] // Unix sockets exist on Unix only
+            _ => return None,
+        };
+        let port = config.get_ports().first().copied().unwrap_or(5432);
+        Some(WireConfig {
+            host,
+            port,
+            user: config.get_user()?.to_owned(),
+            database: config.get_dbname().map(str::to_owned),
+            password: config.get_password().map(<[u8]>::to_vec),
+            connect_timeout,
+        })
+    }
+}
+
+/// Connections for pass-through, kept idle between statements; at most
+/// `max_connections` open at once (each holds a permit of `open`).
+#[derive(Debug)]
+pub(crate) struct WirePool {
+    engine: String,
+    config: WireConfig,
+    idle: Mutex<Vec<WireConn>>,
+    open: Arc<Semaphore>,
+}
+
+impl WirePool {
+    pub(crate) fn new(engine: &str, config: WireConfig, max_connections: usize) -> Self {
+        WirePool {
+            engine: engine.to_owned(),
+            config,
+            idle: Mutex::new(Vec::new()),
+            open: Arc::new(Semaphore::new(max_connections.max(1))),
+        }
+    }
+
+    fn unavailable(&self, message: String) -> Error {
+        Error::EngineUnavailable {
+            engine: self.engine.clone(),
+            message,
+            retryable: true,
+        }
+    }
+
+    async fn get(&self) -> Result<WireConn> {
+        let deadline = tokio::time::Instant::now() + self.config.connect_timeout;
+        loop {
+            let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+            if let Some(conn) = idle {
+                return Ok(conn);
+            }
+            // A permit frees when a connection closes; one going back idle
+            // wakes nobody, so a waiter looks again every few milliseconds.
+            let wait = Duration::from_millis(5);
+            match tokio::time::timeout(wait, Arc::clone(&self.open).acquire_owned()).await {
+                Ok(Ok(permit)) => {
+                    let connect = WireConn::connect(&self.config, permit);
+                    return match tokio::time::timeout_at(deadline, connect).await {
+                        Ok(Ok(conn)) => Ok(conn),
+                        Ok(Err(e)) => Err(self.error(e)),
+                        Err(_) => Err(self.unavailable(format!(
+                            "no connection within {:?}",
+                            self.config.connect_timeout
+                        ))),
+                    };
+                }
+                Ok(Err(_)) => return Err(self.unavailable("the pool is closed".to_owned())),
+                Err(_) if tokio::time::Instant::now() >= deadline => {
+                    return Err(self.unavailable(format!(
+                        "no free connection within {:?}",
+                        self.config.connect_timeout
+                    )));
+                }
+                Err(_) => {}
+            }
+        }
+    }
+
+    fn put(&self, conn: WireConn) {
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.push(conn);
+        }
+    }
+
+    fn error(&self, e: WireError) -> Error {
+        match e {
+            WireError::Io(e) => self.unavailable(e.to_string()),
+            WireError::Protocol(message) => self.unavailable(message),
+            WireError::Server { code, message } => {
+                super::postgres::map_sqlstate(&self.engine, &code, message)
+            }
+        }
+    }
+
+    /// Runs `sql` (one statement, no parameters) with the simple query
+    /// protocol and streams its rows as pass-through batches.
+    pub(crate) async fn query(self: &Arc<Self>, sql: &str) -> Result<QueryOutput> {
+        metrics::counter!("floe_engine_passthrough_statements_total", "engine" => self.engine.clone())
+            .increment(1);
+        let mut conn = self.get().await?;
+        conn.write.clear();
+        frontend::query(sql, &mut conn.write).map_err(|e| self.error(WireError::Io(e)))?;
+        conn.flush().await.map_err(|e| self.error(e))?;
+        // Up to the first row (or the end): the result's shape.
+        loop {
+            match conn.read_message().await.map_err(|e| self.error(e))? {
+                Message::RowDescription(body) => {
+                    let fields = body
+                        .fields()
+                        .map(|f| {
+                            Ok(WireField {
+                                name: f.name().to_owned(),
+                                table_oid: f.table_oid(),
+                                column_id: f.column_id(),
+                                type_oid: f.type_oid(),
+                                type_size: f.type_size(),
+                                type_modifier: f.type_modifier(),
+                            })
+                        })
+                        .collect::<Vec<_>>()
+                        .map_err(|e| self.error(WireError::Io(e)))?;
+                    let schema = pass_through_schema(&fields);
+                    let stream = rows(Arc::clone(self), conn, Arc::clone(&schema));
+                    return Ok(QueryOutput::Rows { schema, stream });
+                }
+                Message::CommandComplete(body) => {
+                    let rows = body
+                        .tag()
+                        .ok()
+                        .and_then(|tag| tag.rsplit(' ').next()?.parse().ok());
+                    self.finish(conn).await?;
+                    return Ok(QueryOutput::Command { rows });
+                }
+                Message::EmptyQueryResponse => {
+                    self.finish(conn).await?;
+                    return Ok(QueryOutput::Command { rows: None });
+                }
+                Message::ErrorResponse(body) => {
+                    let error = server_error(&body);
+                    // The connection stays usable once the server is ready.
+                    drop(self.finish(conn).await);
+                    return Err(self.error(error));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Reads up to `ReadyForQuery` and returns the connection to the pool when
+    /// it is idle outside a transaction.
+    async fn finish(&self, mut conn: WireConn) -> Result<()> {
+        loop {
+            match conn.read_message().await.map_err(|e| self.error(e))? {
+                Message::ReadyForQuery(body) => {
+                    conn.done = true;
+                    // A statement that left a transaction open keeps its
+                    // connection out of the pool: it closes here.
+                    if body.status() == b'I' {
+                        self.put(conn);
+                    }
+                    return Ok(());
+                }
+                Message::ErrorResponse(body) => {
+                    let error = server_error(&body);
+                    drop(Box::pin(self.finish(conn)).await);
+                    return Err(self.error(error));
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// What reading rows yields, one batch at a time.
+struct Rows {
+    pool: Arc<WirePool>,
+    conn: Option<WireConn>,
+    schema: SchemaRef,
+}
+
+fn rows(pool: Arc<WirePool>, conn: WireConn, schema: SchemaRef) -> BatchStream {
+    let state = Rows {
+        pool,
+        conn: Some(conn),
+        schema,
+    };
+    Box::pin(futures::stream::try_unfold(state, |mut state| async move {
+        let Some(mut conn) = state.conn.take() else {
+            return Ok(None);
+        };
+        let mut builder = BinaryBuilder::new();
+        let mut bytes = 0usize;
+        loop {
+            let message = conn.read_message().await.map_err(|e| state.pool.error(e))?;
+            match message {
+                Message::DataRow(body) => {
+                    let data = body.buffer();
+                    bytes += data.len();
+                    builder.append_value(data);
+                    // Rows already read go on at once when the server pauses:
+                    // a slow result still reaches the client as it comes.
+                    let more = !conn.read.is_empty();
+                    if builder.len() >= BATCH_ROWS || bytes >= BATCH_BYTES || !more {
+                        let batch = finish_batch(&state.schema, &mut builder)?;
+                        state.conn = Some(conn);
+                        return Ok(Some((batch, state)));
+                    }
+                }
+                Message::CommandComplete(_) | Message::EmptyQueryResponse => {
+                    state.pool.finish(conn).await?;
+                    if builder.len() == 0 {
+                        return Ok(None);
+                    }
+                    let batch = finish_batch(&state.schema, &mut builder)?;
+                    return Ok(Some((batch, state)));
+                }
+                Message::ErrorResponse(body) => {
+                    let error = server_error(&body);
+                    drop(state.pool.finish(conn).await);
+                    return Err(state.pool.error(error));
+                }
+                _ => {}
+            }
+        }
+    }))
+}
+
+fn finish_batch(schema: &SchemaRef, builder: &mut BinaryBuilder) -> Result<RecordBatch> {
+    RecordBatch::try_new(Arc::clone(schema), vec![Arc::new(builder.finish())])
+        .map_err(|e| Error::Internal(e.to_string()))
+}
+
+/// Why a pass-through connection failed.
+#[derive(Debug)]
+enum WireError {
+    Io(std::io::Error),
+    Protocol(String),
+    Server { code: String, message: String },
+}
+
+impl From<std::io::Error> for WireError {
+    fn from(e: std::io::Error) -> Self {
+        WireError::Io(e)
+    }
+}
+
+fn server_error(body: &postgres_protocol::message::backend::ErrorResponseBody) -> WireError {
+    let mut code = String::new();
+    let mut message = String::new();
+    let mut fields = body.fields();
+    while let Ok(Some(field)) = fields.next() {
+        match field.type_() {
+            b'C' => code = String::from_utf8_lossy(field.value_bytes()).into_owned(),
+            b'M' => message = String::from_utf8_lossy(field.value_bytes()).into_owned(),
+            _ => {}
+        }
+    }
+    WireError::Server { code, message }
+}
+
+/// One connection to the server.
+#[derive(Debug)]
+struct WireConn {
+    stream: TcpStream,
+    read: BytesMut,
+    write: BytesMut,
+    /// The server's cancel key, for a statement abandoned mid-way.
+    cancel: Option<(i32, i32)>,
+    addr: (String, u16),
+    /// False while a statement is running: dropping the connection then
+    /// asks the server to cancel it.
+    done: bool,
+    /// This connection's place under the pool's limit, freed when it closes.
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Drop for WireConn {
+    /// A connection dropped in the middle of a statement (the client went
+    /// away, cancelled, or timed out) cancels the statement on the server, as
+    /// psql's Ctrl-C does; closing the socket alone would let it run on until
+    /// it next writes.
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let (Some((pid, key)), Ok(runtime)) = (self.cancel, tokio::runtime::Handle::try_current())
+        else {
+            return;
+        };
+        let addr = self.addr.clone();
+        runtime.spawn(async move {
+            let mut buf = BytesMut::new();
+            frontend::cancel_request(pid, key, &mut buf);
+            if let Ok(mut stream) = TcpStream::connect((addr.0.as_str(), addr.1)).await {
+                drop(stream.write_all(&buf).await);
+            }
+        });
+    }
+}
+
+impl WireConn {
+    async fn connect(
+        config: &WireConfig,
+        permit: OwnedSemaphorePermit,
+    ) -> std::result::Result<WireConn, WireError> {
+        let stream = TcpStream::connect((config.host.as_str(), config.port)).await?;
+        stream.set_nodelay(true)?;
+        let mut conn = WireConn {
+            stream,
+            read: BytesMut::with_capacity(8192),
+            write: BytesMut::with_capacity(1024),
+            cancel: None,
+            addr: (config.host.clone(), config.port),
+            done: true,
+            _permit: permit,
+        };
+        let mut params = vec![
+            ("user", config.user.as_str()),
+            ("application_name", "floe"),
+            ("client_encoding", "UTF8"),
+        ];
+        if let Some(database) = &config.database {
+            params.push(("database", database.as_str()));
+        }
+        frontend::startup_message(params, &mut conn.write)?;
+        conn.flush().await?;
+        conn.authenticate(config).await?;
+        loop {
+            match conn.read_message().await? {
+                Message::BackendKeyData(body) => {
+                    conn.cancel = Some((body.process_id(), body.secret_key()));
+                }
+                Message::ReadyForQuery(_) => {
+                    conn.done = true;
+                    return Ok(conn);
+                }
+                Message::ErrorResponse(body) => return Err(server_error(&body)),
+                _ => {}
+            }
+        }
+    }
+
+    async fn authenticate(&mut self, config: &WireConfig) -> std::result::Result<(), WireError> {
+        let password = || {
+            config.password.as_deref().ok_or_else(|| {
+                WireError::Protocol("the server asks for a password and none is configured".into())
+            })
+        };
+        loop {
+            match self.read_message().await? {
+                Message::AuthenticationOk => return Ok(()),
+                Message::AuthenticationCleartextPassword => {
+                    frontend::password_message(password()?, &mut self.write)?;
+                    self.flush().await?;
+                }
+                Message::AuthenticationMd5Password(body) => {
+                    let hash = md5_hash(config.user.as_bytes(), password()?, body.salt());
+                    frontend::password_message(hash.as_bytes(), &mut self.write)?;
+                    self.flush().await?;
+                }
+                Message::AuthenticationSasl(body) => {
+                    let mut mechanisms = body.mechanisms();
+                    let mut scram = false;
+                    while let Some(mechanism) = mechanisms.next()? {
+                        scram |= mechanism == SCRAM_SHA_256;
+                    }
+                    if !scram {
+                        return Err(WireError::Protocol(
+                            "the server offers no SASL mechanism Floe speaks".into(),
+                        ));
+                    }
+                    let mut sasl = ScramSha256::new(password()?, ChannelBinding::unsupported());
+                    frontend::sasl_initial_response(
+                        SCRAM_SHA_256,
+                        sasl.message(),
+                        &mut self.write,
+                    )?;
+                    self.flush().await?;
+                    match self.read_message().await? {
+                        Message::AuthenticationSaslContinue(body) => sasl.update(body.data())?,
+                        Message::ErrorResponse(body) => return Err(server_error(&body)),
+                        _ => return Err(WireError::Protocol("unexpected SASL message".into())),
+                    }
+                    frontend::sasl_response(sasl.message(), &mut self.write)?;
+                    self.flush().await?;
+                    match self.read_message().await? {
+                        Message::AuthenticationSaslFinal(body) => sasl.finish(body.data())?,
+                        Message::ErrorResponse(body) => return Err(server_error(&body)),
+                        _ => return Err(WireError::Protocol("unexpected SASL message".into())),
+                    }
+                }
+                Message::ErrorResponse(body) => return Err(server_error(&body)),
+                _ => {
+                    return Err(WireError::Protocol(
+                        "the server asks for an authentication method Floe does not speak".into(),
+                    ));
+                }
+            }
+        }
+    }
+
+    async fn flush(&mut self) -> std::result::Result<(), WireError> {
+        self.done = false;
+        self.stream.write_all(&self.write).await?;
+        self.write.clear();
+        Ok(())
+    }
+
+    async fn read_message(&mut self) -> std::result::Result<Message, WireError> {
+        loop {
+            if let Some(message) = Message::parse(&mut self.read)? {
+                return Ok(message);
+            }
+            if self.stream.read_buf(&mut self.read).await? == 0 {
+                return Err(WireError::Protocol(
+                    "the server closed the connection".into(),
+                ));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_survive_the_schema_metadata() {
+        let fields = vec![
+            WireField {
+                name: "a b\nc".to_owned(),
+                table_oid: 16384,
+                column_id: 1,
+                type_oid: 23,
+                type_size: 4,
+                type_modifier: -1,
+            },
+            WireField {
+                name: "Ünïcode".to_owned(),
+                table_oid: 0,
+                column_id: 0,
+                type_oid: 1043,
+                type_size: -1,
+                type_modifier: 44,
+            },
+        ];
+        let schema = pass_through_schema(&fields);
+        assert_eq!(wire_fields(&schema), Some(fields));
+        assert_eq!(wire_fields(&Schema::empty()), None);
+    }
+}
