@@ -492,12 +492,16 @@ impl Heat {
                 .execute(&mut *tx)
                 .await?;
             }
-            for (at, event) in &events {
-                sqlx::query("INSERT INTO telemetry_events (at_ms, event) VALUES (?, ?)")
-                    .bind(at)
-                    .bind(event)
-                    .execute(&mut *tx)
-                    .await?;
+            // Many rows per statement: at thousands of statements a second a
+            // flush carries tens of thousands of events, and one INSERT each
+            // kept SQLite's worker thread busy.
+            for chunk in events.chunks(EVENTS_PER_INSERT) {
+                let mut insert =
+                    sqlx::QueryBuilder::new("INSERT INTO telemetry_events (at_ms, event) ");
+                insert.push_values(chunk, |mut row, (at, event)| {
+                    row.push_bind(at).push_bind(event);
+                });
+                insert.build().execute(&mut *tx).await?;
             }
             sqlx::query("DELETE FROM telemetry_events WHERE at_ms < ?")
                 .bind(now_ms() - duration_ms(self.config.raw_retention))
@@ -547,6 +551,10 @@ impl Heat {
         }
     }
 }
+
+/// Raw events written by one `INSERT` (two bound values each, far below
+/// SQLite's limit on bound parameters).
+const EVENTS_PER_INSERT: usize = 500;
 
 fn duration_ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)

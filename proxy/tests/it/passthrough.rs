@@ -122,6 +122,83 @@ async fn a_postgresql_engine_answers_simple_queries_with_its_own_rows() {
     assert_eq!(row.get::<_, String>(0), "plain");
 }
 
+/// psycopg asks for text results over the extended protocol: its prepared,
+/// parameterised statements pass through too, and read what the server
+/// itself returns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_results_of_the_extended_protocol_pass_through() {
+    let python = std::env::var("FLOE_PYTHON")
+        .expect("FLOE_PYTHON names the test venv's python: run the tests with scripts/test");
+    let direct = postgres_direct().await;
+    direct
+        .batch_execute(
+            "DROP TABLE IF EXISTS public.pass_ext;
+             CREATE TABLE public.pass_ext (id int, name text, price numeric(10,2), at timestamptz);
+             INSERT INTO public.pass_ext
+                 SELECT g, 'item ' || g, g * 1.25, timestamptz '2024-01-01 00:00:00+00' + g * interval '1 hour'
+                 FROM generate_series(1, 50) g",
+        )
+        .await
+        .expect("create the table on PostgreSQL");
+    let daemon = plain_daemon(&config());
+    let script = r#"
+import datetime, sys, psycopg
+with psycopg.connect(sys.argv[1], autocommit=True) as conn:
+    conn.execute("SET TIME ZONE 'UTC'")
+    for low in (3, 17, 49):
+        rows = conn.execute(
+            "SELECT id, name, price, at FROM public.pass_ext WHERE id >= %s AND name <> %s ORDER BY id LIMIT 3",
+            (low, "item 18"),
+        ).fetchall()
+        # The instant, not the zone object psycopg names after the server's
+        # TimeZone report.
+        print(repr([(i, n, p, a.astimezone(datetime.timezone.utc)) for i, n, p, a in rows]))
+"#;
+    let run = |url: &str| {
+        let output = std::process::Command::new(&python)
+            .args(["-c", script, url])
+            .output()
+            .expect("run python");
+        assert!(
+            output.status.success(),
+            "psycopg against {url}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let passed = |daemon: &floe_conformance::Daemon| -> f64 {
+        let (_, metrics) = daemon.admin_get("/metrics");
+        metrics
+            .lines()
+            .find(|l| l.starts_with("floe_engine_passthrough_statements_total{engine=\"pg\"}"))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or(0.0)
+    };
+    let conninfo = postgres_conninfo();
+    let field = |key: &str| {
+        conninfo
+            .split_whitespace()
+            .find_map(|kv| kv.strip_prefix(&format!("{key}=")))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let direct_url = format!(
+        "postgresql://{}@{}:{}/{}",
+        field("user"),
+        field("host"),
+        field("port"),
+        field("dbname")
+    );
+    let expected = run(&direct_url);
+    assert!(expected.contains("item 3"), "{expected}");
+    let before = passed(&daemon);
+    assert_eq!(run(&daemon.pg_url("floe")), expected);
+    assert!(
+        passed(&daemon) >= before + 3.0,
+        "the three statements passed through"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_timed_out_pass_through_statement_is_cancelled_on_the_server() {
     let daemon = plain_daemon(&config());

@@ -221,14 +221,25 @@ impl WirePool {
         }
     }
 
-    /// Runs `sql` (one statement, no parameters) with the simple query
-    /// protocol and streams its rows as pass-through batches.
-    pub(crate) async fn query(self: &Arc<Self>, sql: &str) -> Result<QueryOutput> {
+    /// Runs `sql` (one statement) and streams its rows as pass-through
+    /// batches: with the simple query protocol when `params` is `None`,
+    /// otherwise as one extended-protocol round trip on the unnamed statement
+    /// (`Parse`, `Bind` with the values in text and types left to the server,
+    /// `Describe`, `Execute`, `Sync`), results in text either way.
+    pub(crate) async fn query(
+        self: &Arc<Self>,
+        sql: &str,
+        params: Option<&[Option<String>]>,
+    ) -> Result<QueryOutput> {
         metrics::counter!("floe_engine_passthrough_statements_total", "engine" => self.engine.clone())
             .increment(1);
         let mut conn = self.get().await?;
         conn.write.clear();
-        frontend::query(sql, &mut conn.write).map_err(|e| self.error(WireError::Io(e)))?;
+        let written = match params {
+            None => frontend::query(sql, &mut conn.write),
+            Some(params) => extended(sql, params, &mut conn.write),
+        };
+        written.map_err(|e| self.error(WireError::Io(e)))?;
         conn.flush().await.map_err(|e| self.error(e))?;
         // Up to the first row (or the end): the result's shape.
         loop {
@@ -298,6 +309,37 @@ impl WirePool {
             }
         }
     }
+}
+
+/// The extended-protocol messages of one statement with text parameters.
+fn extended(sql: &str, params: &[Option<String>], buf: &mut BytesMut) -> std::io::Result<()> {
+    frontend::parse("", sql, std::iter::empty(), buf)?;
+    let bound = frontend::bind(
+        "",
+        "",
+        std::iter::empty::<i16>(),
+        params,
+        |param, buf| match param {
+            Some(text) => {
+                buf.extend_from_slice(text.as_bytes());
+                Ok(postgres_protocol::IsNull::No)
+            }
+            None => Ok(postgres_protocol::IsNull::Yes),
+        },
+        std::iter::empty::<i16>(),
+        buf,
+    );
+    match bound {
+        Ok(()) => {}
+        Err(frontend::BindError::Conversion(e)) => {
+            return Err(std::io::Error::other(e.to_string()));
+        }
+        Err(frontend::BindError::Serialization(e)) => return Err(e),
+    }
+    frontend::describe(b'P', "", buf)?;
+    frontend::execute("", 0, buf)?;
+    frontend::sync(buf);
+    Ok(())
 }
 
 /// What reading rows yields, one batch at a time.

@@ -180,7 +180,18 @@ impl Engine for PostgresEngine {
         if let Some(wire) = &self.wire
             && passes_through(&request)
         {
-            return wire.query(&request.statement.sql).await;
+            let sql = request.statement.sql.as_str();
+            // A statement the client prepared gets its values bound; a simple
+            // query goes as it is.
+            if request.prepared.is_none() && request.params.is_empty() {
+                return wire.query(sql, None).await;
+            }
+            let params: Vec<Option<String>> = request
+                .params
+                .iter()
+                .map(|p| TextParam::from_scalar(p).0)
+                .collect();
+            return wire.query(sql, Some(&params)).await;
         }
         let client = Arc::new(self.client().await?);
         run(&self.name, client, request).await
@@ -383,13 +394,11 @@ fn stream_rows(
 }
 
 /// Whether the server's own rows answer `request` as they are: a read-only
-/// query the client wrote in PostgreSQL and wants in text, with no parameters
-/// (they would need binding) and not prepared (the client has its row
-/// description already, built from the prepared schema).
+/// query the client wrote in PostgreSQL and wants in text. (A prepared one's
+/// row description went to the client at `Describe`, from the same server's
+/// description of the statement.)
 fn passes_through(request: &Request<'_>) -> bool {
     request.pg_text
-        && request.params.is_empty()
-        && request.prepared.is_none()
         && request.statement.read_only
         && request.statement.kind == StatementKind::Read
         && request.statement.dialect == Dialect::Postgres

@@ -409,11 +409,19 @@ impl ExtendedQueryHandler for Handler {
                 return Err(e);
             }
         };
+        // Rows the client wants in text can pass through from a PostgreSQL
+        // engine; binary ones are encoded from Arrow.
+        let text = match &portal.result_column_format {
+            Format::UnifiedText => true,
+            Format::UnifiedBinary => false,
+            Format::Individual(formats) => formats.iter().all(|f| *f == 0),
+        };
+        session.set_pg_text(text);
         let outcome = session
             .run(analysis, &params, Some(&statement.prepared))
-            .await
-            .map_err(to_pgwire)?;
-        response(outcome, &portal.result_column_format)
+            .await;
+        session.set_pg_text(false);
+        response(outcome.map_err(to_pgwire)?, &portal.result_column_format)
     }
 }
 
