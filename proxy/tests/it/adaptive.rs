@@ -119,12 +119,18 @@ fn mean_scanned(daemon: &Daemon, column: &str, since_ms: i64) -> (f64, usize) {
     (mean, scanned.len())
 }
 
+/// The time of the last event recorded, as a mark for `since_ms`: a
+/// statement sent after it starts in a later millisecond (the events filter
+/// is strict, and a fast statement right after the mark could otherwise
+/// share its millisecond and go uncounted).
 fn last_event_ms(daemon: &Daemon) -> i64 {
-    json(daemon, "/api/telemetry/events?limit=1")
+    let last = json(daemon, "/api/telemetry/events?limit=1")
         .as_array()
         .and_then(|a| a.last())
         .and_then(|e| e["at_ms"].as_i64())
-        .unwrap_or(0)
+        .unwrap_or(0);
+    std::thread::sleep(Duration::from_millis(2));
+    last
 }
 
 async fn wait_for_queries(daemon: &Daemon, at_least: u64) {

@@ -16,13 +16,19 @@ use pgwire::api::query::{
     ExtendedQueryHandler, SimpleQueryHandler, send_execution_response, send_query_response,
     send_ready_for_query,
 };
+use pgwire::api::results::DescribeResponse;
 use pgwire::api::results::{FieldInfo, Response, Tag};
 use pgwire::api::stmt::QueryParser;
+use pgwire::api::stmt::StoredStatement;
 use pgwire::api::store::PortalStore;
 use pgwire::api::{ClientInfo, ClientPortalStore, DEFAULT_NAME, PgWireConnectionState, Type};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
-use pgwire::messages::extendedquery::Execute;
+use pgwire::messages::data::{NoData, ParameterDescription, RowDescription};
+use pgwire::messages::extendedquery::{
+    Bind, BindComplete, Describe, Execute, Parse, ParseComplete, TARGET_TYPE_BYTE_PORTAL,
+    TARGET_TYPE_BYTE_STATEMENT,
+};
 use pgwire::messages::response::{EmptyQueryResponse, TransactionStatus};
 use pgwire::messages::simplequery::Query;
 
@@ -330,6 +336,99 @@ impl ExtendedQueryHandler for Handler {
 
     fn query_parser(&self) -> Arc<Self::QueryParser> {
         Arc::clone(&self.parser)
+    }
+
+    /// As pgwire's, but `ParseComplete` waits in the buffer for the `Sync`
+    /// (or `Flush`) that ends the client's batch, as PostgreSQL's does: one
+    /// packet per round trip instead of one per message, each of which woke
+    /// the client.
+    async fn on_parse<C>(&self, client: &mut C, message: Parse) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let statement = StoredStatement::parse(client, &message, self.query_parser()).await?;
+        client.portal_store().put_statement(Arc::new(statement));
+        client
+            .feed(PgWireBackendMessage::ParseComplete(ParseComplete::new()))
+            .await?;
+        Ok(())
+    }
+
+    /// As pgwire's, with `BindComplete` buffered until `Sync` (see `on_parse`).
+    async fn on_bind<C>(&self, client: &mut C, message: Bind) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let name = message.statement_name.as_deref().unwrap_or(DEFAULT_NAME);
+        let Some(statement) = client.portal_store().get_statement(name) else {
+            return Err(PgWireError::StatementNotFound(name.to_owned()));
+        };
+        let portal = Portal::try_new(&message, statement)?;
+        client.portal_store().put_portal(Arc::new(portal));
+        client
+            .feed(PgWireBackendMessage::BindComplete(BindComplete::new()))
+            .await?;
+        Ok(())
+    }
+
+    /// As pgwire's, with the description buffered until `Sync` (see
+    /// `on_parse`).
+    async fn on_describe<C>(&self, client: &mut C, message: Describe) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let name = message.name.as_deref().unwrap_or(DEFAULT_NAME);
+        let (parameters, fields) = match message.target_type {
+            TARGET_TYPE_BYTE_STATEMENT => {
+                let Some(statement) = client.portal_store().get_statement(name) else {
+                    return Err(PgWireError::StatementNotFound(name.to_owned()));
+                };
+                let described = self.do_describe_statement(client, &statement).await?;
+                let parameters = described.parameters().map(<[Type]>::to_vec);
+                let fields = (!described.is_no_data()).then(|| described.fields().to_vec());
+                (parameters, fields)
+            }
+            TARGET_TYPE_BYTE_PORTAL => {
+                let Some(portal) = client.portal_store().get_portal(name) else {
+                    return Err(PgWireError::PortalNotFound(name.to_owned()));
+                };
+                let described = self.do_describe_portal(client, &portal).await?;
+                let fields = (!described.is_no_data()).then(|| described.fields().to_vec());
+                (None, fields)
+            }
+            other => return Err(PgWireError::InvalidTargetType(other)),
+        };
+        if let Some(parameters) = parameters {
+            client
+                .feed(PgWireBackendMessage::ParameterDescription(
+                    ParameterDescription::new(parameters.iter().map(Type::oid).collect()),
+                ))
+                .await?;
+        }
+        match fields {
+            None => {
+                client
+                    .feed(PgWireBackendMessage::NoData(NoData::new()))
+                    .await?
+            }
+            Some(fields) => {
+                client
+                    .feed(PgWireBackendMessage::RowDescription(RowDescription::new(
+                        fields.iter().map(Into::into).collect(),
+                    )))
+                    .await?;
+            }
+        }
+        Ok(())
     }
 
     /// Streams the result of an `Execute` that asks for every row. pgwire
