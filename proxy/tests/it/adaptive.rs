@@ -129,7 +129,16 @@ fn last_event_ms(daemon: &Daemon) -> i64 {
         .and_then(|a| a.last())
         .and_then(|e| e["at_ms"].as_i64())
         .unwrap_or(0);
-    std::thread::sleep(Duration::from_millis(2));
+    // Events are stamped with the daemon's clock, the same as this one: wait
+    // (at most a millisecond) for the next millisecond to begin.
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    };
+    while now() <= last {
+        std::hint::spin_loop();
+    }
     last
 }
 

@@ -24,6 +24,17 @@ max_connections = 4
     )
 }
 
+/// Statements the `pg` engine passed through so far, from the metrics.
+fn passed_through(daemon: &floe_conformance::Daemon) -> f64 {
+    let (status, metrics) = daemon.admin_get("/metrics");
+    assert_eq!(status, 200, "{metrics}");
+    metrics
+        .lines()
+        .find(|l| l.starts_with("floe_engine_passthrough_statements_total{engine=\"pg\"}"))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0.0)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_postgresql_engine_answers_simple_queries_with_its_own_rows() {
     let direct = postgres_direct().await;
@@ -101,17 +112,8 @@ async fn a_postgresql_engine_answers_simple_queries_with_its_own_rows() {
     assert_eq!(pids.len(), 1, "PostgreSQL connections used: {pids:?}");
 
     // The rows went through without conversion.
-    let (status, metrics) = daemon.admin_get("/metrics");
-    assert_eq!(status, 200);
-    let passed: f64 = metrics
-        .lines()
-        .find(|l| l.starts_with("floe_engine_passthrough_statements_total{engine=\"pg\"}"))
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-        .unwrap_or(0.0);
-    assert!(
-        passed >= 10.0,
-        "pass-through statements counted: {passed}\n{metrics}"
-    );
+    let passed = passed_through(&daemon);
+    assert!(passed >= 10.0, "pass-through statements counted: {passed}");
 
     // A statement the client prepares still goes the converting way and
     // answers the same.
@@ -166,14 +168,6 @@ with psycopg.connect(sys.argv[1], autocommit=True) as conn:
         );
         String::from_utf8_lossy(&output.stdout).into_owned()
     };
-    let passed = |daemon: &floe_conformance::Daemon| -> f64 {
-        let (_, metrics) = daemon.admin_get("/metrics");
-        metrics
-            .lines()
-            .find(|l| l.starts_with("floe_engine_passthrough_statements_total{engine=\"pg\"}"))
-            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-            .unwrap_or(0.0)
-    };
     let conninfo = postgres_conninfo();
     let field = |key: &str| {
         conninfo
@@ -191,10 +185,10 @@ with psycopg.connect(sys.argv[1], autocommit=True) as conn:
     );
     let expected = run(&direct_url);
     assert!(expected.contains("item 3"), "{expected}");
-    let before = passed(&daemon);
+    let before = passed_through(&daemon);
     assert_eq!(run(&daemon.pg_url("floe")), expected);
     assert!(
-        passed(&daemon) >= before + 3.0,
+        passed_through(&daemon) >= before + 3.0,
         "the three statements passed through"
     );
 }
