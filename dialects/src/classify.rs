@@ -5,7 +5,9 @@
 //! so a `SELECT` hidden behind a comment or a `WITH ... INSERT` is seen for what
 //! it is.
 
-use sqlparser::ast::{Query, SetExpr, Statement};
+use std::ops::ControlFlow;
+
+use sqlparser::ast::{BinaryOperator, Expr, Query, SetExpr, Statement, visit_expressions};
 use sqlparser::parser::Parser;
 use sqlparser::tokenizer::{Token, Tokenizer};
 
@@ -226,7 +228,11 @@ fn byte_offset(text: &str, line_starts: &[usize], line: u64, column: u64) -> usi
 fn classify(statement: &Statement) -> (StatementKind, bool, &'static str) {
     use StatementKind::*;
     match statement {
-        Statement::Query(query) => (Read, query_is_read_only(query), "SELECT"),
+        Statement::Query(query) => (
+            Read,
+            query_is_read_only(query) && !calls_side_effects(statement),
+            "SELECT",
+        ),
         Statement::Insert(_) => (Write, false, "INSERT"),
         Statement::Update(_) => (Write, false, "UPDATE"),
         Statement::Delete(_) => (Write, false, "DELETE"),
@@ -289,6 +295,80 @@ fn drop_command(object_type: &sqlparser::ast::ObjectType) -> &'static str {
         ObjectType::Index => "DROP INDEX",
         _ => "DROP",
     }
+}
+
+/// Functions a `SELECT` may call that change something beyond its result:
+/// sequences, session settings, locks, other sessions, files, transaction
+/// ids. Such a query is not read-only: it must not be retried on another
+/// engine (a sequence would advance twice) nor be served by a pooled
+/// connection as if it left nothing behind.
+const SIDE_EFFECTS: &[&str] = &[
+    // PostgreSQL
+    "nextval",
+    "setval",
+    "set_config",
+    "pg_advisory_lock",
+    "pg_advisory_lock_shared",
+    "pg_try_advisory_lock",
+    "pg_try_advisory_lock_shared",
+    "pg_advisory_xact_lock",
+    "pg_advisory_xact_lock_shared",
+    "pg_try_advisory_xact_lock",
+    "pg_try_advisory_xact_lock_shared",
+    "pg_advisory_unlock",
+    "pg_advisory_unlock_shared",
+    "pg_advisory_unlock_all",
+    "pg_terminate_backend",
+    "pg_cancel_backend",
+    "pg_reload_conf",
+    "pg_rotate_logfile",
+    "pg_switch_wal",
+    "pg_create_restore_point",
+    "pg_notify",
+    "txid_current",
+    "pg_current_xact_id",
+    "lo_import",
+    "lo_export",
+    "lo_unlink",
+    "lo_create",
+    "lo_creat",
+    "dblink_exec",
+    "pg_stat_reset",
+    // MySQL / MariaDB
+    "get_lock",
+    "release_lock",
+    "release_all_locks",
+    "last_insert_id",
+    "next_value_for",
+];
+
+/// Whether `statement` calls a function in [`SIDE_EFFECTS`] or assigns a
+/// MySQL user variable (`@v := ...`).
+fn calls_side_effects(statement: &Statement) -> bool {
+    let found = visit_expressions(statement, |expr| {
+        let effect = match expr {
+            Expr::Function(function) => function
+                .name
+                .0
+                .last()
+                .and_then(|part| part.as_ident())
+                .is_some_and(|name| {
+                    let name = name.value.to_ascii_lowercase();
+                    SIDE_EFFECTS.contains(&name.as_str())
+                }),
+            Expr::BinaryOp {
+                op: BinaryOperator::Assignment,
+                ..
+            } => true,
+            _ => false,
+        };
+        if effect {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    });
+    found.is_break()
 }
 
 /// A query is read-only when neither it nor any CTE or nested set operand writes
@@ -364,6 +444,34 @@ mod tests {
             (a.kind, a.read_only, a.command),
             (StatementKind::Read, true, "SELECT")
         );
+    }
+
+    #[test]
+    fn side_effecting_functions_make_a_select_not_read_only() {
+        for sql in [
+            "SELECT nextval('s')",
+            "SELECT set_config('search_path', 'x', false)",
+            "SELECT pg_advisory_lock(1)",
+            "SELECT id FROM t WHERE pg_try_advisory_lock(id)",
+            "WITH c AS (SELECT txid_current()) SELECT * FROM c",
+            "SELECT pg_catalog.setval('s', 1)",
+        ] {
+            assert!(!one(sql).read_only, "{sql}");
+        }
+        for sql in [
+            "SELECT GET_LOCK('x', 1)",
+            "SELECT @a := 1",
+            "SELECT LAST_INSERT_ID(5)",
+        ] {
+            let analysis = analyze_statement(sql, Dialect::MySql).expect("parses");
+            assert!(!analysis.read_only, "{sql}");
+        }
+        for sql in [
+            "SELECT upper(name), count(*) FROM t GROUP BY 1",
+            "SELECT now(), current_setting('search_path')",
+        ] {
+            assert!(one(sql).read_only, "{sql}");
+        }
     }
 
     #[test]

@@ -93,13 +93,15 @@ async fn workload(
 }
 
 /// The mean bytes scanned by the queries on `column` recorded after `since_ms`.
-fn mean_scanned(daemon: &Daemon, column: &str, since_ms: i64) -> (f64, usize) {
+/// The bytes scanned by each metered event filtering on `column` since
+/// `since_ms`.
+fn metered(daemon: &Daemon, column: &str, since_ms: i64) -> Vec<f64> {
     let events = json(
         daemon,
         &format!("/api/telemetry/events?table=lake.public.events&since_ms={since_ms}&limit=10000"),
     );
     let wanted = format!("lake.public.events.{column}:eq");
-    let scanned: Vec<f64> = events
+    events
         .as_array()
         .expect("events array")
         .iter()
@@ -109,10 +111,27 @@ fn mean_scanned(daemon: &Daemon, column: &str, since_ms: i64) -> (f64, usize) {
                 .is_some_and(|c| c.iter().any(|x| x == wanted.as_str()))
         })
         .filter_map(|e| e["scanned_bytes"].as_f64())
-        .collect();
+        .collect()
+}
+
+/// The mean bytes scanned by the `expected` workload queries on `column`
+/// since `since_ms`, once the aggregator has recorded all of them (the
+/// table's query count also counts the loading statements, so it can reach
+/// its mark before the last workload event is in).
+async fn mean_scanned(
+    daemon: &Daemon,
+    column: &str,
+    since_ms: i64,
+    expected: usize,
+) -> (f64, usize) {
+    eventually(Duration::from_secs(10), || async {
+        metered(daemon, column, since_ms).len() >= expected
+    })
+    .await;
+    let scanned = metered(daemon, column, since_ms);
     assert!(
         !scanned.is_empty(),
-        "no metered event on {column} since {since_ms}: {events}"
+        "no metered event on {column} since {since_ms}"
     );
     #[allow(clippy::cast_precision_loss)]
     let mean = scanned.iter().sum::<f64>() / scanned.len() as f64;
@@ -204,7 +223,7 @@ async fn hot_predicates_drive_sort_compaction_and_the_planner_follows_the_worklo
     let start = last_event_ms(&daemon);
     let before = workload(&client, "user_id", 30, 1000).await;
     wait_for_queries(&daemon, 30).await;
-    let (scanned_before, n) = mean_scanned(&daemon, "user_id", start);
+    let (scanned_before, n) = mean_scanned(&daemon, "user_id", start, 30).await;
     assert_eq!(n, 30);
     assert_plan_sorts_by(&daemon, "user_id");
 
@@ -213,7 +232,7 @@ async fn hot_predicates_drive_sort_compaction_and_the_planner_follows_the_worklo
     let after = workload(&client, "user_id", 30, 1000).await;
     assert_eq!(before, after, "same rows after the adaptive run");
     wait_for_queries(&daemon, 60).await;
-    let (scanned_after, _) = mean_scanned(&daemon, "user_id", sorted_at);
+    let (scanned_after, _) = mean_scanned(&daemon, "user_id", sorted_at, 30).await;
     eprintln!("user_id lookups: {scanned_before:.0} → {scanned_after:.0} bytes scanned");
     assert!(
         scanned_before >= 10.0 * scanned_after,
@@ -224,14 +243,14 @@ async fn hot_predicates_drive_sort_compaction_and_the_planner_follows_the_worklo
     let moved = last_event_ms(&daemon);
     let b_before = workload(&client, "session_id", 60, 5000).await;
     wait_for_queries(&daemon, 120).await;
-    let (b_scanned_before, _) = mean_scanned(&daemon, "session_id", moved);
+    let (b_scanned_before, _) = mean_scanned(&daemon, "session_id", moved, 60).await;
     assert_plan_sorts_by(&daemon, "session_id");
     run_pass(&daemon);
     let resorted = last_event_ms(&daemon);
     let b_after = workload(&client, "session_id", 60, 5000).await;
     assert_eq!(b_before, b_after, "same rows after the second run");
     wait_for_queries(&daemon, 180).await;
-    let (b_scanned_after, _) = mean_scanned(&daemon, "session_id", resorted);
+    let (b_scanned_after, _) = mean_scanned(&daemon, "session_id", resorted, 60).await;
     eprintln!("session_id lookups: {b_scanned_before:.0} → {b_scanned_after:.0} bytes scanned");
     assert!(
         b_scanned_before >= 10.0 * b_scanned_after,
