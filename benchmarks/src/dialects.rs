@@ -195,6 +195,7 @@ fn router() -> anyhow::Result<floe_router::Router> {
             password: None,
             max_connections: 1,
             connect_timeout: timeout,
+            pass_through: true,
         })?),
         Arc::new(MySqlEngine::new(ServerEngineOptions {
             name: "maria".into(),
@@ -202,6 +203,7 @@ fn router() -> anyhow::Result<floe_router::Router> {
             password: None,
             max_connections: 1,
             connect_timeout: timeout,
+            pass_through: true,
         })?),
         Arc::new(FlightSqlEngine::new(FlightSqlEngineOptions {
             name: "flight".into(),

@@ -89,6 +89,7 @@ async fn build_one(
             password,
             max_connections: config.max_connections,
             connect_timeout: config.connect_timeout,
+            pass_through: config.pass_through,
         })
     };
     Ok(match config.kind {

@@ -422,6 +422,13 @@ pub struct EngineConfig {
     /// _Default:_ `5s`.
     #[serde(with = "humantime_serde")]
     pub connect_timeout: Duration,
+    /// `postgres` engines: PostgreSQL clients' read-only statements with text
+    /// results get the server's own rows, forwarded without conversion, on
+    /// a pool of their own (at most `max_connections` more connections).
+    /// `false` converts every result through Arrow.
+    ///
+    /// _Default:_ `true`.
+    pub pass_through: bool,
     /// How often the engine is probed.
     ///
     /// _Default:_ `5s`.
@@ -456,6 +463,7 @@ impl Default for EngineConfig {
             queue_timeout: spec.queue_timeout,
             max_connections: 16,
             connect_timeout: Duration::from_secs(5),
+            pass_through: true,
             probe_interval: spec.probe_interval,
             weight: spec.weight,
             expected_latency: spec.expected_latency,
@@ -491,6 +499,7 @@ impl EngineConfig {
             && self.dialect == other.dialect
             && self.max_connections == other.max_connections
             && self.connect_timeout == other.connect_timeout
+            && self.pass_through == other.pass_through
             && (self.kind != EngineKind::Datafusion || self.serves == other.serves)
     }
 }

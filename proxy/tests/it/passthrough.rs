@@ -241,3 +241,26 @@ async fn a_timed_out_pass_through_statement_is_cancelled_on_the_server() {
         .expect("the session serves on");
     assert_eq!(text_rows(&rows), vec![vec![Some("42".to_owned())]]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pass_through_can_be_turned_off_per_engine() {
+    let config = config().replace(
+        "max_connections = 4",
+        "max_connections = 4\npass_through = false",
+    );
+    let daemon = plain_daemon(&config);
+    let client = daemon.connect().await;
+    let rows = client
+        .simple_query("SELECT g, g * 2 FROM generate_series(1, 3) g")
+        .await
+        .expect("converted through Arrow");
+    assert_eq!(
+        text_rows(&rows),
+        vec![
+            vec![Some("1".to_owned()), Some("2".to_owned())],
+            vec![Some("2".to_owned()), Some("4".to_owned())],
+            vec![Some("3".to_owned()), Some("6".to_owned())],
+        ]
+    );
+    assert_eq!(passed_through(&daemon), 0.0);
+}

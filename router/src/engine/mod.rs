@@ -259,6 +259,9 @@ pub struct ServerEngineOptions {
     pub max_connections: usize,
     /// How long opening a connection or waiting for a free one may take.
     pub connect_timeout: std::time::Duration,
+    /// PostgreSQL engines: answer PostgreSQL clients' text-format reads with
+    /// the server's own rows (see [`pg_wire`]).
+    pub pass_through: bool,
 }
 
 /// A transaction open on one engine connection.

@@ -68,6 +68,7 @@ impl PostgresEngine {
         config.connect_timeout(options.connect_timeout);
         config.application_name("floe");
         let wire = WireConfig::from_config(&config, options.connect_timeout)
+            .filter(|_| options.pass_through)
             .map(|wire| Arc::new(WirePool::new(&options.name, wire, options.max_connections)));
         let manager = Manager::from_config(
             config,
