@@ -42,7 +42,7 @@ pub use placeholders::{
 };
 pub use references::{ColumnRef, Operator, References, TableRef, references};
 pub use translate::{adapt, translate, translate_with};
-pub use types::{ColumnTypes, TypeClass};
+pub use types::{ColumnTypes, TypeClass, base_type_name};
 
 /// The `sqlparser` crate this crate parses with, re-exported so that callers
 /// holding an AST use the very same version.

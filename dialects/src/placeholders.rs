@@ -42,7 +42,7 @@ pub fn number_placeholders(statement: &mut Statement) -> usize {
                 next += 1;
                 *name = format!("${next}");
                 highest = highest.max(next);
-            } else if let Some(n) = name.strip_prefix('$').and_then(|n| n.parse::<usize>().ok()) {
+            } else if let Some(n) = numbered(name) {
                 highest = highest.max(n);
             }
         }
@@ -104,7 +104,7 @@ pub fn mark_placeholders(statement: &mut Statement) -> usize {
     let _ = visit_expressions_mut(statement, |expr| {
         if let Expr::Value(ValueWithSpan { value, .. }) = expr
             && let Value::Placeholder(name) = value
-            && let Some(n) = name.strip_prefix('$').and_then(|n| n.parse::<usize>().ok())
+            && let Some(n) = numbered(name)
         {
             *value = Value::SingleQuotedString(format!("{MARK}{n}"));
             marked += 1;
@@ -154,7 +154,7 @@ pub fn count_placeholders(statement: &Statement) -> usize {
         {
             if name == "?" {
                 questions += 1;
-            } else if let Some(n) = name.strip_prefix('$').and_then(|n| n.parse::<usize>().ok()) {
+            } else if let Some(n) = numbered(name) {
                 highest = highest.max(n);
             }
         }
@@ -189,11 +189,7 @@ pub fn param_columns(statement: &Statement) -> Vec<Option<String>> {
         else {
             return;
         };
-        let Some(index) = name
-            .strip_prefix('$')
-            .and_then(|n| n.parse::<usize>().ok())
-            .and_then(|n| n.checked_sub(1))
-        else {
+        let Some(index) = numbered(name).and_then(|n| n.checked_sub(1)) else {
             return;
         };
         let Some(column) = column_name(column) else {
@@ -255,6 +251,11 @@ pub fn param_columns(statement: &Statement) -> Vec<Option<String>> {
         ControlFlow::<()>::Continue(())
     });
     columns
+}
+
+/// The number of a `$n` placeholder.
+fn numbered(name: &str) -> Option<usize> {
+    name.strip_prefix('$')?.parse().ok()
 }
 
 /// The column `expr` names, without its table; `(col)` names `col`.

@@ -43,10 +43,8 @@ impl TypeClass {
     /// `decimal(10,2)`, `character varying`, `timestamp without time zone`,
     /// `datetime`, ...); `None` for types the rules do not reason about.
     pub fn from_type_name(name: &str) -> Option<TypeClass> {
-        let lower = name.trim().to_ascii_lowercase();
-        let base = lower.split('(').next().unwrap_or("").trim();
-        let base = base.strip_suffix(" unsigned").unwrap_or(base).trim();
-        Some(match base {
+        let base = base_type_name(name);
+        Some(match base.as_str() {
             "int" | "integer" | "bigint" | "smallint" | "tinyint" | "mediumint" | "int2"
             | "int4" | "int8" | "serial" | "bigserial" | "smallserial" | "signed" | "unsigned"
             | "signed integer" | "unsigned integer" | "hugeint" => TypeClass::Integer,
@@ -84,6 +82,17 @@ impl TypeClass {
     }
 }
 
+/// A catalog's type name without its length, precision or `unsigned`, in
+/// lower case: `decimal(10,2)` → `decimal`, `INT(11) UNSIGNED` → `int`.
+pub fn base_type_name(name: &str) -> String {
+    let lower = name.trim().to_ascii_lowercase();
+    let base = lower.split('(').next().unwrap_or("").trim();
+    base.strip_suffix(" unsigned")
+        .unwrap_or(base)
+        .trim()
+        .to_owned()
+}
+
 /// The types of the columns a statement may use, by column name.
 ///
 /// Names are matched without their table (a statement over tables that give
@@ -100,46 +109,49 @@ impl TypeClass {
 /// ```
 #[derive(Debug, Clone, Default)]
 pub struct ColumnTypes {
-    columns: HashMap<String, Option<TypeClass>>,
-    /// The type names themselves, for callers that need the exact type (a
+    columns: HashMap<String, Known>,
+}
+
+/// What the tables say of one column name; `None` where they disagree.
+#[derive(Debug, Clone)]
+struct Known {
+    class: Option<TypeClass>,
+    /// The type name itself, for callers that need the exact type (a
     /// parameter's type in a PostgreSQL `ParameterDescription`, say).
-    names: HashMap<String, Option<String>>,
+    name: Option<String>,
 }
 
 impl ColumnTypes {
     /// Records that `column` has the type named `type_name`.
     pub fn insert(&mut self, column: &str, type_name: &str) -> &mut Self {
         let class = TypeClass::from_type_name(type_name);
-        let column = column.to_lowercase();
         let name = type_name.trim().to_ascii_lowercase();
-        self.names
-            .entry(column.clone())
-            .and_modify(|known| {
-                if known.as_deref() != Some(name.as_str()) {
-                    *known = None;
-                }
-            })
-            .or_insert(Some(name));
         self.columns
-            .entry(column)
+            .entry(column.to_lowercase())
             .and_modify(|known| {
-                if *known != class {
-                    *known = None;
+                if known.class != class {
+                    known.class = None;
+                }
+                if known.name.as_deref() != Some(name.as_str()) {
+                    known.name = None;
                 }
             })
-            .or_insert(class);
+            .or_insert_with(|| Known {
+                class,
+                name: Some(name.clone()),
+            });
         self
     }
 
     /// The class of `column`, when known and unambiguous.
     pub fn get(&self, column: &str) -> Option<TypeClass> {
-        self.columns.get(&column.to_lowercase()).copied().flatten()
+        self.columns.get(&column.to_lowercase())?.class
     }
 
     /// The type name of `column` in lower case as the catalog spells it, when
     /// known and unambiguous.
     pub fn type_name(&self, column: &str) -> Option<&str> {
-        self.names.get(&column.to_lowercase())?.as_deref()
+        self.columns.get(&column.to_lowercase())?.name.as_deref()
     }
 
     /// True when no column is known.

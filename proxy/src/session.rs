@@ -130,7 +130,8 @@ pub struct Session {
     /// first statement that reaches an engine.
     pinned: Option<Pinned>,
     /// The PostgreSQL front end sends the next results in text format: a
-    /// PostgreSQL engine may pass its rows through unconverted.
+    /// PostgreSQL engine may pass its rows through unconverted. Set by the
+    /// front end before each statement it runs.
     pg_text: bool,
 }
 
@@ -277,7 +278,8 @@ impl Session {
     }
 
     /// Tells the session whether the PostgreSQL front end sends the coming
-    /// results in text format (the simple query protocol always does).
+    /// results in text format (the simple query protocol always does); every
+    /// path of that front end that runs a statement sets it first.
     pub fn set_pg_text(&mut self, text: bool) {
         self.pg_text = text && self.protocol == Protocol::Postgres;
     }

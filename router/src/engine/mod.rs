@@ -160,10 +160,7 @@ fn insert_columns(types: &mut floe_dialects::ColumnTypes, columns: &Columns) {
 /// does not map.
 pub(crate) fn data_type_of_name(name: &str) -> Option<arrow::datatypes::DataType> {
     use arrow::datatypes::{DataType, TimeUnit};
-    let lower = name.trim().to_ascii_lowercase();
-    let base = lower.split('(').next().unwrap_or("").trim();
-    let base = base.strip_suffix(" unsigned").unwrap_or(base).trim();
-    Some(match base {
+    Some(match floe_dialects::base_type_name(name).as_str() {
         // PostgreSQL has no one-byte integer: a client binds a smallint.
         "tinyint" | "smallint" | "int2" | "smallserial" => DataType::Int16,
         "int" | "integer" | "int4" | "mediumint" | "serial" => DataType::Int32,

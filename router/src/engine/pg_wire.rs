@@ -234,7 +234,6 @@ impl WirePool {
         metrics::counter!("floe_engine_passthrough_statements_total", "engine" => self.engine.clone())
             .increment(1);
         let mut conn = self.get().await?;
-        conn.write.clear();
         let written = match params {
             None => frontend::query(sql, &mut conn.write),
             Some(params) => extended(sql, params, &mut conn.write),
@@ -275,20 +274,17 @@ impl WirePool {
                     self.finish(conn).await?;
                     return Ok(QueryOutput::Command { rows: None });
                 }
-                Message::ErrorResponse(body) => {
-                    let error = server_error(&body);
-                    // The connection stays usable once the server is ready.
-                    drop(self.finish(conn).await);
-                    return Err(self.error(error));
-                }
+                Message::ErrorResponse(body) => return Err(self.fail(conn, &body).await),
                 _ => {}
             }
         }
     }
 
     /// Reads up to `ReadyForQuery` and returns the connection to the pool when
-    /// it is idle outside a transaction.
+    /// it is idle outside a transaction; the first error the server reports
+    /// on the way is the result.
     async fn finish(&self, mut conn: WireConn) -> Result<()> {
+        let mut failed = None;
         loop {
             match conn.read_message().await.map_err(|e| self.error(e))? {
                 Message::ReadyForQuery(body) => {
@@ -298,16 +294,26 @@ impl WirePool {
                     if body.status() == b'I' {
                         self.put(conn);
                     }
-                    return Ok(());
+                    return failed.map_or(Ok(()), Err);
                 }
                 Message::ErrorResponse(body) => {
-                    let error = server_error(&body);
-                    drop(Box::pin(self.finish(conn)).await);
-                    return Err(self.error(error));
+                    failed.get_or_insert_with(|| self.error(server_error(&body)));
                 }
                 _ => {}
             }
         }
+    }
+
+    /// The statement failed with `body`: the error, once the connection is
+    /// ready (and back in the pool) for the next statement.
+    async fn fail(
+        &self,
+        conn: WireConn,
+        body: &postgres_protocol::message::backend::ErrorResponseBody,
+    ) -> Error {
+        let error = self.error(server_error(body));
+        drop(self.finish(conn).await);
+        error
     }
 }
 
@@ -385,11 +391,7 @@ fn rows(pool: Arc<WirePool>, conn: WireConn, schema: SchemaRef) -> BatchStream {
                     let batch = finish_batch(&state.schema, &mut builder)?;
                     return Ok(Some((batch, state)));
                 }
-                Message::ErrorResponse(body) => {
-                    let error = server_error(&body);
-                    drop(state.pool.finish(conn).await);
-                    return Err(state.pool.error(error));
-                }
+                Message::ErrorResponse(body) => return Err(state.pool.fail(conn, &body).await),
                 _ => {}
             }
         }

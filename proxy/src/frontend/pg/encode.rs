@@ -248,48 +248,10 @@ fn convert_field(field: &FieldRef) -> FieldRef {
 /// Turns a session outcome into pgwire's response, streaming rows.
 pub(super) fn response(outcome: Outcome, format: &Format) -> PgWireResult<Response> {
     Ok(match outcome {
-        Outcome::Rows { schema, stream } if pg_wire::wire_fields(&schema).is_some() => {
-            // A PostgreSQL engine's own rows (text format, asked for by this
-            // front end): its row description and data rows as they came.
-            let wire = pg_wire::wire_fields(&schema).unwrap_or_default();
-            let count = i16::try_from(wire.len()).unwrap_or(i16::MAX);
-            let fields: Vec<FieldInfo> = wire
-                .into_iter()
-                .map(|f| {
-                    let datatype = Type::from_oid(f.type_oid).unwrap_or_else(|| {
-                        // A type the client library may not know by name
-                        // (an extension's): its OID is what goes on the wire.
-                        Type::new(
-                            format!("oid_{}", f.type_oid),
-                            f.type_oid,
-                            postgres_types::Kind::Simple,
-                            "public".to_owned(),
-                        )
-                    });
-                    FieldInfo::new(
-                        f.name,
-                        i32::try_from(f.table_oid).ok().filter(|oid| *oid != 0),
-                        Some(f.column_id).filter(|id| *id != 0),
-                        datatype,
-                        FieldFormat::Text,
-                    )
-                    .with_type_size(f.type_size)
-                    .with_type_modifier(f.type_modifier)
-                })
-                .collect();
-            let rows = stream
-                .map(move |batch| match batch {
-                    Ok(batch) => stream::iter(
-                        pg_wire::wire_rows(&batch)
-                            .map(|row| Ok(DataRow::new(BytesMut::from(row), count)))
-                            .collect::<Vec<_>>(),
-                    ),
-                    Err(e) => stream::iter(vec![Err(to_pgwire(e.into()))]),
-                })
-                .flatten();
-            Response::Query(QueryResponse::new(Arc::new(fields), rows))
-        }
         Outcome::Rows { schema, stream } => {
+            if let Some(wire) = pg_wire::wire_fields(&schema) {
+                return Ok(pass_through(wire, stream));
+            }
             let layout = RowLayout::new(&schema, format)?;
             let fields = Arc::clone(&layout.fields);
             let rows = stream
@@ -314,6 +276,47 @@ pub(super) fn response(outcome: Outcome, format: &Format) -> PgWireResult<Respon
         Outcome::TransactionStart => Response::TransactionStart(Tag::new("BEGIN")),
         Outcome::TransactionEnd { command } => Response::TransactionEnd(Tag::new(command)),
     })
+}
+
+/// A PostgreSQL engine's own rows (text format, asked for by this front
+/// end): its row description and data rows as they came.
+fn pass_through(wire: Vec<pg_wire::WireField>, stream: floe_router::BatchStream) -> Response {
+    let count = i16::try_from(wire.len()).unwrap_or(i16::MAX);
+    let fields: Vec<FieldInfo> = wire
+        .into_iter()
+        .map(|f| {
+            let datatype = Type::from_oid(f.type_oid).unwrap_or_else(|| {
+                // A type the client library may not know by name (an
+                // extension's): its OID is what goes on the wire.
+                Type::new(
+                    format!("oid_{}", f.type_oid),
+                    f.type_oid,
+                    postgres_types::Kind::Simple,
+                    "public".to_owned(),
+                )
+            });
+            FieldInfo::new(
+                f.name,
+                i32::try_from(f.table_oid).ok().filter(|oid| *oid != 0),
+                Some(f.column_id).filter(|id| *id != 0),
+                datatype,
+                FieldFormat::Text,
+            )
+            .with_type_size(f.type_size)
+            .with_type_modifier(f.type_modifier)
+        })
+        .collect();
+    let rows = stream
+        .map(move |batch| match batch {
+            Ok(batch) => stream::iter(
+                pg_wire::wire_rows(&batch)
+                    .map(|row| Ok(DataRow::new(BytesMut::from(row), count)))
+                    .collect::<Vec<_>>(),
+            ),
+            Err(e) => stream::iter(vec![Err(to_pgwire(e.into()))]),
+        })
+        .flatten();
+    Response::Query(QueryResponse::new(Arc::new(fields), rows))
 }
 
 fn usize_rows(rows: u64) -> usize {

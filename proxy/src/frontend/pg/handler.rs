@@ -205,16 +205,11 @@ where
     // Every result of a simple query is text: a PostgreSQL engine's rows can
     // pass through as the server sent them.
     session.set_pg_text(true);
-    let result = async {
-        for analysis in &analyses {
-            let outcome = session.run(analysis, &[], None).await.map_err(to_pgwire)?;
-            send_response(client, response(outcome, &Format::UnifiedText)?, true).await?;
-        }
-        Ok(())
+    for analysis in &analyses {
+        let outcome = session.run(analysis, &[], None).await.map_err(to_pgwire)?;
+        send_response(client, response(outcome, &Format::UnifiedText)?, true).await?;
     }
-    .await;
-    session.set_pg_text(false);
-    result
+    Ok(())
 }
 
 /// A statement prepared with `Parse`.
@@ -518,9 +513,9 @@ impl ExtendedQueryHandler for Handler {
         session.set_pg_text(text);
         let outcome = session
             .run(analysis, &params, Some(&statement.prepared))
-            .await;
-        session.set_pg_text(false);
-        response(outcome.map_err(to_pgwire)?, &portal.result_column_format)
+            .await
+            .map_err(to_pgwire)?;
+        response(outcome, &portal.result_column_format)
     }
 }
 
