@@ -19,11 +19,25 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod moto;
+
 use std::io::Read;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
+
+/// The test venv's Python (`bash scripts/test` creates the venv with every
+/// Python package the tests drive and names its Python in `FLOE_PYTHON`).
+///
+/// # Panics
+///
+/// When `FLOE_PYTHON` is unset: the tests were not started by `scripts/test`.
+pub fn python() -> String {
+    std::env::var("FLOE_PYTHON").unwrap_or_else(|_| {
+        panic!("FLOE_PYTHON is not set: run the tests with `bash scripts/test`, which creates the Python venv the tests need")
+    })
+}
 
 /// How to start a daemon.
 #[derive(Debug, Clone)]

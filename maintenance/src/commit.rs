@@ -37,34 +37,51 @@ pub trait Committer: Send + Sync {
     /// [`Error::Conflict`] when the table moved since `base` was read (nothing
     /// changed; re-read and rebuild), other errors when the swap failed.
     async fn swap(&self, base: &Table, new: TableMetadata) -> Result<Table>;
+
+    /// Whether Floe may delete files in this catalog's storage. Amazon S3
+    /// Tables refuses object deletes in table buckets: the service removes
+    /// unreferenced files itself.
+    fn deletes_files(&self) -> bool {
+        true
+    }
 }
 
-/// A committer for the SQL catalog: the same compare-and-swap on
-/// `iceberg_tables.metadata_location` that `iceberg-catalog-sql` does.
+/// A committer for the SQL catalog (SQLite or PostgreSQL): the same
+/// compare-and-swap on `iceberg_tables.metadata_location` that
+/// `iceberg-catalog-sql` does.
 pub struct SqlCommitter {
-    pool: sqlx::SqlitePool,
+    pool: sqlx::AnyPool,
+    postgres: bool,
     catalog_name: String,
 }
 
 impl SqlCommitter {
-    /// Connects to the SQLite catalog database at `uri` (as configured).
+    /// Connects to the catalog database at `uri` (as configured: a SQLite
+    /// URL or path, or a `postgres://` URL).
     ///
     /// # Errors
     ///
     /// [`Error::State`] when the database cannot be opened.
     pub async fn connect(uri: &str, catalog_name: &str) -> Result<SqlCommitter> {
-        let path = uri
-            .strip_prefix("sqlite://")
-            .or_else(|| uri.strip_prefix("sqlite:"))
-            .unwrap_or(uri);
-        let url = format!("sqlite://{path}");
-        let pool = sqlx::sqlite::SqlitePoolOptions::new()
+        let postgres = uri.starts_with("postgres://") || uri.starts_with("postgresql://");
+        let url = if postgres {
+            uri.to_owned()
+        } else {
+            let path = uri
+                .strip_prefix("sqlite://")
+                .or_else(|| uri.strip_prefix("sqlite:"))
+                .unwrap_or(uri);
+            format!("sqlite://{path}")
+        };
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::any::AnyPoolOptions::new()
             .max_connections(2)
             .connect(&url)
             .await
-            .map_err(|e| Error::State(format!("catalog database {url}: {e}")))?;
+            .map_err(|e| Error::State(format!("catalog database {}: {e}", redact(&url))))?;
         Ok(SqlCommitter {
             pool,
+            postgres,
             catalog_name: catalog_name.to_owned(),
         })
     }
@@ -73,63 +90,93 @@ impl SqlCommitter {
 #[async_trait]
 impl Committer for SqlCommitter {
     async fn swap(&self, base: &Table, new: TableMetadata) -> Result<Table> {
-        let ident = base.identifier().clone();
-        let current = base
-            .metadata_location()
-            .ok_or_else(|| Error::State(format!("{ident} has no metadata location")))?
-            .to_owned();
-        // A new version with a new id: never the current file (overwriting it
-        // would commit without the compare-and-swap).
-        let location = MetadataLocation::from_str(&current)
-            .map_err(|e| iceberg_error(&ident, e))?
-            .with_next_version()
-            .with_new_metadata(&new);
-        if base
-            .file_io()
-            .exists(location.to_string())
-            .await
-            .map_err(|e| iceberg_error(&ident, e))?
-        {
-            return Err(Error::Conflict(format!(
-                "{ident}: metadata file {location} exists already"
-            )));
-        }
-        new.write_to(base.file_io(), &location)
-            .await
-            .map_err(|e| iceberg_error(&ident, e))?;
-        let location = location.to_string();
+        let ident = base.identifier();
+        let (current, location) = write_next_metadata(base, &new).await?;
         crate::failpoint::hit("commit.swap", base.metadata().location()).await?;
-        let swapped = sqlx::query(
+        let query = if self.postgres {
+            "UPDATE iceberg_tables SET metadata_location = $1, previous_metadata_location = $2 \
+             WHERE catalog_name = $3 AND table_namespace = $4 AND table_name = $5 \
+             AND (iceberg_type = 'TABLE' OR iceberg_type IS NULL) AND metadata_location = $6"
+        } else {
             "UPDATE iceberg_tables SET metadata_location = ?, previous_metadata_location = ? \
              WHERE catalog_name = ? AND table_namespace = ? AND table_name = ? \
-             AND (iceberg_type = 'TABLE' OR iceberg_type IS NULL) AND metadata_location = ?",
-        )
-        .bind(&location)
-        .bind(&current)
-        .bind(&self.catalog_name)
-        .bind(ident.namespace().join("."))
-        .bind(ident.name())
-        .bind(&current)
-        .execute(&self.pool)
-        .await
-        .map_err(|e| Error::State(format!("committing {ident}: {e}")))?;
+             AND (iceberg_type = 'TABLE' OR iceberg_type IS NULL) AND metadata_location = ?"
+        };
+        let swapped = sqlx::query(query)
+            .bind(&location)
+            .bind(&current)
+            .bind(&self.catalog_name)
+            .bind(ident.namespace().join("."))
+            .bind(ident.name())
+            .bind(&current)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| Error::State(format!("committing {ident}: {e}")))?;
         if swapped.rows_affected() == 0 {
-            // Our metadata file is referenced by nothing: remove it now rather
-            // than leave it to the orphan sweep.
-            let _ = base.file_io().delete(&location).await;
-            return Err(Error::Conflict(format!(
-                "{ident} changed since it was read"
-            )));
+            return Err(abandon(base, &location).await);
         }
-        Table::builder()
-            .identifier(ident.clone())
-            .metadata(new)
-            .metadata_location(location)
-            .file_io(base.file_io().clone())
-            .runtime(iceberg::Runtime::current())
-            .build()
-            .map_err(|e| iceberg_error(&ident, e))
+        committed_table(base, new, location)
     }
+}
+
+/// Writes `new` as the next metadata version after `base`'s and returns
+/// (`base`'s metadata location, the new file's). Every committer writes
+/// first and swaps second: the file is referenced by nothing until the swap.
+///
+/// # Errors
+///
+/// [`Error::Conflict`] when the next version's file exists already (another
+/// writer got there first), [`Error::Table`] when writing fails.
+pub(crate) async fn write_next_metadata(
+    base: &Table,
+    new: &TableMetadata,
+) -> Result<(String, String)> {
+    let ident = base.identifier();
+    let current = base
+        .metadata_location()
+        .ok_or_else(|| Error::State(format!("{ident} has no metadata location")))?
+        .to_owned();
+    // A new version with a new id: never the current file (overwriting it
+    // would commit without the compare-and-swap).
+    let location = MetadataLocation::from_str(&current)
+        .map_err(|e| iceberg_error(ident, e))?
+        .with_next_version()
+        .with_new_metadata(new);
+    if base
+        .file_io()
+        .exists(location.to_string())
+        .await
+        .map_err(|e| iceberg_error(ident, e))?
+    {
+        return Err(Error::Conflict(format!(
+            "{ident}: metadata file {location} exists already"
+        )));
+    }
+    new.write_to(base.file_io(), &location)
+        .await
+        .map_err(|e| iceberg_error(ident, e))?;
+    Ok((current, location.to_string()))
+}
+
+/// The conflict error of a swap that lost, after removing the metadata file
+/// it wrote: that file is referenced by nothing, so it goes now rather than
+/// waiting for the orphan sweep.
+pub(crate) async fn abandon(base: &Table, location: &str) -> Error {
+    let _ = base.file_io().delete(location).await;
+    Error::Conflict(format!("{} changed since it was read", base.identifier()))
+}
+
+/// The table as committed: `new` at `location`, with `base`'s file IO.
+pub(crate) fn committed_table(base: &Table, new: TableMetadata, location: String) -> Result<Table> {
+    let ident = base.identifier();
+    Table::builder()
+        .identifier(ident.clone())
+        .metadata(new)
+        .metadata_location(location)
+        .file_io(base.file_io().clone())
+        .runtime(iceberg::Runtime::current())
+        .build()
+        .map_err(|e| iceberg_error(ident, e))
 }
 
 /// A committer that goes through the catalog itself, for changes iceberg-rust
@@ -138,6 +185,18 @@ impl Committer for SqlCommitter {
 pub struct CatalogCommitter {
     /// The catalog.
     pub catalog: Arc<dyn Catalog>,
+}
+
+/// `url` without a password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme + 3 && url[scheme + 3..at].contains(':') => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
 }
 
 pub(crate) fn iceberg_error(ident: &TableIdent, source: iceberg::Error) -> Error {
@@ -293,6 +352,9 @@ pub async fn replace_snapshot(
             continue;
         }
         let manifest = manifest_file.load_manifest(file_io).await.map_err(wrap)?;
+        let on_removed = position_deletes_on(file_io, &manifest, &rewrite.removed)
+            .await
+            .map_err(wrap)?;
         let dangling = |entry: &iceberg::spec::ManifestEntry| {
             let seq = entry.sequence_number().unwrap_or(i64::MAX);
             match entry.data_file().content_type() {
@@ -303,6 +365,7 @@ pub async fn replace_snapshot(
                             .data_file()
                             .referenced_data_file()
                             .is_some_and(|p| rewrite.removed.contains(&p))
+                        || on_removed.contains(entry.file_path())
                 }
             }
         };
@@ -442,6 +505,75 @@ pub async fn add_delete_files(table: &Table, deletes: Vec<DataFile>) -> Result<T
 
 /// A writer of a new manifest at `path` for snapshot `snapshot_id`, in
 /// partition spec `spec_id` (returned too), for the table's format version.
+/// The live position-delete files of `manifest` whose every row points at a
+/// file in `removed`: once those files are replaced they delete nothing.
+/// The `file_path` column's bounds answer for a file that targets one data
+/// file; a file that targets several is read (position deletes are small).
+async fn position_deletes_on(
+    file_io: &iceberg::io::FileIO,
+    manifest: &iceberg::spec::Manifest,
+    removed: &HashSet<String>,
+) -> iceberg::Result<HashSet<String>> {
+    use iceberg::metadata_columns::RESERVED_FIELD_ID_DELETE_FILE_PATH as PATH;
+    use iceberg::spec::PrimitiveLiteral;
+    let text = |datum: Option<&iceberg::spec::Datum>| match datum.map(|d| d.literal()) {
+        Some(PrimitiveLiteral::String(s)) => Some(s.clone()),
+        _ => None,
+    };
+    let mut dangling = HashSet::new();
+    if removed.is_empty() {
+        return Ok(dangling);
+    }
+    for entry in manifest.entries().iter().filter(|e| e.is_alive()) {
+        let file = entry.data_file();
+        if file.content_type() != DataContentType::PositionDeletes {
+            continue;
+        }
+        let (low, high) = (
+            text(file.lower_bounds().get(&PATH)),
+            text(file.upper_bounds().get(&PATH)),
+        );
+        let all_removed = match (low, high) {
+            (Some(low), Some(high)) if low == high => removed.contains(&low),
+            // Bounds outside the removed set: some row targets a kept file.
+            (Some(low), Some(high)) if !(removed.contains(&low) && removed.contains(&high)) => {
+                false
+            }
+            _ => {
+                let bytes = file_io.new_input(entry.file_path())?.read().await?;
+                let reader =
+                    parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
+                        .and_then(|b| b.build())
+                        .map_err(|e| {
+                            iceberg::Error::new(iceberg::ErrorKind::DataInvalid, e.to_string())
+                        })?;
+                let mut all = true;
+                for batch in reader {
+                    let batch = batch.map_err(|e| {
+                        iceberg::Error::new(iceberg::ErrorKind::DataInvalid, e.to_string())
+                    })?;
+                    let paths = batch
+                        .column(0)
+                        .as_any()
+                        .downcast_ref::<arrow::array::StringArray>()
+                        .ok_or_else(|| {
+                            iceberg::Error::new(
+                                iceberg::ErrorKind::DataInvalid,
+                                format!("{}: file_path is not a string column", entry.file_path()),
+                            )
+                        })?;
+                    all &= paths.iter().all(|p| p.is_some_and(|p| removed.contains(p)));
+                }
+                all
+            }
+        };
+        if all_removed {
+            dangling.insert(entry.file_path().to_owned());
+        }
+    }
+    Ok(dangling)
+}
+
 pub(crate) fn manifest_writer(
     table: &Table,
     path: String,

@@ -22,6 +22,17 @@ pub fn normalize(path: &str) -> String {
     stripped.to_owned()
 }
 
+/// The path to hand a table's file IO for a [`normalize`]d path: a local
+/// path gets its `file://` scheme back when the table's own location has
+/// one, since storage chosen by scheme (a REST catalog's) needs it.
+pub fn io_path(table_location: &str, path: &str) -> String {
+    if !path.contains("://") && table_location.starts_with("file:") {
+        format!("file://{path}")
+    } else {
+        path.to_owned()
+    }
+}
+
 /// Files reached from a set of snapshots.
 #[derive(Debug, Default, Clone)]
 pub struct Reached {

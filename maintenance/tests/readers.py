@@ -1,10 +1,15 @@
 """Reads an Iceberg table with independent readers and prints what they see.
 
 Used by the maintenance tests: after every operation the table must read the
-same through pyiceberg (by its SQL catalog) and through DuckDB's iceberg
-extension (by its current metadata file) as through Floe.
+same through pyiceberg (by its catalog: SQL or Glue) and through DuckDB's
+iceberg extension (by its current metadata file, local or on S3) as through
+Floe.
 
-    readers.py CATALOG_DB CATALOG_NAME WAREHOUSE NAMESPACE.TABLE METADATA_JSON
+    readers.py CATALOG_NAME READERS_JSON NAMESPACE.TABLE METADATA_JSON
+
+READERS_JSON is {"pyiceberg": <load_catalog properties, or type "static" to
+read the metadata file with the other properties as file IO's>, "duckdb_s3":
+null | {"endpoint", "key_id", "secret", "region"}}.
 
 Prints one JSON object: {"pyiceberg": {...}, "duckdb": {...}} with, per
 reader, the row count and the checksum columns the Rust side computes too:
@@ -16,11 +21,18 @@ import os
 import sys
 
 
-def pyiceberg_read(db, name, warehouse, table):
-    from pyiceberg.catalog.sql import SqlCatalog
+def pyiceberg_read(name, properties, table, metadata):
+    if properties.get("type") == "static":
+        # No catalog pyiceberg can reach: read the current metadata file.
+        from pyiceberg.table import StaticTable
 
-    catalog = SqlCatalog(name, uri=f"sqlite:///{db}", warehouse=f"file://{warehouse}")
-    arrow = catalog.load_table(table).scan().to_arrow()
+        props = {k: v for k, v in properties.items() if k != "type"}
+        loaded = StaticTable.from_metadata(metadata, properties=props)
+    else:
+        from pyiceberg.catalog import load_catalog
+
+        loaded = load_catalog(name, **properties).load_table(table)
+    arrow = loaded.scan().to_arrow()
     ids = arrow.column("id").to_pylist()
     values = arrow.column("value").to_pylist()
     categories = arrow.column("category").to_pylist()
@@ -33,7 +45,7 @@ def pyiceberg_read(db, name, warehouse, table):
     }
 
 
-def duckdb_read(metadata):
+def duckdb_read(metadata, s3):
     import duckdb
     import duckdb_extension_avro
     import duckdb_extension_iceberg
@@ -48,6 +60,17 @@ def duckdb_read(metadata):
     )
     con.execute(f"LOAD '{extension(duckdb_extension_avro, 'avro')}'")
     con.execute(f"LOAD '{extension(duckdb_extension_iceberg, 'iceberg')}'")
+    if s3 is not None:
+        import duckdb_extension_httpfs
+
+        con.execute(f"LOAD '{extension(duckdb_extension_httpfs, 'httpfs')}'")
+        # CREATE SECRET takes no parameters; the values are the test's own.
+        con.execute(
+            f"CREATE SECRET floe_s3 (TYPE S3, KEY_ID '{s3['key_id']}', SECRET '{s3['secret']}', "
+            f"REGION '{s3['region']}', ENDPOINT '{s3['endpoint']}', URL_STYLE 'path', USE_SSL false)"
+        )
+    if metadata.startswith("file://"):
+        metadata = metadata[len("file://"):]
     row = con.execute(
         "SELECT count(*), sum(id), sum(value), sum(id * value), sum(length(category)) "
         f"FROM iceberg_scan('{metadata}')"
@@ -62,12 +85,13 @@ def duckdb_read(metadata):
 
 
 def main():
-    db, name, warehouse, table, metadata = sys.argv[1:6]
+    name, readers, table, metadata = sys.argv[1:5]
+    readers = json.loads(readers)
     print(
         json.dumps(
             {
-                "pyiceberg": pyiceberg_read(db, name, warehouse, table),
-                "duckdb": duckdb_read(metadata),
+                "pyiceberg": pyiceberg_read(name, readers["pyiceberg"], table, metadata),
+                "duckdb": duckdb_read(metadata, readers["duckdb_s3"]),
             }
         )
     )

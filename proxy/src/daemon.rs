@@ -239,6 +239,7 @@ pub async fn run(
         drain: drain.clone(),
         statement_timeout: config.server.statement_timeout,
         telemetry,
+        schema_epoch: Default::default(),
     };
     let connections = Arc::new(Semaphore::new(config.server.max_connections));
     let mut postgres_addr = None;

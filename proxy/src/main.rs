@@ -22,6 +22,11 @@ mod shutdown;
 const VERSION_MYSQL: &str = concat!("8.0.36-floe-", env!("CARGO_PKG_VERSION"));
 
 fn main() -> std::process::ExitCode {
+    // Two rustls crypto providers are linked (ring for Floe's listeners,
+    // aws-lc-rs for the AWS SDK behind the Glue catalog); with both, rustls
+    // has no process default, and any client built without naming one would
+    // fail. Floe's is ring. An error only means one is installed already.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     match cli::run() {
         Ok(code) => code,
         Err(e) => {

@@ -28,6 +28,15 @@ pub const BYTES_TOTAL: &str = "floe_bytes_returned_total";
 /// `dropped` because its channel was full.
 pub const TELEMETRY_EVENTS: &str = "floe_telemetry_events_total";
 
+/// `Parse` messages answered with the connection's previous plan of the same
+/// text (the PostgreSQL front end's parse cache).
+pub const PARSE_REUSED: &str = "floe_pg_parse_reused_total";
+
+/// Counts one `Parse` answered from the connection's parse cache.
+pub fn parse_reused() {
+    metrics::counter!(PARSE_REUSED).increment(1);
+}
+
 /// Counts one telemetry event, sent or dropped.
 pub fn telemetry_event(sent: bool) {
     metrics::counter!(TELEMETRY_EVENTS, "result" => if sent { "sent" } else { "dropped" })
@@ -96,6 +105,10 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
     metrics::describe_counter!(QUERIES_TOTAL, "Statements finished");
     metrics::describe_histogram!(QUERY_DURATION, metrics::Unit::Seconds, "Statement latency");
     metrics::describe_counter!(ROWS_TOTAL, "Rows returned to clients");
+    metrics::describe_counter!(
+        PARSE_REUSED,
+        "Parse messages answered with the connection's previous plan of the same text"
+    );
     metrics::describe_counter!(
         BYTES_TOTAL,
         metrics::Unit::Bytes,

@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -46,6 +46,9 @@ pub struct Shared {
     /// Where every statement that reached an engine is reported, when the
     /// maintenance engine listens.
     pub telemetry: Option<TelemetrySender>,
+    /// Counts DDL statements run through this daemon: a statement planned
+    /// before one may describe a table that changed since.
+    pub schema_epoch: Arc<AtomicU64>,
 }
 
 impl Shared {
@@ -107,6 +110,17 @@ pub enum Outcome {
         /// `COMMIT` or `ROLLBACK`.
         command: &'static str,
     },
+}
+
+/// What a statement's plan depends on besides its text: the session's
+/// routing state and the daemon's DDL count. A plan made under one state is
+/// reused only under an equal one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanState {
+    schema: Option<String>,
+    settings: BTreeMap<String, String>,
+    pinned: Option<String>,
+    schema_epoch: u64,
 }
 
 /// One client connection's state.
@@ -342,6 +356,25 @@ impl Session {
         Arc::clone(&self.cancel)
     }
 
+    /// The state a plan made now depends on.
+    pub fn plan_state(&self) -> PlanState {
+        PlanState {
+            schema: self.schema.clone(),
+            settings: self.settings.clone(),
+            pinned: self.pinned_engine().map(str::to_owned),
+            schema_epoch: self.shared.schema_epoch.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Whether a plan made under `state` still holds now (no allocation: this
+    /// runs for every `Parse` a connection repeats).
+    pub fn plan_still_holds(&self, state: &PlanState) -> bool {
+        state.schema_epoch == self.shared.schema_epoch.load(Ordering::Relaxed)
+            && state.schema.as_deref() == self.schema.as_deref()
+            && state.pinned.as_deref() == self.pinned_engine()
+            && state.settings == self.settings
+    }
+
     /// Plans a statement for the extended protocol's `Parse`/`Describe`, on
     /// the engine this session would run it on: the session's tag, strategy
     /// and engine settings, and an open transaction's engine, decide it as
@@ -378,6 +411,10 @@ impl Session {
         prepared: Option<&Prepared>,
     ) -> Result<Outcome> {
         let result = self.run_inner(analysis, params, prepared).await;
+        if analysis.kind == StatementKind::Ddl {
+            // Whatever the outcome: a failed DDL may have changed something.
+            self.shared.schema_epoch.fetch_add(1, Ordering::Relaxed);
+        }
         if result.is_err() {
             self.fail_transaction();
         }

@@ -1,11 +1,10 @@
-//! The SQL catalog on SQLite, with a local filesystem warehouse.
+//! The SQL catalog: SQLite (the embedded default) or PostgreSQL, with a local
+//! or S3 warehouse.
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
 use iceberg::CatalogBuilder;
-use iceberg::io::LocalFsStorageFactory;
 use iceberg_catalog_sql::{
     SQL_CATALOG_PROP_BIND_STYLE, SQL_CATALOG_PROP_URI, SQL_CATALOG_PROP_WAREHOUSE, SqlBindStyle,
     SqlCatalogBuilder,
@@ -15,10 +14,41 @@ use super::CatalogConfig;
 use crate::{Error, Result};
 
 pub(super) async fn open(config: &CatalogConfig) -> Result<Arc<dyn iceberg::Catalog>> {
-    let invalid = |message: String| Error::InvalidConfig {
-        catalog: config.name.clone(),
-        message,
+    let (uri, bind_style) = if config.postgres() {
+        (config.uri.clone(), SqlBindStyle::DollarNumeric)
+    } else {
+        (sqlite_uri(config)?, SqlBindStyle::QMark)
     };
+    let warehouse = if config.remote_warehouse() {
+        config.warehouse.display().to_string()
+    } else {
+        local_warehouse(config)?
+    };
+    let mut props = config.resolved_properties()?;
+    props.extend([
+        (SQL_CATALOG_PROP_URI.to_owned(), uri),
+        (SQL_CATALOG_PROP_WAREHOUSE.to_owned(), warehouse),
+        (
+            SQL_CATALOG_PROP_BIND_STYLE.to_owned(),
+            bind_style.to_string(),
+        ),
+    ]);
+    // The `any` driver finds PostgreSQL and SQLite only once they are installed.
+    sqlx::any::install_default_drivers();
+    let catalog = SqlCatalogBuilder::default()
+        .with_storage_factory(config.storage_factory())
+        .load(&config.name, props)
+        .await
+        .map_err(|source| Error::Catalog {
+            catalog: config.name.clone(),
+            source: Box::new(source),
+        })?;
+    Ok(Arc::new(catalog))
+}
+
+/// The SQLite URL for `config.uri`, its directory created.
+fn sqlite_uri(config: &CatalogConfig) -> Result<String> {
+    let invalid = |message| config.invalid(message);
     let db_path = config
         .uri
         .strip_prefix("sqlite://")
@@ -33,40 +63,27 @@ pub(super) async fn open(config: &CatalogConfig) -> Result<Arc<dyn iceberg::Cata
         std::fs::create_dir_all(parent)
             .map_err(|e| invalid(format!("cannot create {}: {e}", parent.display())))?;
     }
-    std::fs::create_dir_all(&config.warehouse)
-        .map_err(|e| invalid(format!("cannot create {}: {e}", config.warehouse.display())))?;
-    // Iceberg writes absolute locations into table metadata; a relative
-    // warehouse would make them depend on the directory the daemon started in.
-    let warehouse = std::fs::canonicalize(&config.warehouse).map_err(|e| {
-        invalid(format!(
-            "cannot resolve {}: {e}",
-            config.warehouse.display()
-        ))
-    })?;
     let uri = if db_path.contains('?') {
         format!("sqlite://{db_path}")
     } else {
         // `mode=rwc` lets SQLite create the database file on first start.
         format!("sqlite://{db_path}?mode=rwc")
     };
-    let props = HashMap::from([
-        (SQL_CATALOG_PROP_URI.to_owned(), uri),
-        (
-            SQL_CATALOG_PROP_WAREHOUSE.to_owned(),
-            warehouse.display().to_string(),
-        ),
-        (
-            SQL_CATALOG_PROP_BIND_STYLE.to_owned(),
-            SqlBindStyle::QMark.to_string(),
-        ),
-    ]);
-    let catalog = SqlCatalogBuilder::default()
-        .with_storage_factory(Arc::new(LocalFsStorageFactory))
-        .load(&config.name, props)
-        .await
-        .map_err(|source| Error::Catalog {
-            catalog: config.name.clone(),
-            source: Box::new(source),
-        })?;
-    Ok(Arc::new(catalog))
+    Ok(uri)
+}
+
+/// The local warehouse directory, created and made absolute: Iceberg writes
+/// absolute locations into table metadata, and a relative warehouse would
+/// make them depend on the directory the daemon started in.
+fn local_warehouse(config: &CatalogConfig) -> Result<String> {
+    let invalid = |message| config.invalid(message);
+    std::fs::create_dir_all(&config.warehouse)
+        .map_err(|e| invalid(format!("cannot create {}: {e}", config.warehouse.display())))?;
+    let warehouse = std::fs::canonicalize(&config.warehouse).map_err(|e| {
+        invalid(format!(
+            "cannot resolve {}: {e}",
+            config.warehouse.display()
+        ))
+    })?;
+    Ok(warehouse.display().to_string())
 }

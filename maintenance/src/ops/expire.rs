@@ -178,12 +178,21 @@ pub(crate) async fn run(
     .metadata;
     let committed = committer.swap(table, new).await?;
     failpoint::hit("expire.committed", metadata.location()).await?;
+    if !committer.deletes_files() {
+        outcome.notes.push(format!(
+            "{} file(s) no longer referenced are left to the catalog's own unreferenced-file removal (its storage refuses deletes)",
+            candidates.len()
+        ));
+        return Ok(outcome);
+    }
     // The commit is what makes the files unreferenced; a crash from here on
     // leaves orphans for the orphan sweep, never a broken table.
     let file_io = committed.file_io();
+    let location = committed.metadata().location().to_owned();
     for path in candidates {
-        let size = super::file_size(file_io, &path).await;
-        match file_io.delete(&path).await {
+        let io_path = crate::files::io_path(&location, &path);
+        let size = super::file_size(file_io, &io_path).await;
+        match file_io.delete(&io_path).await {
             Ok(()) => {
                 outcome.bytes_removed += size;
                 outcome.files.push(FileAction::Deleted { path });

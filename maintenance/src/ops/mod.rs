@@ -269,6 +269,10 @@ async fn run_one(
     let catalog = target.catalog.as_ref();
     let result = match operation {
         Operation::Expire => expire::run(&table, committer, &request.expire, request.dry_run).await,
+        Operation::Orphans if !committer.deletes_files() => Err(Error::Unsupported(format!(
+            "{}: removing orphan files where the catalog's storage refuses deletes (Amazon S3 Tables removes unreferenced files itself)",
+            table.identifier()
+        ))),
         Operation::Orphans => orphans::run(&table, &request.orphans, request.dry_run).await,
         Operation::Compact => {
             compact::run(catalog, ident, committer, &request.compact, request.dry_run).await

@@ -5,10 +5,21 @@
 //!
 //! The age threshold is what protects a writer in flight: its files exist
 //! before its commit references them.
+//!
+//! Local warehouses are listed with the file system; `s3://` ones with
+//! OpenDAL, configured from the table's own storage properties (endpoint,
+//! region, credentials, path style) so the listing sees what the table's
+//! file IO sees.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
+use futures::TryStreamExt;
+use iceberg::io::{
+    CLIENT_REGION, S3_ACCESS_KEY_ID, S3_ENDPOINT, S3_PATH_STYLE_ACCESS, S3_REGION,
+    S3_SECRET_ACCESS_KEY, S3_SESSION_TOKEN,
+};
 use iceberg::table::Table;
 
 use super::{FileAction, Outcome};
@@ -54,21 +65,91 @@ fn list_local(root: &Path, out: &mut Vec<Listed>) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Lists every object under an `s3://bucket/prefix` location, with the S3
+/// settings of `props` (iceberg-rust's `s3.*` property names).
+async fn list_s3(location: &str, props: &HashMap<String, String>) -> Result<Vec<Listed>> {
+    let fail = |e: String| Error::State(format!("listing {location}: {e}"));
+    // Listed paths keep the location's own scheme: they are compared with
+    // the paths the table's metadata references, text for text.
+    let (scheme, rest) = location
+        .split_once("://")
+        .ok_or_else(|| fail("not an s3:// location".to_owned()))?;
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    let mut config = opendal::services::S3Config::default();
+    config.bucket = bucket.to_owned();
+    config.endpoint = props.get(S3_ENDPOINT).cloned();
+    config.region = props
+        .get(S3_REGION)
+        .or_else(|| props.get(CLIENT_REGION))
+        .cloned();
+    config.access_key_id = props.get(S3_ACCESS_KEY_ID).cloned();
+    config.secret_access_key = props.get(S3_SECRET_ACCESS_KEY).cloned();
+    config.session_token = props.get(S3_SESSION_TOKEN).cloned();
+    // Iceberg's default is virtual-host style, as iceberg-rust's S3 storage.
+    config.enable_virtual_host_style = !props
+        .get(S3_PATH_STYLE_ACCESS)
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let operator = opendal::Operator::from_config(config)
+        .map_err(|e| fail(e.to_string()))?
+        .finish();
+    let prefix = format!("{}/", prefix.trim_end_matches('/'));
+    let mut lister = operator
+        .lister_with(&prefix)
+        .recursive(true)
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    let mut out = Vec::new();
+    while let Some(entry) = lister.try_next().await.map_err(|e| fail(e.to_string()))? {
+        let meta = entry.metadata();
+        if meta.is_dir() {
+            continue;
+        }
+        // An object store that reports no modification time gets "now":
+        // such a file is never old enough to delete.
+        let modified = meta
+            .last_modified()
+            .map(SystemTime::from)
+            .unwrap_or_else(SystemTime::now);
+        out.push(Listed {
+            path: format!("{scheme}://{bucket}/{}", entry.path()),
+            size: meta.content_length(),
+            modified,
+        });
+    }
+    Ok(out)
+}
+
 /// Removes (or, dry, lists) the orphan files of `table`.
 pub(crate) async fn run(table: &Table, options: &OrphanOptions, dry_run: bool) -> Result<Outcome> {
     let ident = table.identifier();
     let location = normalize(table.metadata().location());
-    if location.contains("://") {
+    let s3 = location.starts_with("s3://") || location.starts_with("s3a://");
+    if location.contains("://") && !s3 {
         return Err(Error::Unsupported(format!(
-            "{ident}: listing {location} (only local warehouses are listed in this build)"
+            "{ident}: listing {location} (local and s3:// warehouses are listed)"
         )));
     }
     // Referenced first, listing second: a file committed between the two is
     // younger than any sane threshold, and the threshold is checked below.
     let referenced = referenced(table).await?;
     let mut listed = Vec::new();
-    list_local(Path::new(&location), &mut listed)
-        .map_err(|e| Error::State(format!("{ident}: listing {location}: {e}")))?;
+    if s3 {
+        listed = list_s3(&location, table.file_io().config().props()).await?;
+    } else {
+        list_local(Path::new(&location), &mut listed)
+            .map_err(|e| Error::State(format!("{ident}: listing {location}: {e}")))?;
+    }
+    // The current metadata file is always referenced and always there: if
+    // the listing does not show it, listed and referenced paths are spelled
+    // differently, and every referenced file would look like an orphan.
+    if let Some(current) = table.metadata_location().map(normalize)
+        && !listed.iter().any(|f| f.path == current)
+    {
+        return Err(Error::State(format!(
+            "{ident}: listing {location} did not find the current metadata file {current}; \
+             refusing to judge any file an orphan"
+        )));
+    }
     let older_than = options.older_than.unwrap_or(DEFAULT_OLDER_THAN);
     let cutoff = SystemTime::now()
         .checked_sub(older_than)
@@ -93,7 +174,13 @@ pub(crate) async fn run(table: &Table, options: &OrphanOptions, dry_run: bool) -
                 .push(FileAction::WouldDelete { path: file.path });
             continue;
         }
-        match file_io.delete(&file.path).await {
+        match file_io
+            .delete(crate::files::io_path(
+                table.metadata().location(),
+                &file.path,
+            ))
+            .await
+        {
             Ok(()) => {
                 outcome.bytes_removed += file.size;
                 outcome.files.push(FileAction::Deleted { path: file.path });

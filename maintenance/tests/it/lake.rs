@@ -1,5 +1,6 @@
 //! A throwaway lake for the maintenance tests: a SQL catalog on SQLite in a
-//! temporary directory, tables of `(id, category, value)` written as many
+//! temporary directory (or any configured catalog: Glue on moto, a SQL
+//! catalog on PostgreSQL), tables of `(id, category, value)` written as many
 //! small appends, and the checks every test makes (row count and a content
 //! checksum through Floe, pyiceberg and DuckDB).
 
@@ -32,11 +33,22 @@ use iceberg::{NamespaceIdent, TableCreation, TableIdent};
 
 pub const CATEGORIES: [&str; 3] = ["alpha", "beta", "gamma"];
 
-/// A lake in a temporary directory.
+/// A lake: its catalog, and a temporary directory for its state store (and,
+/// for the local default, its catalog and warehouse).
 pub struct Lake {
     pub dir: tempfile::TempDir,
     pub config: CatalogConfig,
     pub target: Target,
+    /// How the independent readers reach the same catalog and files.
+    pub readers: Readers,
+}
+
+/// The catalog as pyiceberg's `load_catalog` takes it, and DuckDB's S3
+/// settings when the files are in an object store.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Readers {
+    pub pyiceberg: serde_json::Value,
+    pub duckdb_s3: Option<serde_json::Value>,
 }
 
 /// What reading the whole table gives: enough to tell any lost, duplicated
@@ -64,13 +76,27 @@ impl Lake {
     pub async fn new() -> Lake {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = CatalogConfig::local("lake", dir.path());
+        let readers = Readers {
+            pyiceberg: serde_json::json!({
+                "type": "sql",
+                "uri": format!("sqlite:///{}", dir.path().join("catalog.db").display()),
+                "warehouse": format!("file://{}", dir.path().join("warehouse").display()),
+            }),
+            duckdb_s3: None,
+        };
+        Lake::open(dir, config, readers).await
+    }
+
+    /// A lake on the catalog `config` describes.
+    pub async fn open(dir: tempfile::TempDir, config: CatalogConfig, readers: Readers) -> Lake {
         let target = open_target(&config, Some(&dir.path().join("state.db")))
             .await
-            .expect("open lake");
+            .unwrap_or_else(|e| panic!("open catalog {}: {e}", config.name));
         Lake {
             dir,
             config,
             target,
+            readers,
         }
     }
 
@@ -171,6 +197,90 @@ impl Lake {
             .expect("commit deletes");
     }
 
+    /// Deletes rows by position: for each data file, the row positions given
+    /// (one position-delete file, one `delete` commit through Floe's commit
+    /// layer). Returns the ids of the deleted rows, read from the files.
+    pub async fn delete_positions(
+        &self,
+        ident: &TableIdent,
+        targets: &[(String, Vec<i64>)],
+    ) -> Vec<i64> {
+        use iceberg::metadata_columns::{
+            RESERVED_FIELD_ID_DELETE_FILE_PATH, RESERVED_FIELD_ID_DELETE_FILE_POS,
+        };
+        use iceberg::writer::file_writer::{FileWriter, FileWriterBuilder};
+
+        let table = self.table(ident).await;
+        let mut deleted = Vec::new();
+        let (mut paths, mut positions) = (Vec::new(), Vec::new());
+        for (path, rows) in targets {
+            let ids = ids_in(&table, path).await;
+            for pos in rows {
+                deleted.push(ids[usize::try_from(*pos).expect("position")]);
+                paths.push(path.clone());
+                positions.push(*pos);
+            }
+        }
+        let schema = Arc::new(
+            Schema::builder()
+                .with_fields(vec![
+                    NestedField::required(
+                        RESERVED_FIELD_ID_DELETE_FILE_PATH,
+                        "file_path",
+                        Type::Primitive(PrimitiveType::String),
+                    )
+                    .into(),
+                    NestedField::required(
+                        RESERVED_FIELD_ID_DELETE_FILE_POS,
+                        "pos",
+                        Type::Primitive(PrimitiveType::Long),
+                    )
+                    .into(),
+                ])
+                .build()
+                .expect("position delete schema"),
+        );
+        let batch = RecordBatch::try_new(
+            Arc::new(schema_to_arrow_schema(&schema).expect("arrow schema")),
+            vec![
+                Arc::new(StringArray::from(paths)),
+                Arc::new(Int64Array::from(positions)),
+            ],
+        )
+        .expect("batch");
+        let location = format!(
+            "{}/data/pos-delete-{}.parquet",
+            table.metadata().location(),
+            uuid_like()
+        );
+        let output = table.file_io().new_output(&location).expect("output");
+        let mut writer = ParquetWriterBuilder::new(Default::default(), schema)
+            .build(output)
+            .await
+            .expect("writer");
+        writer.write(&batch).await.expect("write positions");
+        let files = writer
+            .close()
+            .await
+            .expect("close")
+            .into_iter()
+            .map(|mut file| {
+                file.content(iceberg::spec::DataContentType::PositionDeletes);
+                file.partition_spec_id(table.metadata().default_partition_spec_id());
+                file.build().expect("delete file")
+            })
+            .collect();
+        let new = floe_maintenance::commit::add_delete_files(&table, files)
+            .await
+            .expect("delete snapshot");
+        self.target
+            .committer
+            .swap(&table, new)
+            .await
+            .expect("commit deletes");
+        deleted
+    }
+
     /// Row count and checksum, read by iceberg-rust.
     pub async fn checksum(&self, ident: &TableIdent) -> Checksum {
         let table = self.table(ident).await;
@@ -207,13 +317,10 @@ impl Lake {
         });
         let table = self.table(ident).await;
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/readers.py");
-        let warehouse =
-            std::fs::canonicalize(self.dir.path().join("warehouse")).expect("warehouse");
         let output = std::process::Command::new(&python)
             .arg(script)
-            .arg(self.dir.path().join("catalog.db"))
             .arg(&self.config.name)
-            .arg(&warehouse)
+            .arg(serde_json::to_string(&self.readers).expect("readers JSON"))
             .arg(format!("{}.{}", ident.namespace().join("."), ident.name()))
             .arg(table.metadata_location().expect("metadata location"))
             .output()
@@ -239,6 +346,31 @@ impl Lake {
         assert_eq!(py, expected, "pyiceberg read");
         assert_eq!(duck, expected, "DuckDB read");
     }
+}
+
+/// The `id` column of one data file, in file order.
+async fn ids_in(table: &Table, path: &str) -> Vec<i64> {
+    let bytes = table
+        .file_io()
+        .new_input(path)
+        .expect("input")
+        .read()
+        .await
+        .expect("read data file");
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
+        .expect("parquet")
+        .build()
+        .expect("reader");
+    let mut ids = Vec::new();
+    for batch in reader {
+        let batch = batch.expect("batch");
+        let column = batch
+            .column_by_name("id")
+            .and_then(|a| a.as_any().downcast_ref::<Int64Array>().cloned())
+            .expect("id column");
+        ids.extend(column.values().iter().copied());
+    }
+    ids
 }
 
 /// The checksum of rows `ids`, computed without a table.

@@ -162,6 +162,38 @@ async fn value_ranges(table: &iceberg::table::Table) -> Vec<(i64, i64)> {
 }
 
 #[tokio::test]
+async fn position_deletes_are_applied_by_compaction_and_then_dropped() {
+    let lake = Lake::new().await;
+    let ident = small_files(&lake, "positions", false, 6).await;
+    let files = lake.data_files(&ident).await;
+    let deleted = lake
+        .delete_positions(
+            &ident,
+            &[
+                (files[0].0.clone(), vec![0, 7, 49]),
+                (files[3].0.clone(), vec![20]),
+            ],
+        )
+        .await;
+    assert_eq!(deleted.len(), 4);
+    let want = expected((0..300).filter(|id| !deleted.contains(id)));
+    lake.assert_reads(&ident, want).await;
+
+    let report = run(&lake, &ident, &request(Operation::Compact)).await;
+    assert_eq!(
+        (report.before.data_files, report.before.delete_files),
+        (6, 1)
+    );
+    assert_eq!(
+        (report.after.data_files, report.after.delete_files),
+        (1, 0),
+        "the rewritten file holds the deletes; the delete file no longer applies"
+    );
+    assert_eq!(report.after.records, 296);
+    lake.assert_reads(&ident, want).await;
+}
+
+#[tokio::test]
 async fn expire_removes_old_snapshots_and_only_their_files() {
     let lake = Lake::new().await;
     let ident = small_files(&lake, "history", false, 8).await;

@@ -110,3 +110,62 @@ async fn multiple_statements_in_parse_are_rejected() {
         .await
         .expect("connection still works");
 }
+
+/// `Parse` messages the daemon answered from a connection's parse cache.
+fn parses_reused(daemon: &floe_conformance::Daemon) -> f64 {
+    let (status, metrics) = daemon.admin_get("/metrics");
+    assert_eq!(status, 200, "{metrics}");
+    metrics
+        .lines()
+        .find(|l| l.starts_with("floe_pg_parse_reused_total"))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// An unnamed statement sent again with the same text reuses the previous
+/// plan; a DDL statement through Floe (from any connection) or a change of
+/// the session's routing state makes the next `Parse` plan afresh, so a
+/// description never outlives the table it describes.
+#[tokio::test]
+async fn a_repeated_unnamed_parse_reuses_its_plan_until_the_schema_changes() {
+    let daemon = crate::plain_daemon("");
+    let client = daemon.connect().await;
+    let other = daemon.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE public.reparsed (a BIGINT); INSERT INTO public.reparsed VALUES (1)",
+        )
+        .await
+        .expect("create");
+    let sql = "SELECT * FROM public.reparsed";
+    // `query_typed` sends Parse (unnamed), Bind, Describe, Execute, Sync.
+    let rows = client.query_typed(sql, &[]).await.expect("first");
+    assert_eq!(rows[0].columns().len(), 1);
+    let before = parses_reused(&daemon);
+    for _ in 0..5 {
+        let rows = client.query_typed(sql, &[]).await.expect("again");
+        assert_eq!(rows[0].get::<_, i64>(0), 1);
+    }
+    assert_eq!(parses_reused(&daemon) - before, 5.0, "the plan was reused");
+
+    // Another connection replaces the table with a wider one.
+    other
+        .batch_execute(
+            "DROP TABLE public.reparsed; CREATE TABLE public.reparsed (a BIGINT, b VARCHAR); \
+             INSERT INTO public.reparsed VALUES (2, 'two')",
+        )
+        .await
+        .expect("replace");
+    let rows = client.query_typed(sql, &[]).await.expect("after DDL");
+    assert_eq!(rows[0].columns().len(), 2, "planned afresh after DDL");
+    assert_eq!(rows[0].get::<_, String>(1), "two");
+
+    // Routing state is part of the key: a SET plans afresh.
+    let reused = parses_reused(&daemon);
+    client
+        .batch_execute("SET floe.strategy = 'latency'")
+        .await
+        .expect("set");
+    client.query_typed(sql, &[]).await.expect("after SET");
+    assert_eq!(parses_reused(&daemon), reused, "a SET plans afresh");
+}

@@ -4,6 +4,7 @@
 mod adaptive;
 mod admin;
 mod auth;
+mod aws;
 mod bad_input;
 mod cancel;
 mod config;

@@ -11,7 +11,7 @@ use floe_conformance::Daemon;
 use crate::options;
 
 /// Runs `floe <args>` against the daemon's configuration.
-fn floe(daemon: &Daemon, args: &[&str], env: &[(&str, &str)]) -> Output {
+pub(crate) fn floe(daemon: &Daemon, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_floe"));
     command
         .args(args)
@@ -26,7 +26,7 @@ fn floe(daemon: &Daemon, args: &[&str], env: &[(&str, &str)]) -> Output {
     command.output().expect("run floe")
 }
 
-fn ok(output: &Output) -> String {
+pub(crate) fn ok(output: &Output) -> String {
     assert!(
         output.status.success(),
         "floe failed: {}\n{}",

@@ -811,18 +811,35 @@ impl SchemaProvider for LakeSchemaProvider {
         name: String,
         table: Arc<dyn datafusion::catalog::TableProvider>,
     ) -> datafusion::error::Result<Option<Arc<dyn datafusion::catalog::TableProvider>>> {
-        self.inner.register_table(name, table)
+        blocking(|| self.inner.register_table(name, table))
     }
 
     fn deregister_table(
         &self,
         name: &str,
     ) -> datafusion::error::Result<Option<Arc<dyn datafusion::catalog::TableProvider>>> {
-        self.inner.deregister_table(name)
+        blocking(|| self.inner.deregister_table(name))
     }
 
     fn table_exist(&self, name: &str) -> bool {
         self.inner.table_exist(name)
+    }
+}
+
+/// Runs `f`, which blocks this thread until a catalog call finishes, telling
+/// the runtime first: iceberg-datafusion's `register_table` and
+/// `deregister_table` (DataFusion's API for them is synchronous) wait with
+/// `futures::executor::block_on` for a task that needs the runtime's I/O
+/// driver. If the waiting worker was the one to drive it, a catalog that
+/// talks over the network (Glue, S3 Tables, REST, a PostgreSQL SQL catalog)
+/// never gets its reply — a deadlock `block_in_place` avoids by handing the
+/// worker's duties to another thread.
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
     }
 }
 

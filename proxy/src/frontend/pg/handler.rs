@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::fmt::Debug;
 use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use datafusion::common::ParamValues;
@@ -36,7 +37,7 @@ use super::encode::{RowLayout, response};
 use super::error::to_pgwire;
 use crate::error::Error;
 use crate::metrics::Protocol;
-use crate::session::{CancelSlot, Session, Shared, TxnState};
+use crate::session::{CancelSlot, PlanState, Session, Shared, TxnState};
 
 /// The session of one connection, kept in pgwire's per-connection extensions.
 type SessionCell = tokio::sync::Mutex<Session>;
@@ -221,6 +222,52 @@ pub(super) struct Statement {
     param_types: Vec<Type>,
 }
 
+/// The last statement `Parse` planned on a connection. Drivers that do not
+/// name statements (and `pgbench -M extended`) send the same text in a
+/// `Parse` before every execution: under the same routing state and within
+/// [`REPARSE_AFTER`], the plan is reused instead of parsed, analysed and
+/// planned again.
+struct LastParse {
+    sql: String,
+    types: Vec<Option<Type>>,
+    state: PlanState,
+    at: Instant,
+    statement: Statement,
+}
+
+/// How old a reused plan may be: it bounds how stale a description can be
+/// after a table changes behind Floe's back (DDL through Floe invalidates
+/// at once, through the session's [`PlanState`]).
+const REPARSE_AFTER: Duration = Duration::from_secs(1);
+
+/// A connection's [`LastParse`], in its pgwire session extensions.
+#[derive(Default)]
+struct ParseCache(Mutex<Option<LastParse>>);
+
+impl ParseCache {
+    fn hit(&self, sql: &str, types: &[Option<Type>], session: &Session) -> Option<Statement> {
+        let last = self.0.lock().ok()?;
+        let last = last.as_ref()?;
+        (last.sql == sql
+            && last.types == types
+            && last.at.elapsed() < REPARSE_AFTER
+            && session.plan_still_holds(&last.state))
+        .then(|| last.statement.clone())
+    }
+
+    fn keep(&self, sql: &str, types: &[Option<Type>], session: &Session, statement: &Statement) {
+        if let Ok(mut last) = self.0.lock() {
+            *last = Some(LastParse {
+                sql: sql.to_owned(),
+                types: types.to_vec(),
+                state: session.plan_state(),
+                at: Instant::now(),
+                statement: statement.clone(),
+            });
+        }
+    }
+}
+
 /// Plans statements at `Parse` time so that `Describe` can answer with types.
 pub(super) struct Parser {
     shared: Shared,
@@ -228,6 +275,39 @@ pub(super) struct Parser {
 }
 
 impl Parser {
+    /// Splits, analyses and plans the text of a `Parse`.
+    async fn plan(&self, sql: &str, session: &Session) -> PgWireResult<Statement> {
+        let pieces = split(sql, Dialect::Postgres).map_err(|e| to_pgwire(e.into()))?;
+        let piece = match pieces.as_slice() {
+            [] => {
+                return Ok(Statement {
+                    analysis: None,
+                    prepared: Arc::new(Prepared::command()),
+                    param_types: Vec::new(),
+                });
+            }
+            [one] => *one,
+            _ => return Err(to_pgwire(Error::MultipleStatements)),
+        };
+        let analysis =
+            analyze_statement(piece, Dialect::Postgres).map_err(|e| to_pgwire(e.into()))?;
+        let prepared = session.prepare(&analysis).await.map_err(to_pgwire)?;
+        let param_types = prepared
+            .param_types
+            .iter()
+            .map(|ty| match ty {
+                Some(ty) => arrow_pg::datatypes::into_pg_type(ty).unwrap_or(Type::TEXT),
+                // PostgreSQL resolves a parameter nothing constrains as text.
+                None => Type::TEXT,
+            })
+            .collect();
+        Ok(Statement {
+            analysis: Some(Arc::new(analysis)),
+            prepared: Arc::new(prepared),
+            param_types,
+        })
+    }
+
     /// This connection's session, created on its first message: `Parse` needs
     /// it too, since the session's settings choose the engine that plans.
     fn session<C: ClientInfo>(&self, client: &C) -> Arc<SessionCell> {
@@ -260,48 +340,25 @@ impl QueryParser for Parser {
         &self,
         client: &C,
         sql: &str,
-        _types: &[Option<Type>],
+        types: &[Option<Type>],
     ) -> PgWireResult<Statement>
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
-        let pieces = split(sql, Dialect::Postgres).map_err(|e| to_pgwire(e.into()))?;
-        let piece = match pieces.as_slice() {
-            [] => {
-                return Ok(Statement {
-                    analysis: None,
-                    prepared: Arc::new(Prepared::command()),
-                    param_types: Vec::new(),
-                });
-            }
-            [one] => *one,
-            _ => return Err(to_pgwire(Error::MultipleStatements)),
-        };
-        let analysis =
-            analyze_statement(piece, Dialect::Postgres).map_err(|e| to_pgwire(e.into()))?;
+        let session = self.session(client);
         // pgwire handles one message of a connection at a time: nothing else
         // holds the session while `Parse` runs.
-        let prepared = self
-            .session(client)
-            .lock()
-            .await
-            .prepare(&analysis)
-            .await
-            .map_err(to_pgwire)?;
-        let param_types = prepared
-            .param_types
-            .iter()
-            .map(|ty| match ty {
-                Some(ty) => arrow_pg::datatypes::into_pg_type(ty).unwrap_or(Type::TEXT),
-                // PostgreSQL resolves a parameter nothing constrains as text.
-                None => Type::TEXT,
-            })
-            .collect();
-        Ok(Statement {
-            analysis: Some(Arc::new(analysis)),
-            prepared: Arc::new(prepared),
-            param_types,
-        })
+        let session = session.lock().await;
+        let cache = client
+            .session_extensions()
+            .get_or_insert_with(ParseCache::default);
+        if let Some(statement) = cache.hit(sql, types, &session) {
+            crate::metrics::parse_reused();
+            return Ok(statement);
+        }
+        let statement = self.plan(sql, &session).await?;
+        cache.keep(sql, types, &session, &statement);
+        Ok(statement)
     }
 
     fn get_parameter_types(&self, stmt: &Statement) -> PgWireResult<Vec<Type>> {
