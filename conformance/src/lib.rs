@@ -39,6 +39,37 @@ pub fn python() -> String {
     })
 }
 
+/// A loopback port free right now, for a helper server the test starts.
+///
+/// # Panics
+///
+/// When no port can be bound.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+/// Waits until something accepts connections on loopback `port`.
+///
+/// # Panics
+///
+/// When nothing listens within 30 s; `what` names it in the message.
+pub async fn wait_for_port(port: u16, what: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what} did not listen on {port} within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// How to start a daemon.
 #[derive(Debug, Clone)]
 pub struct DaemonOptions {
@@ -284,6 +315,22 @@ impl Daemon {
             let _ = connection.await;
         });
         Ok(client)
+    }
+
+    /// The value of one series in `/metrics` (its name with labels, as
+    /// printed), 0 when it has not been recorded yet.
+    ///
+    /// # Panics
+    ///
+    /// When `/metrics` does not answer 200.
+    pub fn metric(&self, series: &str) -> f64 {
+        let (status, metrics) = self.admin_get("/metrics");
+        assert_eq!(status, 200, "{metrics}");
+        metrics
+            .lines()
+            .find(|l| l.starts_with(series))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or(0.0)
     }
 
     /// The status and body of `GET path` on the admin listener.

@@ -3,10 +3,8 @@
 //! scripts/test` installs `moto[server]` and names the venv's Python in
 //! `FLOE_PYTHON`).
 
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
-
 use crate::python;
+use std::process::{Child, Command, Stdio};
 
 /// The region every moto test uses.
 pub const REGION: &str = "us-east-1";
@@ -63,10 +61,7 @@ impl Moto {
     ///
     /// When moto cannot start or does not listen within 30 s.
     pub async fn start() -> Moto {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
+        let port = crate::free_port();
         let child = Command::new(python())
             .args(["-c", SERVER, &port.to_string()])
             .stdout(Stdio::null())
@@ -77,17 +72,7 @@ impl Moto {
             child,
             endpoint: format!("http://127.0.0.1:{port}"),
         };
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        while tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_err()
-        {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "moto did not listen on {port} within 30 s"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        crate::wait_for_port(port, "moto").await;
         moto
     }
 

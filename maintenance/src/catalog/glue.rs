@@ -12,7 +12,6 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use aws_sdk_glue::operation::update_table::UpdateTableError;
 use aws_sdk_glue::types::TableInput;
-use iceberg::CatalogBuilder;
 use iceberg::spec::TableMetadata;
 use iceberg::table::Table;
 use iceberg_catalog_glue::{
@@ -43,14 +42,7 @@ fn properties(config: &CatalogConfig) -> Result<HashMap<String, String>> {
 }
 
 pub(super) async fn open(config: &CatalogConfig) -> Result<Arc<dyn iceberg::Catalog>> {
-    let catalog = GlueCatalogBuilder::default()
-        .load(&config.name, properties(config)?)
-        .await
-        .map_err(|source| Error::Catalog {
-            catalog: config.name.clone(),
-            source: Box::new(source),
-        })?;
-    Ok(Arc::new(catalog))
+    super::load(GlueCatalogBuilder::default(), config, properties(config)?).await
 }
 
 /// Commits Floe's own snapshots to a Glue catalog.

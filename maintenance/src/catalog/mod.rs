@@ -236,6 +236,26 @@ pub async fn open_catalog(config: &CatalogConfig) -> Result<Arc<dyn iceberg::Cat
     }
 }
 
+/// Loads a catalog with `builder`, its errors named after `config`'s catalog.
+async fn load<B>(
+    builder: B,
+    config: &CatalogConfig,
+    props: HashMap<String, String>,
+) -> Result<Arc<dyn iceberg::Catalog>>
+where
+    B: iceberg::CatalogBuilder,
+    B::C: 'static,
+{
+    let catalog = builder
+        .load(&config.name, props)
+        .await
+        .map_err(|source| Error::Catalog {
+            catalog: config.name.clone(),
+            source: Box::new(source),
+        })?;
+    Ok(Arc::new(catalog))
+}
+
 /// Creates each namespace that does not exist yet.
 ///
 /// # Errors

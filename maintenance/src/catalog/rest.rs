@@ -44,16 +44,10 @@ fn properties(config: &CatalogConfig) -> Result<HashMap<String, String>> {
 }
 
 pub(super) async fn open(config: &CatalogConfig) -> Result<Arc<dyn iceberg::Catalog>> {
-    let catalog = RestCatalogBuilder::default()
-        // Tables may live anywhere the server says: resolve storage by scheme.
-        .with_storage_factory(Arc::new(OpenDalResolvingStorageFactory::new()))
-        .load(&config.name, properties(config)?)
-        .await
-        .map_err(|source| Error::Catalog {
-            catalog: config.name.clone(),
-            source: Box::new(source),
-        })?;
-    Ok(Arc::new(catalog))
+    // Tables may live anywhere the server says: resolve storage by scheme.
+    let builder = RestCatalogBuilder::default()
+        .with_storage_factory(Arc::new(OpenDalResolvingStorageFactory::new()));
+    super::load(builder, config, properties(config)?).await
 }
 
 /// Commits Floe's own snapshots to a REST catalog.
@@ -196,7 +190,7 @@ impl RestCommitter {
             return Ok((status, body));
         }
         Err(Error::State(format!(
-            "REST catalog {method} {url}: not authorized (no token and no credential)"
+            "REST catalog {method} {url}: 401 not authorized, and no `credential` to get a new token with"
         )))
     }
 }

@@ -15,7 +15,6 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use aws_sdk_s3tables::operation::update_table_metadata_location::UpdateTableMetadataLocationError;
-use iceberg::CatalogBuilder;
 use iceberg::spec::TableMetadata;
 use iceberg::table::Table;
 use iceberg_catalog_s3tables::{S3TABLES_CATALOG_PROP_TABLE_BUCKET_ARN, S3TablesCatalogBuilder};
@@ -39,15 +38,8 @@ pub(super) async fn open(config: &CatalogConfig) -> Result<Arc<dyn iceberg::Cata
         S3TABLES_CATALOG_PROP_TABLE_BUCKET_ARN.to_owned(),
         config.warehouse.display().to_string(),
     );
-    let catalog = S3TablesCatalogBuilder::default()
-        .with_client(client(config).await?)
-        .load(&config.name, props)
-        .await
-        .map_err(|source| Error::Catalog {
-            catalog: config.name.clone(),
-            source: Box::new(source),
-        })?;
-    Ok(Arc::new(catalog))
+    let builder = S3TablesCatalogBuilder::default().with_client(client(config).await?);
+    super::load(builder, config, props).await
 }
 
 /// Commits Floe's own snapshots to an S3 Tables table bucket.

@@ -11,7 +11,7 @@ use iceberg_catalog_sql::{
 };
 
 use super::CatalogConfig;
-use crate::{Error, Result};
+use crate::Result;
 
 pub(super) async fn open(config: &CatalogConfig) -> Result<Arc<dyn iceberg::Catalog>> {
     let (uri, bind_style) = if config.postgres() {
@@ -35,15 +35,8 @@ pub(super) async fn open(config: &CatalogConfig) -> Result<Arc<dyn iceberg::Cata
     ]);
     // The `any` driver finds PostgreSQL and SQLite only once they are installed.
     sqlx::any::install_default_drivers();
-    let catalog = SqlCatalogBuilder::default()
-        .with_storage_factory(config.storage_factory())
-        .load(&config.name, props)
-        .await
-        .map_err(|source| Error::Catalog {
-            catalog: config.name.clone(),
-            source: Box::new(source),
-        })?;
-    Ok(Arc::new(catalog))
+    let builder = SqlCatalogBuilder::default().with_storage_factory(config.storage_factory());
+    super::load(builder, config, props).await
 }
 
 /// The SQLite URL for `config.uri`, its directory created.

@@ -281,6 +281,24 @@ impl Lake {
         deleted
     }
 
+    /// Makes a table, keeps a copy of it, commits an append past that copy,
+    /// then swaps on the stale copy: the committer must refuse with a
+    /// conflict and every row must stay.
+    pub async fn assert_stale_commit_refused(&self) {
+        let ident = self.create("raced", false).await;
+        self.append(&ident, 0..50).await;
+        let stale = self.table(&ident).await;
+        self.append(&ident, 50..100).await;
+        let err = self
+            .target
+            .committer
+            .swap(&stale, stale.metadata().clone())
+            .await
+            .expect_err("a stale base must not commit");
+        assert!(matches!(err, floe_maintenance::Error::Conflict(_)), "{err}");
+        self.assert_reads(&ident, expected(0..100)).await;
+    }
+
     /// Row count and checksum, read by iceberg-rust.
     pub async fn checksum(&self, ident: &TableIdent) -> Checksum {
         let table = self.table(ident).await;

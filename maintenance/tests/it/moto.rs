@@ -13,11 +13,12 @@ use std::time::Duration;
 use floe_conformance::moto::{KEY, Moto, REGION};
 use floe_maintenance::catalog::{CatalogConfig, CatalogKind};
 use floe_maintenance::ops::{
-    CompactOptions, ExpireOptions, FileAction, Operation, OrphanOptions, Request, maintain_table,
+    CompactOptions, ExpireOptions, FileAction, Operation, OrphanOptions, maintain_table,
 };
 use iceberg::TableIdent;
 
 use crate::lake::{Lake, Readers, expected};
+use crate::ops::{request, run};
 
 const BUCKET: &str = "floe-lake";
 
@@ -103,22 +104,6 @@ async fn glue_lake(moto: &Moto) -> Lake {
         duckdb_s3: Some(duckdb_s3(moto)),
     };
     Lake::open(tempfile::tempdir().expect("tempdir"), config, readers).await
-}
-
-fn request(operation: Operation) -> Request {
-    Request {
-        operations: vec![operation],
-        started_by: "test".to_owned(),
-        ..Request::default()
-    }
-}
-
-async fn run(lake: &Lake, ident: &TableIdent, request: &Request) -> floe_maintenance::ops::Report {
-    let mut reports = maintain_table(&lake.target, ident, request)
-        .await
-        .unwrap_or_else(|e| panic!("maintain {ident}: {e}"));
-    assert_eq!(reports.len(), 1);
-    reports.remove(0)
 }
 
 async fn exists(lake: &Lake, ident: &TableIdent, path: &str) -> bool {
@@ -320,21 +305,8 @@ pub(crate) async fn every_operation(lake: &Lake, location: &str) {
 #[tokio::test]
 async fn a_stale_commit_to_glue_is_refused_and_leaves_nothing_behind() {
     let moto = moto().await;
-    let lake = glue_lake(&moto).await;
-    let ident = lake.create("raced", false).await;
-    lake.append(&ident, 0..50).await;
-    let stale = lake.table(&ident).await;
-    lake.append(&ident, 50..100).await;
-
-    // A swap based on the stale table: Glue's pointer has moved on. (moto
-    // ignores `UpdateTable`'s `VersionId`, so this exercises Floe's own check
-    // of the pointer; real Glue refuses a stale version id as well.)
-    let err = lake
-        .target
-        .committer
-        .swap(&stale, stale.metadata().clone())
-        .await
-        .expect_err("a stale base must not commit");
-    assert!(matches!(err, floe_maintenance::Error::Conflict(_)), "{err}");
-    lake.assert_reads(&ident, expected(0..100)).await;
+    // Glue's pointer has moved on. (moto ignores `UpdateTable`'s
+    // `VersionId`, so this exercises Floe's own check of the pointer; real
+    // Glue refuses a stale version id as well.)
+    glue_lake(&moto).await.assert_stale_commit_refused().await;
 }

@@ -10,7 +10,7 @@ use iceberg::TableIdent;
 
 use crate::lake::{Lake, expected};
 
-fn request(operation: Operation) -> Request {
+pub(crate) fn request(operation: Operation) -> Request {
     Request {
         operations: vec![operation],
         started_by: "test".to_owned(),
@@ -18,7 +18,11 @@ fn request(operation: Operation) -> Request {
     }
 }
 
-async fn run(lake: &Lake, ident: &TableIdent, request: &Request) -> floe_maintenance::ops::Report {
+pub(crate) async fn run(
+    lake: &Lake,
+    ident: &TableIdent,
+    request: &Request,
+) -> floe_maintenance::ops::Report {
     let mut reports = maintain_table(&lake.target, ident, request)
         .await
         .unwrap_or_else(|e| panic!("maintain {ident}: {e}"));

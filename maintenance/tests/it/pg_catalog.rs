@@ -92,14 +92,5 @@ async fn a_sql_catalog_in_postgres_commits_every_operation() {
     lake.assert_reads(&ident, want).await;
 
     // A stale base is refused by the compare-and-swap in PostgreSQL.
-    let stale = lake.table(&ident).await;
-    lake.append(&ident, 360..400).await;
-    let err = lake
-        .target
-        .committer
-        .swap(&stale, stale.metadata().clone())
-        .await
-        .expect_err("a stale base must not commit");
-    assert!(matches!(err, floe_maintenance::Error::Conflict(_)), "{err}");
-    lake.assert_reads(&ident, expected(0..400)).await;
+    lake.assert_stale_commit_refused().await;
 }

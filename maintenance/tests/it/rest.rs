@@ -7,12 +7,11 @@
 
 use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
-use floe_conformance::python;
+use floe_conformance::{free_port, python, wait_for_port};
 use floe_maintenance::catalog::{CatalogConfig, CatalogKind};
 
-use crate::lake::{Lake, Readers, expected};
+use crate::lake::{Lake, Readers};
 use crate::moto::every_operation;
 
 const CLIENT_ID: &str = "floe";
@@ -35,10 +34,7 @@ impl Drop for Server {
 impl Server {
     async fn start() -> Server {
         let data = tempfile::tempdir().expect("tempdir");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
+        let port = free_port();
         let child = Command::new(python())
             .arg(concat!(
                 env!("CARGO_MANIFEST_DIR"),
@@ -56,17 +52,7 @@ impl Server {
             uri: format!("http://127.0.0.1:{port}"),
             _data: data,
         };
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        while tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_err()
-        {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "the REST catalog did not listen on {port} within 30 s"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        wait_for_port(port, "the REST catalog").await;
         server
     }
 
@@ -102,19 +88,7 @@ async fn a_rest_catalog_inventory_and_every_operation() {
 #[tokio::test]
 async fn a_stale_commit_is_refused_by_the_rest_server() {
     let server = Server::start().await;
-    let lake = server.lake().await;
-    let ident = lake.create("raced", false).await;
-    lake.append(&ident, 0..50).await;
-    let stale = lake.table(&ident).await;
-    lake.append(&ident, 50..100).await;
-    let err = lake
-        .target
-        .committer
-        .swap(&stale, stale.metadata().clone())
-        .await
-        .expect_err("a stale base must not commit");
-    assert!(matches!(err, floe_maintenance::Error::Conflict(_)), "{err}");
-    lake.assert_reads(&ident, expected(0..100)).await;
+    server.lake().await.assert_stale_commit_refused().await;
 }
 
 #[tokio::test]

@@ -113,13 +113,7 @@ async fn multiple_statements_in_parse_are_rejected() {
 
 /// `Parse` messages the daemon answered from a connection's parse cache.
 fn parses_reused(daemon: &floe_conformance::Daemon) -> f64 {
-    let (status, metrics) = daemon.admin_get("/metrics");
-    assert_eq!(status, 200, "{metrics}");
-    metrics
-        .lines()
-        .find(|l| l.starts_with("floe_pg_parse_reused_total"))
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-        .unwrap_or(0.0)
+    daemon.metric("floe_pg_parse_reused_total")
 }
 
 /// An unnamed statement sent again with the same text reuses the previous
