@@ -114,3 +114,45 @@ async fn wrong_client_credentials_are_refused_with_the_servers_reason() {
         "the secret stays out of messages: {err}"
     );
 }
+
+/// A sort compaction adds a sort order to the table: through REST that is an
+/// `add-sort-order` update beside the snapshot, which the server applies, and
+/// the rewritten files record the order.
+#[tokio::test]
+async fn a_sort_compaction_commits_its_sort_order_through_rest() {
+    use floe_maintenance::ops::{CompactOptions, Operation, Strategy};
+
+    let server = Server::start().await;
+    let lake = server.lake().await;
+    let ident = lake.create("sorted", false).await;
+    for i in 0..5 {
+        lake.append(&ident, i * 100..(i + 1) * 100).await;
+    }
+    let mut req = crate::ops::request(Operation::Compact);
+    req.compact = CompactOptions {
+        strategy: Strategy::Sort(vec!["value".to_owned()]),
+        ..CompactOptions::default()
+    };
+    let report = crate::ops::run(&lake, &ident, &req).await;
+    assert!(
+        report.outcome.new_snapshot.is_some(),
+        "{:?}",
+        report.outcome
+    );
+    let table = lake.table(&ident).await;
+    let order = table
+        .metadata()
+        .sort_orders_iter()
+        .find(|o| !o.fields.is_empty())
+        .expect("the server applied the sort order");
+    let id = i32::try_from(order.order_id).expect("order id");
+    assert!(
+        lake.data_files(&ident)
+            .await
+            .iter()
+            .all(|(_, _, order)| *order == Some(id)),
+        "files record the order"
+    );
+    lake.assert_reads(&ident, crate::lake::expected(0..500))
+        .await;
+}
