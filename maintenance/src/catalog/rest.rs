@@ -6,7 +6,7 @@
 //! `CommitTableRequest`), and the server refuses with 409 when a requirement
 //! no longer holds. [`RestCommitter`] turns the metadata Floe built into that
 //! request: the difference from the base (snapshots added and removed, refs,
-//! sort orders, properties) as updates, and the base's table UUID and `main`
+//! sort orders, statistics, properties) as updates, and the base's table UUID and `main`
 //! snapshot as requirements. A difference it cannot express is refused,
 //! never dropped.
 //!
@@ -224,7 +224,7 @@ fn refs(metadata: &TableMetadata) -> Result<HashMap<String, Value>> {
 /// # Errors
 ///
 /// [`Error::Unsupported`] for a change they cannot carry (schema, partition
-/// spec, location, format version, statistics).
+/// spec, location, format version).
 pub(crate) fn updates(base: &TableMetadata, new: &TableMetadata) -> Result<Vec<TableUpdate>> {
     let unsupported = |what: &str| {
         Err(Error::Unsupported(format!(
@@ -246,9 +246,6 @@ pub(crate) fn updates(base: &TableMetadata, new: &TableMetadata) -> Result<Vec<T
     }
     if base.format_version() != new.format_version() {
         return unsupported("format version");
-    }
-    if base.statistics_iter().count() != new.statistics_iter().count() {
-        return unsupported("statistics");
     }
     let mut updates = Vec::new();
     for order in new.sort_orders_iter() {
@@ -295,6 +292,24 @@ pub(crate) fn updates(base: &TableMetadata, new: &TableMetadata) -> Result<Vec<T
         if !new_refs.contains_key(name) {
             updates.push(TableUpdate::RemoveSnapshotRef {
                 ref_name: name.clone(),
+            });
+        }
+    }
+    // Statistics files go with their snapshots (expiry drops them).
+    for statistics in new.statistics_iter() {
+        if base.statistics_for_snapshot(statistics.snapshot_id) != Some(statistics) {
+            updates.push(TableUpdate::SetStatistics {
+                statistics: statistics.clone(),
+            });
+        }
+    }
+    for statistics in base.statistics_iter() {
+        if new
+            .statistics_for_snapshot(statistics.snapshot_id)
+            .is_none()
+        {
+            updates.push(TableUpdate::RemoveStatistics {
+                snapshot_id: statistics.snapshot_id,
             });
         }
     }
