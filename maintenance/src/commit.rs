@@ -63,7 +63,7 @@ impl SqlCommitter {
     ///
     /// [`Error::State`] when the database cannot be opened.
     pub async fn connect(uri: &str, catalog_name: &str) -> Result<SqlCommitter> {
-        let postgres = uri.starts_with("postgres://") || uri.starts_with("postgresql://");
+        let postgres = crate::catalog::is_postgres_url(uri);
         let url = if postgres {
             uri.to_owned()
         } else {

@@ -101,7 +101,7 @@ impl CatalogConfig {
 
     /// Whether `uri` names a PostgreSQL database (a `sql` catalog).
     pub(crate) fn postgres(&self) -> bool {
-        self.uri.starts_with("postgres://") || self.uri.starts_with("postgresql://")
+        is_postgres_url(&self.uri)
     }
 
     /// The properties with `env:` values read from the environment.
@@ -203,6 +203,11 @@ impl CatalogConfig {
             Arc::new(LocalFsStorageFactory)
         }
     }
+}
+
+/// Whether a SQL catalog URI names a PostgreSQL database.
+pub(crate) fn is_postgres_url(uri: &str) -> bool {
+    uri.starts_with("postgres://") || uri.starts_with("postgresql://")
 }
 
 impl CatalogKind {

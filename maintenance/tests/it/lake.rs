@@ -187,14 +187,7 @@ impl Lake {
             .await
             .expect("write deletes");
         let files = writer.close().await.expect("close deletes");
-        let new = floe_maintenance::commit::add_delete_files(&table, files)
-            .await
-            .expect("delete snapshot");
-        self.target
-            .committer
-            .swap(&table, new)
-            .await
-            .expect("commit deletes");
+        self.commit_deletes(&table, files).await;
     }
 
     /// Deletes rows by position: for each data file, the row positions given
@@ -270,14 +263,7 @@ impl Lake {
                 file.build().expect("delete file")
             })
             .collect();
-        let new = floe_maintenance::commit::add_delete_files(&table, files)
-            .await
-            .expect("delete snapshot");
-        self.target
-            .committer
-            .swap(&table, new)
-            .await
-            .expect("commit deletes");
+        self.commit_deletes(&table, files).await;
         deleted
     }
 
@@ -297,6 +283,18 @@ impl Lake {
             .expect_err("a stale base must not commit");
         assert!(matches!(err, floe_maintenance::Error::Conflict(_)), "{err}");
         self.assert_reads(&ident, expected(0..100)).await;
+    }
+
+    /// Commits delete files as one `delete` snapshot through Floe's commit layer.
+    async fn commit_deletes(&self, table: &Table, files: Vec<iceberg::spec::DataFile>) {
+        let new = floe_maintenance::commit::add_delete_files(table, files)
+            .await
+            .expect("delete snapshot");
+        self.target
+            .committer
+            .swap(table, new)
+            .await
+            .expect("commit deletes");
     }
 
     /// Row count and checksum, read by iceberg-rust.
