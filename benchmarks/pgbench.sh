@@ -3,7 +3,8 @@
 #   direct PostgreSQL, pgbouncer (transaction pooling) → PostgreSQL, and
 #   Floe (release build, one `postgres` engine) → PostgreSQL,
 # with 1 and 8 clients, simple and extended protocol; prints TPS, mean
-# latency and Floe's ratios to the others.
+# latency, Floe's ratios to the others and the CPU time Floe spent per
+# transaction (user + system, from /proc).
 #
 #   bash benchmarks/pgbench.sh            # 10 s per run
 #   FLOE_BENCH_WORKER_THREADS=1 bash ...    # Floe's runtime on one thread
@@ -103,17 +104,25 @@ run() { # target-port protocol clients → "tps latency_ms"
     awk '/latency average/ {lat=$4} /^tps/ {tps=$3} END {printf "%.0f %.3f", tps, lat}'
 }
 
+# CPU seconds a process has used (user + system), from /proc.
+cpu_seconds() {
+  awk -v hz="$(getconf CLK_TCK)" '{printf "%.3f", ($14 + $15) / hz}' "/proc/$1/stat"
+}
+
 echo "pgbench -n -S, scale 10, ${secs}s per run, $(nproc) cores"
-printf "%-9s %-8s %12s %12s %12s %9s %9s %11s %11s\n" protocol clients direct pgbouncer floe \
-  "floe/dir" "floe/pgb" "lat+ floe" "lat+ pgb"
+printf "%-9s %-8s %12s %12s %12s %9s %9s %11s %11s %13s\n" protocol clients direct pgbouncer floe \
+  "floe/dir" "floe/pgb" "lat+ floe" "lat+ pgb" "floe cpu/txn"
 for mode in simple extended; do
   for clients in 1 8; do
     read -r d_tps d_lat <<<"$(run "$port" "$mode" "$clients")"
     read -r b_tps b_lat <<<"$(run "$bouncer_port" "$mode" "$clients")"
+    cpu_before="$(cpu_seconds "$floe_pid")"
     read -r f_tps f_lat <<<"$(run "$floe_pg_port" "$mode" "$clients")"
+    cpu_after="$(cpu_seconds "$floe_pid")"
     awk -v m="$mode" -v c="$clients" -v d="$d_tps" -v b="$b_tps" -v f="$f_tps" \
-      -v dl="$d_lat" -v bl="$b_lat" -v fl="$f_lat" 'BEGIN {
-      printf "%-9s %-8s %12s %12s %12s %8.2fx %8.2fx %9.3fms %9.3fms\n",
-        m, c, d, b, f, f / d, f / b, fl - dl, bl - dl }'
+      -v dl="$d_lat" -v bl="$b_lat" -v fl="$f_lat" -v cpu="$cpu_after" -v cpu0="$cpu_before" \
+      -v s="$secs" 'BEGIN {
+      printf "%-9s %-8s %12s %12s %12s %8.2fx %8.2fx %9.3fms %9.3fms %11.1fus\n",
+        m, c, d, b, f, f / d, f / b, fl - dl, bl - dl, (cpu - cpu0) * 1e6 / (f * s) }'
   done
 done

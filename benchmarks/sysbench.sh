@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # sysbench oltp_point_select and oltp_read_only through Floe's MySQL front end
 # (release build, one `mysql` engine) → MariaDB, against MariaDB directly, in
-# one run; prints TPS, mean latency and the ratio.
+# one run; prints TPS, mean latency, the ratio and the CPU time Floe spent
+# per transaction (user + system, from /proc).
 #
 #   bash benchmarks/sysbench.sh               # 10 s per run, 1 and 8 threads
 #   FLOE_BENCH_WORKER_THREADS=1 bash ...    # Floe's runtime on one thread
@@ -73,17 +74,27 @@ run() { # test port threads → "tps latency_ms" (or "error")
          END {if (err || tps == "") print "error"; else printf "%.0f %.3f", tps, lat}'
 }
 
+# CPU seconds a process has used (user + system), from /proc.
+cpu_seconds() {
+  awk -v hz="$(getconf CLK_TCK)" '{printf "%.3f", ($14 + $15) / hz}' "/proc/$1/stat"
+}
+
 echo "sysbench, 1 table of 100000 rows, ${secs}s per run, $(nproc) cores"
-printf "%-18s %-8s %12s %12s %9s %12s %12s\n" test threads direct floe "floe/dir" "lat direct" "lat floe"
+printf "%-18s %-8s %12s %12s %9s %12s %12s %13s\n" test threads direct floe "floe/dir" "lat direct" "lat floe" \
+  "floe cpu/txn"
 for test in oltp_point_select oltp_read_only; do
   for threads in 1 8; do
     read -r d_tps d_lat <<<"$(run "$test" "$port" "$threads")"
+    cpu_before="$(cpu_seconds "$floe_pid")"
     read -r f_tps f_lat <<<"$(run "$test" "$floe_port" "$threads")" || true
+    cpu_after="$(cpu_seconds "$floe_pid")"
     if [ "$f_tps" = error ]; then
       printf "%-18s %-8s %12s %12s\n" "$test" "$threads" "$d_tps" "error"
       continue
     fi
     awk -v t="$test" -v c="$threads" -v d="$d_tps" -v f="$f_tps" -v dl="$d_lat" -v fl="$f_lat" \
-      'BEGIN { printf "%-18s %-8s %12s %12s %8.2fx %10.3fms %10.3fms\n", t, c, d, f, f / d, dl, fl }'
+      -v cpu="$cpu_after" -v cpu0="$cpu_before" -v s="$secs" \
+      'BEGIN { printf "%-18s %-8s %12s %12s %8.2fx %10.3fms %10.3fms %11.1fus\n", t, c, d, f, f / d, dl, fl,
+        (cpu - cpu0) * 1e6 / (f * s) }'
   done
 done

@@ -13,6 +13,7 @@
 mod columns;
 mod datafusion;
 mod flightsql;
+mod inline;
 mod metered_scan;
 mod mysql;
 pub mod pg_wire;

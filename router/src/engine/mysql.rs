@@ -3,14 +3,16 @@
 //! Statements without parameters go over the text protocol (one round trip);
 //! statements with parameters are prepared (mysql_async caches them per
 //! connection) and run over the binary protocol. mysql_async's result borrows
-//! its connection, so each statement runs in a task that owns the connection
-//! and sends record batches through a bounded channel: the client's reading
-//! paces the server, and dropping the stream aborts the task.
+//! its connection, so each statement is a future that owns the connection and
+//! sends record batches one at a time, polled by the result stream itself
+//! ([`Inline`]) in the client's task: the client's reading paces the server,
+//! and dropping the stream ends the statement.
 
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 use std::time::Duration;
 
+use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use async_trait::async_trait;
 use chrono::{Datelike, NaiveDate, NaiveDateTime};
@@ -20,10 +22,10 @@ use futures::StreamExt;
 use mysql_async::consts::{ColumnFlags, ColumnType};
 use mysql_async::prelude::Queryable;
 use mysql_async::{Column, Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, Row};
-use tokio::sync::{Mutex, OwnedMutexGuard, mpsc, oneshot};
-use tokio_util::task::AbortOnDropHandle;
+use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use super::columns::{BATCH_ROWS, BatchBuilder, Value, empty_schema, parse_decimal};
+use super::inline::{Inline, Yield};
 use super::{Engine, Prepared, QueryOutput, Request, ServerEngineOptions, Transaction};
 use crate::{DataErrorKind, Error, Result};
 
@@ -252,10 +254,16 @@ impl DerefMut for Handle {
     }
 }
 
-/// What the statement's task reports first: the result's shape.
+/// What a statement's producer reports first: the result's shape.
 enum Head {
     Rows(SchemaRef),
     Command(u64),
+}
+
+/// What a statement's producer sends: its head, then its batches.
+enum Item {
+    Head(Result<Head>),
+    Batch(Result<RecordBatch>),
 }
 
 async fn run(name: &str, mut conn: Handle, request: Request<'_>) -> Result<QueryOutput> {
@@ -269,64 +277,70 @@ async fn run(name: &str, mut conn: Handle, request: Request<'_>) -> Result<Query
     let sql = request.statement.sql.clone();
     let params: Vec<mysql_async::Value> = request.params.iter().map(param_value).collect();
     let engine = name.to_owned();
-    let (head_tx, head_rx) = oneshot::channel::<Result<Head>>();
-    // Two batches in flight: the server keeps sending while the client
-    // encodes, and no more than that is buffered.
-    let (batch_tx, batch_rx) = mpsc::channel(2);
-    let task = tokio::spawn(async move {
-        if params.is_empty() {
-            let result = conn.query_iter(sql).await;
-            match result {
-                Ok(result) => stream_rows(&engine, result, head_tx, &batch_tx).await,
-                Err(e) => drop(head_tx.send(Err(map_error(&engine, e)))),
+    let mut items = Inline::new(move |tx: Yield<Item>| async move {
+        let last = if params.is_empty() {
+            match conn.query_iter(sql).await {
+                Ok(result) => stream_rows(&engine, result, &tx).await,
+                Err(e) => Some(Item::Head(Err(map_error(&engine, e)))),
             }
         } else {
             let result = conn
                 .exec_iter(sql, mysql_async::Params::Positional(params))
                 .await;
             match result {
-                Ok(result) => stream_rows(&engine, result, head_tx, &batch_tx).await,
-                Err(e) => drop(head_tx.send(Err(map_error(&engine, e)))),
+                Ok(result) => stream_rows(&engine, result, &tx).await,
+                Err(e) => Some(Item::Head(Err(map_error(&engine, e)))),
             }
-        }
+        };
         // The connection goes back to the pool (or the transaction's lock is
-        // released) once the result has been read to its end.
+        // released) before the client sees the result's end: its next
+        // statement then finds the connection idle instead of opening one.
         drop(conn);
-    });
-    let task = AbortOnDropHandle::new(task);
-    let head = head_rx.await.map_err(|_| Error::EngineUnavailable {
-        engine: name.to_owned(),
-        message: "the statement's task ended without a result".to_owned(),
-        retryable: false,
-    })??;
-    match head {
-        Head::Command(rows) => Ok(QueryOutput::Command { rows: Some(rows) }),
-        Head::Rows(schema) => {
-            let stream = tokio_stream::wrappers::ReceiverStream::new(batch_rx).map(move |batch| {
-                // The stream owns the task: dropping it aborts the statement.
-                let _task = &task;
-                batch
-            });
-            Ok(QueryOutput::Rows {
-                schema,
-                stream: Box::pin(stream),
-            })
+        if let Some(last) = last {
+            drop(tx.send(last).await);
         }
+    });
+    let head = match items.next().await {
+        Some(Item::Head(head)) => head?,
+        _ => {
+            return Err(Error::EngineUnavailable {
+                engine: name.to_owned(),
+                message: "the statement ended without a result".to_owned(),
+                retryable: false,
+            });
+        }
+    };
+    match head {
+        Head::Command(rows) => {
+            // Run the producer to its end: that returns the connection.
+            while items.next().await.is_some() {}
+            Ok(QueryOutput::Command { rows: Some(rows) })
+        }
+        Head::Rows(schema) => Ok(QueryOutput::Rows {
+            schema,
+            stream: Box::pin(items.filter_map(|item| {
+                std::future::ready(match item {
+                    Item::Batch(batch) => Some(batch),
+                    Item::Head(_) => None,
+                })
+            })),
+        }),
     }
 }
 
+/// Reads a result: sends its head and full batches, and returns what is to
+/// be sent once the connection is released (the last batch, a command's
+/// head or an error).
 async fn stream_rows<P: mysql_async::prelude::Protocol>(
     engine: &str,
     mut result: mysql_async::QueryResult<'_, 'static, P>,
-    head: oneshot::Sender<Result<Head>>,
-    batches: &mpsc::Sender<Result<arrow::record_batch::RecordBatch>>,
-) {
+    tx: &Yield<Item>,
+) -> Option<Item> {
     let columns = result.columns();
     let Some(columns) = columns.filter(|c| !c.is_empty()) else {
         let affected = result.affected_rows();
         let done = result.drop_result().await.map_err(|e| map_error(engine, e));
-        drop(head.send(done.map(|()| Head::Command(affected))));
-        return;
+        return Some(Item::Head(done.map(|()| Head::Command(affected))));
     };
     let schema = schema_of(&columns);
     let kinds: Vec<DataType> = schema
@@ -336,14 +350,9 @@ async fn stream_rows<P: mysql_async::prelude::Protocol>(
         .collect();
     let mut builder = match BatchBuilder::new(Arc::clone(&schema)) {
         Ok(builder) => builder,
-        Err(e) => {
-            drop(head.send(Err(e)));
-            return;
-        }
+        Err(e) => return Some(Item::Head(Err(e))),
     };
-    if head.send(Ok(Head::Rows(schema))).is_err() {
-        return;
-    }
+    tx.send(Item::Head(Ok(Head::Rows(schema)))).await.ok()?;
     loop {
         let row = result.next().await;
         let outcome = match row {
@@ -355,20 +364,11 @@ async fn stream_rows<P: mysql_async::prelude::Protocol>(
         };
         match outcome {
             Ok(false) => {}
-            Ok(true) => {
-                if batches.send(builder.finish()).await.is_err() {
-                    return;
-                }
-            }
-            Err(e) => {
-                drop(batches.send(Err(e)).await);
-                return;
-            }
+            Ok(true) => tx.send(Item::Batch(builder.finish())).await.ok()?,
+            Err(e) => return Some(Item::Batch(Err(e))),
         }
     }
-    if builder.len() > 0 {
-        drop(batches.send(builder.finish()).await);
-    }
+    (builder.len() > 0).then(|| Item::Batch(builder.finish()))
 }
 
 fn decode_row(builder: &mut BatchBuilder, kinds: &[DataType], row: Row) -> Result<()> {
