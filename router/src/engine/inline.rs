@@ -3,12 +3,11 @@
 //!
 //! mysql_async's result borrows its connection, so a statement's rows must be
 //! read by a future that owns the connection. Spawning that future costs a
-//! task, a cross-thread wake-up and a channel hop per statement (measured as
-//! most of the MySQL path's added latency); polling it from `poll_next`
-//! keeps the whole statement on the client's task, the way the PostgreSQL
-//! pass-through drives its socket. The price: the server's reading no longer
-//! overlaps the client's encoding on a second core, which matters only for
-//! results of many batches.
+//! task, a cross-thread wake-up and a channel hop per statement; polling it
+//! from `poll_next` keeps the whole statement on the client's task, the way
+//! the PostgreSQL pass-through drives its socket. The price: the server's
+//! reading no longer overlaps the client's encoding on a second core, which
+//! matters only for results of many batches.
 
 use std::future::Future;
 use std::pin::Pin;

@@ -311,11 +311,9 @@ async fn run(name: &str, mut conn: Handle, request: Request<'_>) -> Result<Query
         }
     };
     match head {
-        Head::Command(rows) => {
-            // Run the producer to its end: that returns the connection.
-            while items.next().await.is_some() {}
-            Ok(QueryOutput::Command { rows: Some(rows) })
-        }
+        // A command's head is the producer's last item, sent after the
+        // connection was released: nothing is left to run.
+        Head::Command(rows) => Ok(QueryOutput::Command { rows: Some(rows) }),
         Head::Rows(schema) => Ok(QueryOutput::Rows {
             schema,
             stream: Box::pin(items.filter_map(|item| {

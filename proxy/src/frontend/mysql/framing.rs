@@ -108,9 +108,8 @@ impl<R: AsyncRead + Unpin> AsyncRead for PacketFramer<R> {
             buf.put_slice(&this.header);
             // The payload that has arrived goes in the same read; if none
             // has, the header goes alone and the payload follows.
-            match this.poll_payload(cx, buf) {
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Ready(Ok(())) | Poll::Pending => {}
+            if let Poll::Ready(Err(e)) = this.poll_payload(cx, buf) {
+                return Poll::Ready(Err(e));
             }
         } else {
             ready!(this.poll_payload(cx, buf))?;
