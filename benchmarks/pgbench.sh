@@ -7,7 +7,7 @@
 # transaction (user + system, from /proc).
 #
 #   bash benchmarks/pgbench.sh            # 10 s per run
-#   FLOE_BENCH_WORKER_THREADS=1 bash ...    # Floe's runtime on one thread
+#   FLOE_BENCH_WORKER_THREADS=2 bash ...    # clients' runtime threads (0: half the cores)
 #   SECONDS_PER_RUN=30 bash benchmarks/pgbench.sh
 #
 # Needs the local PostgreSQL (FLOE_BENCH_PG_HOST/PORT/USER, default

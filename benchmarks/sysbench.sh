@@ -5,7 +5,7 @@
 # per transaction (user + system, from /proc).
 #
 #   bash benchmarks/sysbench.sh               # 10 s per run, 1 and 8 threads
-#   FLOE_BENCH_WORKER_THREADS=1 bash ...    # Floe's runtime on one thread
+#   FLOE_BENCH_WORKER_THREADS=2 bash ...    # clients' runtime threads (0: half the cores)
 #   SECONDS_PER_RUN=30 bash benchmarks/sysbench.sh
 #
 # Needs the local MariaDB (FLOE_BENCH_MY_HOST/PORT/USER, default

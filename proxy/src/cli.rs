@@ -173,20 +173,28 @@ pub fn run() -> anyhow::Result<std::process::ExitCode> {
                 }
             };
             init_logging(config.logging.format, &config.logging.level)?;
-            let mut runtime = tokio::runtime::Builder::new_multi_thread();
-            if config.server.worker_threads > 0 {
-                runtime.worker_threads(config.server.worker_threads);
-            }
-            let runtime = runtime
+            let cores = std::thread::available_parallelism().map_or(1, usize::from);
+            // Two runtimes: clients and remote engines on few threads, the
+            // embedded engine and maintenance on every core (see
+            // `daemon::RunOptions::cpu_runtime`).
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(config.server.client_threads(cores))
                 .enable_all()
                 .thread_name("floe")
                 .build()
                 .context("cannot start the async runtime")?;
+            let cpu_runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(config.server.compute_threads(cores))
+                .enable_all()
+                .thread_name("floe-cpu")
+                .build()
+                .context("cannot start the CPU runtime")?;
             let reload_from = common.clone();
             let options = crate::daemon::RunOptions {
                 ready_file,
                 exit_on_stdin_eof,
                 reload_config: Some(Arc::new(move || reload_from.load())),
+                cpu_runtime: Some(cpu_runtime.handle().clone()),
             };
             let result = runtime.block_on(crate::daemon::run(
                 config,
@@ -195,6 +203,7 @@ pub fn run() -> anyhow::Result<std::process::ExitCode> {
             ));
             // Sessions left after the drain are cut off here, not waited for.
             runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+            cpu_runtime.shutdown_timeout(std::time::Duration::from_millis(100));
             if let Err(e) = result {
                 tracing::error!("{e:#}");
                 eprintln!("floe: {e:#}");

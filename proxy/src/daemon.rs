@@ -54,6 +54,10 @@ pub struct RunOptions {
     /// Reads the configuration again, for SIGHUP and `POST /api/reload`;
     /// `None` disables reloads.
     pub reload_config: Option<LoadConfig>,
+    /// The runtime for CPU-bound work: the embedded engine's planning and
+    /// execution and the maintenance engine's operations, kept off the
+    /// runtime that serves clients. `None` runs them on the caller's runtime.
+    pub cpu_runtime: Option<tokio::runtime::Handle>,
 }
 
 impl std::fmt::Debug for RunOptions {
@@ -135,7 +139,8 @@ pub async fn run(
         list.clone_from(&opened);
     }
 
-    let built = engines::build(&config, &opened, &[]).await?;
+    let cpu = options.cpu_runtime.clone();
+    let built = engines::build(&config, &opened, cpu.as_ref(), &[]).await?;
     for engine in &built {
         tracing::info!(engine = engine.engine.name(), kind = ?engine.config.kind, "engine ready");
     }
@@ -180,6 +185,7 @@ pub async fn run(
             load,
             Arc::clone(&router),
             opened.clone(),
+            cpu.clone(),
             built,
         ))
     });
@@ -228,9 +234,18 @@ pub async fn run(
         )
         .await?,
     );
-    tasks.spawn(Arc::clone(&maintainer).run(shutdown.clone()));
+    // Compaction encodes Parquet for minutes at a time: not on the clients' runtime.
+    let maintain = Arc::clone(&maintainer).run(shutdown.clone());
+    match &cpu {
+        Some(cpu) => tasks.spawn_on(maintain, cpu),
+        None => tasks.spawn(maintain),
+    };
     if let Ok(mut slot) = admin_maintenance.write() {
-        *slot = Some(AdminMaintenance { maintainer, heat });
+        *slot = Some(AdminMaintenance {
+            maintainer,
+            heat,
+            cpu: cpu.clone(),
+        });
     }
 
     let drain = Drain::default();

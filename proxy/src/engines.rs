@@ -18,6 +18,7 @@ use floe_router::engine::{
     MySqlEngine, PostgresEngine, ServerEngineOptions,
 };
 use floe_router::routing::EngineSpec;
+use tokio::runtime::Handle;
 use tokio::sync::Mutex;
 
 use crate::admin::NamedCatalogs;
@@ -33,7 +34,8 @@ pub struct Built {
 }
 
 /// Builds every configured engine, reusing from `previous` those whose
-/// connection settings are unchanged.
+/// connection settings are unchanged. An embedded engine plans and runs its
+/// statements on `cpu` when given (the daemon's CPU runtime).
 ///
 /// # Errors
 ///
@@ -42,6 +44,7 @@ pub struct Built {
 pub async fn build(
     config: &FloeConfig,
     catalogs: &NamedCatalogs,
+    cpu: Option<&Handle>,
     previous: &[Built],
 ) -> anyhow::Result<Vec<Built>> {
     let mut built = Vec::with_capacity(config.engines.len());
@@ -51,7 +54,7 @@ pub async fn build(
             .find(|b| b.config.same_connection(engine_config));
         let engine = match kept {
             Some(kept) => Arc::clone(&kept.engine),
-            None => build_one(engine_config, catalogs)
+            None => build_one(engine_config, catalogs, cpu)
                 .await
                 .with_context(|| format!("engine {}", engine_config.name))?,
         };
@@ -74,6 +77,7 @@ pub fn routed(built: &[Built]) -> Vec<(Arc<dyn Engine>, EngineSpec)> {
 async fn build_one(
     config: &EngineConfig,
     catalogs: &NamedCatalogs,
+    cpu: Option<&Handle>,
 ) -> anyhow::Result<Arc<dyn Engine>> {
     let password = match &config.password_env {
         Some(var) => {
@@ -109,6 +113,7 @@ async fn build_one(
                 })
                 .cloned()
                 .collect();
+            options.runtime = cpu.cloned();
             Arc::new(DataFusionEngine::try_new(options).await?)
         }
         EngineKind::Postgres => Arc::new(PostgresEngine::new(server(password)?)?),
@@ -145,6 +150,7 @@ pub struct Reloader {
     load: LoadConfig,
     router: Arc<Router>,
     catalogs: NamedCatalogs,
+    cpu: Option<Handle>,
     engines: Mutex<Vec<Built>>,
 }
 
@@ -155,17 +161,20 @@ impl std::fmt::Debug for Reloader {
 }
 
 impl Reloader {
-    /// A reloader for `router`, whose engines are `engines` now.
+    /// A reloader for `router`, whose engines are `engines` now; new
+    /// engines are built as [`build`] does, with `cpu`.
     pub fn new(
         load: LoadConfig,
         router: Arc<Router>,
         catalogs: NamedCatalogs,
+        cpu: Option<Handle>,
         engines: Vec<Built>,
     ) -> Self {
         Reloader {
             load,
             router,
             catalogs,
+            cpu,
             engines: Mutex::new(engines),
         }
     }
@@ -180,7 +189,7 @@ impl Reloader {
     pub async fn reload(&self) -> anyhow::Result<String> {
         let config = (self.load)()?;
         let mut engines = self.engines.lock().await;
-        let built = build(&config, &self.catalogs, &engines).await?;
+        let built = build(&config, &self.catalogs, self.cpu.as_ref(), &engines).await?;
         self.router
             .reconfigure(config.routing_config(), routed(&built))
             .map_err(|e| anyhow::anyhow!("routing: {e}"))?;

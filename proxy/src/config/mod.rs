@@ -211,13 +211,39 @@ pub struct ServerConfig {
     /// _Default:_ `0s`.
     #[serde(with = "humantime_serde")]
     pub statement_timeout: Duration,
-    /// Threads of the async runtime that serves clients and engines; `0` means
-    /// one per CPU core. On a small machine shared with the database server,
-    /// fewer threads mean fewer cross-thread wake-ups per statement. Read at
-    /// start only: a reload does not change it.
+    /// Threads of the async runtime that serves clients and talks to remote
+    /// engines; `0` means half the CPU cores, at least one. A statement that
+    /// only crosses sockets costs less CPU when its tasks stay on one thread
+    /// (no cross-thread wake-ups or work stealing: `benchmarks/RESULTS.md`),
+    /// and a proxy shares its machine. Read at start only.
     ///
     /// _Default:_ `0`.
     pub worker_threads: usize,
+    /// Threads of the runtime for CPU-bound work: the embedded DataFusion
+    /// engine's planning and execution and the maintenance engine's
+    /// operations, kept apart so that they never stall the clients' runtime;
+    /// `0` means one per CPU core. Read at start only.
+    ///
+    /// _Default:_ `0`.
+    pub cpu_threads: usize,
+}
+
+impl ServerConfig {
+    /// The clients' runtime threads: `worker_threads`, or half of `cores`.
+    pub fn client_threads(&self, cores: usize) -> usize {
+        match self.worker_threads {
+            0 => (cores / 2).max(1),
+            n => n,
+        }
+    }
+
+    /// The CPU runtime's threads: `cpu_threads`, or `cores`.
+    pub fn compute_threads(&self, cores: usize) -> usize {
+        match self.cpu_threads {
+            0 => cores.max(1),
+            n => n,
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -228,6 +254,7 @@ impl Default for ServerConfig {
             shutdown_timeout: Duration::from_secs(30),
             statement_timeout: Duration::ZERO,
             worker_threads: 0,
+            cpu_threads: 0,
         }
     }
 }

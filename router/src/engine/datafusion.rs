@@ -36,7 +36,10 @@ use floe_dialects::{
 use futures::{StreamExt, TryStreamExt};
 use iceberg_datafusion::IcebergCatalogProvider;
 
+use tokio::runtime::Handle;
+
 use super::metered_scan::meter_scans;
+use super::offload::{output_on, run_on};
 use super::table_cache::CachingCatalog;
 use super::{Engine, Prepared, QueryOutput, Request};
 use crate::{DataErrorKind, Error, Result};
@@ -56,6 +59,10 @@ pub struct DataFusionEngineOptions {
     pub target_partitions: usize,
     /// The version string `SELECT version()` reports.
     pub version: String,
+    /// The runtime that plans and executes statements; `None` means the
+    /// caller's. The daemon gives its CPU runtime, so that a long query cannot
+    /// stall the front ends' runtime (see `offload.rs`).
+    pub runtime: Option<Handle>,
 }
 
 impl DataFusionEngineOptions {
@@ -72,12 +79,20 @@ impl DataFusionEngineOptions {
             default_schema: "public".to_owned(),
             target_partitions: 0,
             version: format!("PostgreSQL 16.6 (Floe {})", env!("CARGO_PKG_VERSION")),
+            runtime: None,
         }
     }
 }
 
 /// DataFusion over an Iceberg catalog.
 pub struct DataFusionEngine {
+    core: Arc<Core>,
+    /// Where statements are planned and run; `None`: the caller's runtime.
+    runtime: Option<Handle>,
+}
+
+/// The engine's state, shared with the statements running on its runtime.
+struct Core {
     name: String,
     ctx: SessionContext,
     pg_parser: PostgresCompatibilityParser,
@@ -88,8 +103,8 @@ pub struct DataFusionEngine {
 impl std::fmt::Debug for DataFusionEngine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DataFusionEngine")
-            .field("name", &self.name)
-            .field("session", &self.ctx.session_id())
+            .field("name", &self.core.name)
+            .field("session", &self.core.ctx.session_id())
             .finish_non_exhaustive()
     }
 }
@@ -147,13 +162,18 @@ impl DataFusionEngine {
             }),
         ));
         Ok(DataFusionEngine {
-            name: options.name,
-            ctx,
-            pg_parser: PostgresCompatibilityParser::new(),
-            translations: TranslationCache::new(4096),
+            core: Arc::new(Core {
+                name: options.name,
+                ctx,
+                pg_parser: PostgresCompatibilityParser::new(),
+                translations: TranslationCache::new(4096),
+            }),
+            runtime: options.runtime,
         })
     }
+}
 
+impl Core {
     /// Parses (with PostgreSQL compatibility rewrites where the client spoke
     /// PostgreSQL) and plans a statement.
     async fn plan(&self, statement: &Analysis, schema: Option<&str>) -> Result<LogicalPlan> {
@@ -206,7 +226,7 @@ impl DataFusionEngine {
 #[async_trait]
 impl Engine for DataFusionEngine {
     fn name(&self) -> &str {
-        &self.name
+        &self.core.name
     }
 
     fn dialect(&self) -> Dialect {
@@ -222,6 +242,47 @@ impl Engine for DataFusionEngine {
         )
     }
 
+    async fn prepare(&self, statement: &Analysis, schema: Option<&str>) -> Result<Prepared> {
+        let Some(runtime) = &self.runtime else {
+            return self.core.prepare(statement, schema).await;
+        };
+        let core = Arc::clone(&self.core);
+        let statement = statement.clone();
+        let schema = schema.map(str::to_owned);
+        run_on(runtime, async move {
+            core.prepare(&statement, schema.as_deref()).await
+        })
+        .await
+    }
+
+    async fn execute(&self, request: Request<'_>) -> Result<QueryOutput> {
+        let Some(runtime) = &self.runtime else {
+            return self.core.execute(request).await;
+        };
+        let core = Arc::clone(&self.core);
+        let statement = request.statement.clone();
+        let params = request.params.to_vec();
+        let prepared = request.prepared.cloned();
+        let schema = request.schema.map(str::to_owned);
+        let scan = request.scan.cloned();
+        let pg_text = request.pg_text;
+        output_on(runtime, async move {
+            let request = Request {
+                statement: &statement,
+                params: &params,
+                prepared: prepared.as_ref(),
+                schema: schema.as_deref(),
+                scan: scan.as_ref(),
+                pg_text,
+            };
+            core.execute(request).await
+        })
+        .await
+    }
+}
+
+impl Core {
+    /// Plans a statement and describes its parameters and rows.
     async fn prepare(&self, statement: &Analysis, schema: Option<&str>) -> Result<Prepared> {
         let plan = self.plan(statement, schema).await?;
         let cast_to = placeholder_casts(&plan);
@@ -262,6 +323,7 @@ impl Engine for DataFusionEngine {
         })
     }
 
+    /// Runs a statement, on the runtime this is called from.
     async fn execute(&self, request: Request<'_>) -> Result<QueryOutput> {
         let cached = request
             .prepared
@@ -312,9 +374,7 @@ impl Engine for DataFusionEngine {
             stream: stream.map_err(map_error).boxed(),
         })
     }
-}
 
-impl DataFusionEngine {
     /// A MySQL statement in DataFusion's SQL, through Floe's translation
     /// rules: MySQL's functions (`IF`, `DATE_FORMAT`, `LOG`, `YEAR`, ...)
     /// keep their meaning. Parameters (numbered `$1`, `$2`, ... by the front

@@ -16,6 +16,7 @@ mod flightsql;
 mod inline;
 mod metered_scan;
 mod mysql;
+mod offload;
 pub mod pg_wire;
 mod postgres;
 mod table_cache;
