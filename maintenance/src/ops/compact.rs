@@ -47,6 +47,7 @@ use iceberg::{Catalog, TableIdent};
 use super::{FileAction, Outcome};
 use crate::commit::{Committer, Rewrite, iceberg_error, replace_snapshot};
 use crate::{Error, Result, failpoint};
+use tokio_util::task::AbortOnDropHandle;
 
 /// Iceberg's default `write.target-file-size-bytes`.
 pub const DEFAULT_TARGET_FILE_SIZE: u64 = 512 * 1024 * 1024;
@@ -87,13 +88,13 @@ pub enum Strategy {
     ZOrder(Vec<String>),
 }
 
-/// How a rewrite orders rows.
-#[derive(Clone, Copy)]
-enum Order<'a> {
+/// How a rewrite orders rows; shared by the groups' tasks.
+#[derive(Clone)]
+enum Order {
     /// By Iceberg sort fields; files record the order's id.
-    Sort(&'a [SortField], Option<i64>),
+    Sort(Arc<[SortField]>, Option<i64>),
     /// By the z-value of these columns; files record no order.
-    ZOrder(&'a [super::zorder::ZColumn]),
+    ZOrder(Arc<[super::zorder::ZColumn]>),
 }
 
 /// Parameters of a compaction.
@@ -487,7 +488,7 @@ async fn rewrite_group(
     table: &Table,
     group: Group,
     target: u64,
-    order: Option<Order<'_>>,
+    order: Option<Order>,
     memory: usize,
 ) -> Result<Vec<DataFile>> {
     let ident = table.identifier();
@@ -509,7 +510,7 @@ async fn rewrite_group(
         Arc::clone(&arrow_schema),
         read,
     ));
-    match order {
+    match &order {
         Some(Order::Sort(fields, _)) => {
             let exprs = sort_exprs(fields, &schema, &arrow_schema)?;
             stream = sorted(stream, exprs, memory)?;
@@ -553,15 +554,14 @@ async fn rewrite_group(
     // hands batches over a bounded channel, so that decoding and encoding use
     // two cores; dropping the receiver stops the reader.
     let (tx, mut rx) = tokio::sync::mpsc::channel(2);
-    let reader = tokio::spawn(async move {
+    let _reader = AbortOnDropHandle::new(tokio::spawn(async move {
         while let Some(batch) = stream.next().await {
             let failed = batch.is_err();
             if tx.send(batch).await.is_err() || failed {
                 break;
             }
         }
-    });
-    let _abort_reader = AbortOnDrop(reader);
+    }));
     while let Some(batch) = rx.recv().await {
         let batch = batch.map_err(|e| Error::State(format!("{ident}: reading: {e}")))?;
         // The rolling writer starts a new file only between writes: slices
@@ -635,15 +635,6 @@ fn writer_properties(
     Ok(parquet::file::properties::WriterProperties::builder()
         .set_compression(compression)
         .build())
-}
-
-/// Aborts a spawned task when dropped (an early return stops the reader).
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 /// `file` with its sort order id set (the writers leave it empty).
@@ -780,13 +771,26 @@ pub(crate) async fn run(
     let parallelism = options.parallelism.unwrap_or(2).max(1);
     let memory = options.sort_memory.unwrap_or(256 * 1024 * 1024);
     let order = match (&sort, &zorder) {
-        (Some((fields, id)), _) => Some(Order::Sort(fields.as_slice(), *id)),
-        (None, Some(columns)) => Some(Order::ZOrder(columns.as_slice())),
+        (Some((fields, id)), _) => Some(Order::Sort(fields.as_slice().into(), *id)),
+        (None, Some(columns)) => Some(Order::ZOrder(columns.as_slice().into())),
         (None, None) => None,
     };
+    // Each group is its own task: Parquet encoding and compression are the
+    // expensive part, and futures polled by one task (`buffer_unordered` over
+    // plain futures) would all encode on one thread. Dropping this future
+    // aborts the tasks.
     let results: Vec<Result<Vec<DataFile>>> = futures::stream::iter(groups)
-        .map(|group| rewrite_group(&table, group, target, order, memory))
+        .map(|group| {
+            let table = table.clone();
+            let order = order.clone();
+            AbortOnDropHandle::new(tokio::spawn(async move {
+                rewrite_group(&table, group, target, order, memory).await
+            }))
+        })
         .buffer_unordered(parallelism)
+        .map(|joined| {
+            joined.unwrap_or_else(|e| Err(Error::State(format!("a rewrite task failed: {e}"))))
+        })
         .collect()
         .await;
     let mut added = Vec::new();

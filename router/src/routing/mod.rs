@@ -18,6 +18,7 @@
 mod health;
 mod load;
 mod rules;
+mod shapes;
 
 use std::borrow::Cow;
 use std::collections::HashSet;
@@ -34,8 +35,8 @@ use floe_dialects::sqlparser::ast::{
     Expr, Statement, Value as SqlValue, ValueWithSpan, visit_expressions_mut,
 };
 use floe_dialects::{
-    Analysis, Operator, TranslationCache, analyze_statement, count_placeholders, mark_placeholders,
-    param_columns, translate_with, unmark_placeholders,
+    Analysis, Operator, References, TranslationCache, analyze_statement, count_placeholders,
+    mark_placeholders, param_columns, translate_with, unmark_placeholders,
 };
 use futures::{Stream, StreamExt};
 use rand::RngExt;
@@ -46,6 +47,7 @@ pub use self::health::{FAILURES_TO_OPEN, Health, HealthState, SUCCESSES_TO_CLOSE
 pub use self::load::{Ewma, Latency, Load};
 use self::rules::{CompiledRule, Facts, hints, pattern};
 pub use self::rules::{CostModel, EngineSpec, Rule, Strategy};
+use self::shapes::Shapes;
 use crate::engine::{
     BatchStream, Engine, Prepared, QueryOutput, Request, Transaction, data_type_of_name,
 };
@@ -174,6 +176,7 @@ struct State {
 pub struct Router {
     state: RwLock<Arc<State>>,
     translations: TranslationCache,
+    shapes: Shapes,
 }
 
 impl std::fmt::Debug for Router {
@@ -256,13 +259,12 @@ pub struct Touched {
     pub fingerprint: Option<u64>,
 }
 
-/// The qualified tables of `analysis` and its predicate columns by table index.
+/// The qualified tables of a statement and its predicate columns by table index.
 fn touched(
-    analysis: &Analysis,
+    refs: &References,
     catalog: &str,
     schema: &str,
 ) -> (Vec<String>, Vec<(usize, String, Operator)>) {
-    let refs = analysis.references();
     let tables = refs
         .tables
         .iter()
@@ -270,12 +272,12 @@ fn touched(
         .collect();
     let columns = refs
         .predicates
-        .into_iter()
+        .iter()
         .filter_map(|(column, op)| {
             refs.tables
                 .iter()
                 .position(|t| *t == column.table)
-                .map(|i| (i, column.column, op))
+                .map(|i| (i, column.column.clone(), *op))
         })
         .collect();
     (tables, columns)
@@ -347,6 +349,7 @@ impl Router {
         Ok(Router {
             state: RwLock::new(Arc::new(state)),
             translations,
+            shapes: Shapes::new(),
         })
     }
 
@@ -415,7 +418,8 @@ impl Router {
         let state = self.snapshot();
         let config = &state.config;
         let schema = ctx.schema.unwrap_or(&config.default_schema);
-        let (tables, columns) = touched(analysis, &config.default_catalog, schema);
+        let shape = self.shapes.of(analysis);
+        let (tables, columns) = touched(&shape.references, &config.default_catalog, schema);
         let hints = hints(&analysis.sql);
         let tag = ctx.tag.or(hints.tag);
         let facts = Facts {
@@ -454,7 +458,7 @@ impl Router {
         let session_pin = ctx.engine.or(hints.engine);
         let fingerprint = match strategy {
             Strategy::Throughput if !explain => None,
-            _ => Some(analysis.fingerprint().id),
+            _ => Some(shape.fingerprint(analysis)),
         };
         let writes = !analysis.read_only;
 
@@ -919,7 +923,7 @@ impl Router {
             .await?;
         let config = &self.snapshot().config;
         let (tables, columns) = touched(
-            request.statement,
+            &self.shapes.of(request.statement).references,
             &config.default_catalog,
             request.schema.unwrap_or(&config.default_schema),
         );

@@ -158,7 +158,8 @@ pub(super) fn plan(mut analysis: Analysis, context: &Context<'_>) -> Result<Plan
         }
         _ => {}
     }
-    if substitute_variables(&mut analysis.statement, context)? {
+    if may_name_variables(&analysis.sql) && substitute_variables(&mut analysis.statement, context)?
+    {
         // Remote engines and translation read the text, not the tree: MySQL
         // text, whose parameters are `?` (the tree numbers them).
         let mut text = analysis.statement.clone();
@@ -311,6 +312,30 @@ fn literal(value: Option<String>) -> Expr {
 /// Replaces variables and connection functions with their values, naming
 /// the output columns after what the client wrote (`@@version_comment`), as
 /// MySQL does.
+/// The session functions [`variable_value`] answers, by name (lower case);
+/// `user` also covers `current_user`, `session_user` and `system_user`.
+const SESSION_FUNCTIONS: [&str; 8] = [
+    "database",
+    "schema",
+    "user",
+    "connection_id",
+    "version",
+    "last_insert_id",
+    "row_count",
+    "found_rows",
+];
+
+/// Whether `sql` may hold something [`substitute_variables`] replaces: a
+/// variable (`@x`, `@@x`) or a session function. Most statements hold
+/// neither, and this test of the text is much cheaper than walking the tree.
+fn may_name_variables(sql: &str) -> bool {
+    if sql.contains('@') {
+        return true;
+    }
+    let lower = sql.to_ascii_lowercase();
+    SESSION_FUNCTIONS.iter().any(|name| lower.contains(name))
+}
+
 fn substitute_variables(statement: &mut Statement, context: &Context<'_>) -> Result<bool> {
     let mut changed = false;
     if let Statement::Query(query) = statement
@@ -401,6 +426,32 @@ mod tests {
         assert_eq!(
             rewritten("SELECT DATABASE(), CONNECTION_ID()"),
             "SELECT 'demo' AS `DATABASE()`, 7 AS `CONNECTION_ID()`"
+        );
+    }
+
+    #[test]
+    fn every_session_function_is_rewritten_and_other_statements_are_left_alone() {
+        for name in [
+            "DATABASE",
+            "SCHEMA",
+            "USER",
+            "CURRENT_USER",
+            "SESSION_USER",
+            "SYSTEM_USER",
+            "CONNECTION_ID",
+            "VERSION",
+            "LAST_INSERT_ID",
+            "ROW_COUNT",
+            "FOUND_ROWS",
+        ] {
+            let sql = format!("SELECT {name}()");
+            assert!(may_name_variables(&sql), "{sql}");
+            assert_ne!(rewritten(&sql), sql, "{name}() was not answered");
+        }
+        assert!(!may_name_variables("SELECT c FROM sbtest1 WHERE id = ?"));
+        assert_eq!(
+            rewritten("SELECT c FROM sbtest1 WHERE id = 7"),
+            "SELECT c FROM sbtest1 WHERE id = 7"
         );
     }
 

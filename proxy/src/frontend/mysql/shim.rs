@@ -66,6 +66,8 @@ pub(super) struct Shim {
     users: Arc<HashMap<String, String>>,
     /// The user name, once authenticated.
     user: OnceLock<String>,
+    /// `user@host`, as `USER()` reports it; made at the first statement.
+    user_at_host: OnceLock<String>,
     statements: HashMap<u32, Statement>,
     next_statement: u32,
     connections: Arc<Connections>,
@@ -93,6 +95,7 @@ impl Shim {
             salt: scramble(),
             users,
             user: OnceLock::new(),
+            user_at_host: OnceLock::new(),
             statements: HashMap::new(),
             next_statement: 0,
             connections,
@@ -113,39 +116,43 @@ impl Shim {
         Arc::clone(&self.fixups)
     }
 
-    fn user_at_host(&self) -> String {
-        format!(
-            "{}@{}",
-            self.user.get().map_or("", String::as_str),
-            self.peer.ip()
-        )
-    }
-
-    /// Runs one statement.
+    /// Runs one statement; `numbered` when its `?` parameters are already
+    /// `$1`, `$2`, ... (a prepared statement's, numbered when prepared).
     async fn answer(
         &mut self,
         analysis: Analysis,
         params: &[datafusion::scalar::ScalarValue],
         prepared: Option<&Prepared>,
+        numbered: bool,
     ) -> Result<Answer> {
         if let Some(name) = self.user.get()
             && self.session.user().is_empty()
         {
             self.session.set_user(name);
         }
-        let user = self.user_at_host();
+        // Statements come after authentication: the user is known by now.
+        let user = self.user_at_host.get_or_init(|| {
+            format!(
+                "{}@{}",
+                self.user.get().map_or("", String::as_str),
+                self.peer.ip()
+            )
+        });
         let plan = local::plan(
             analysis,
             &Context {
                 settings: self.session.settings(),
                 schema: self.session.schema(),
-                user: &user,
+                user,
                 connection_id: self.id,
             },
         )?;
         match plan {
             Plan::Run(mut analysis) => {
-                number_placeholders(&mut analysis.statement);
+                // A text without `?` has no parameter to number: skip the walk.
+                if !numbered && analysis.sql.contains('?') {
+                    number_placeholders(&mut analysis.statement);
+                }
                 Ok(match self.session.run(&analysis, params, prepared).await? {
                     Outcome::Rows { schema, stream } => Answer::Rows { schema, stream },
                     Outcome::Command { rows, .. } => Answer::Done {
@@ -303,7 +310,7 @@ impl Shim {
                         // when the next one starts, without the "more results"
                         // flag; the writer adds it.
                         self.fixups.more_results.store(true, Ordering::Release);
-                        let answer = self.answer(analysis, &[], None).await;
+                        let answer = self.answer(analysis, &[], None, false).await;
                         Box::pin(self.respond(next, answer, rest)).await
                     }
                 };
@@ -312,7 +319,7 @@ impl Shim {
         match rest.pop_front() {
             None => next.no_more_results().await,
             Some(analysis) => {
-                let answer = self.answer(analysis, &[], None).await;
+                let answer = self.answer(analysis, &[], None, false).await;
                 Box::pin(self.respond(next, answer, rest)).await
             }
         }
@@ -466,7 +473,10 @@ impl<W: AsyncWrite + Send + Unpin> AsyncMysqlShim<W> for Shim {
             .map(|p| p.param_types.clone())
             .unwrap_or_default();
         let answer = match params::decode(params, &types) {
-            Ok(values) => self.answer(analysis, &values, prepared.as_ref()).await,
+            Ok(values) => {
+                self.answer(analysis, &values, prepared.as_ref(), true)
+                    .await
+            }
             Err(e) => Err(e),
         };
         self.respond(results, answer, VecDeque::new()).await
@@ -496,7 +506,7 @@ impl<W: AsyncWrite + Send + Unpin> AsyncMysqlShim<W> for Shim {
                 .error(ErrorKind::ER_EMPTY_QUERY, b"Query was empty")
                 .await;
         };
-        let answer = self.answer(first, &[], None).await;
+        let answer = self.answer(first, &[], None, false).await;
         self.respond(results, answer, statements).await
     }
 
