@@ -33,7 +33,8 @@ fi
 pgbouncer_bin="$(command -v pgbouncer)"
 
 cleanup() {
-  [ -n "${floe_pid:-}" ] && kill "$floe_pid" 2>/dev/null || true
+  # Floe flushes its telemetry as it exits: let it, before its data goes.
+  [ -n "${floe_pid:-}" ] && kill "$floe_pid" 2>/dev/null && wait "$floe_pid" 2>/dev/null || true
   [ -n "${bouncer_pid:-}" ] && kill "$bouncer_pid" 2>/dev/null || true
   rm -rf "$work"
 }

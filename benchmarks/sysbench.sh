@@ -29,7 +29,8 @@ if ! command -v sysbench >/dev/null 2>&1; then
 fi
 
 cleanup() {
-  [ -n "${floe_pid:-}" ] && kill "$floe_pid" 2>/dev/null || true
+  # Floe flushes its telemetry as it exits: let it, before its data goes.
+  [ -n "${floe_pid:-}" ] && kill "$floe_pid" 2>/dev/null && wait "$floe_pid" 2>/dev/null || true
   rm -rf "$work"
 }
 trap cleanup EXIT
