@@ -156,6 +156,16 @@ impl Common {
     }
 }
 
+/// A multi-threaded runtime of `threads` workers named `name`.
+fn build_runtime(threads: usize, name: &str) -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .enable_all()
+        .thread_name(name)
+        .build()
+        .with_context(|| format!("cannot start the {name} runtime"))
+}
+
 /// Runs the command line; the exit code is the process's.
 pub fn run() -> anyhow::Result<std::process::ExitCode> {
     let cli = Cli::parse();
@@ -177,18 +187,8 @@ pub fn run() -> anyhow::Result<std::process::ExitCode> {
             // Two runtimes: clients and remote engines on few threads, the
             // embedded engine and maintenance on every core (see
             // `daemon::RunOptions::cpu_runtime`).
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(config.server.client_threads(cores))
-                .enable_all()
-                .thread_name("floe")
-                .build()
-                .context("cannot start the async runtime")?;
-            let cpu_runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(config.server.compute_threads(cores))
-                .enable_all()
-                .thread_name("floe-cpu")
-                .build()
-                .context("cannot start the CPU runtime")?;
+            let runtime = build_runtime(config.server.client_threads(cores), "floe")?;
+            let cpu_runtime = build_runtime(config.server.compute_threads(cores), "floe-cpu")?;
             let reload_from = common.clone();
             let options = crate::daemon::RunOptions {
                 ready_file,
