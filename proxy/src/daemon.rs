@@ -56,7 +56,8 @@ pub struct RunOptions {
     pub reload_config: Option<LoadConfig>,
     /// The runtime for CPU-bound work: the embedded engine's planning and
     /// execution and the maintenance engine's operations, kept off the
-    /// runtime that serves clients. `None` runs them on the caller's runtime.
+    /// runtime that serves clients. `None` runs them on the caller's runtime
+    /// (spawned there).
     pub cpu_runtime: Option<tokio::runtime::Handle>,
 }
 
@@ -139,8 +140,11 @@ pub async fn run(
         list.clone_from(&opened);
     }
 
-    let cpu = options.cpu_runtime.clone();
-    let built = engines::build(&config, &opened, cpu.as_ref(), &[]).await?;
+    let cpu = options
+        .cpu_runtime
+        .clone()
+        .unwrap_or_else(tokio::runtime::Handle::current);
+    let built = engines::build(&config, &opened, &cpu, &[]).await?;
     for engine in &built {
         tracing::info!(engine = engine.engine.name(), kind = ?engine.config.kind, "engine ready");
     }
@@ -235,16 +239,12 @@ pub async fn run(
         .await?,
     );
     // Compaction encodes Parquet for minutes at a time: not on the clients' runtime.
-    let maintain = Arc::clone(&maintainer).run(shutdown.clone());
-    match &cpu {
-        Some(cpu) => tasks.spawn_on(maintain, cpu),
-        None => tasks.spawn(maintain),
-    };
+    tasks.spawn_on(Arc::clone(&maintainer).run(shutdown.clone()), &cpu);
     if let Ok(mut slot) = admin_maintenance.write() {
         *slot = Some(AdminMaintenance {
             maintainer,
             heat,
-            cpu: cpu.clone(),
+            cpu,
         });
     }
 

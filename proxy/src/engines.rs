@@ -35,7 +35,7 @@ pub struct Built {
 
 /// Builds every configured engine, reusing from `previous` those whose
 /// connection settings are unchanged. An embedded engine plans and runs its
-/// statements on `cpu` when given (the daemon's CPU runtime).
+/// statements on `cpu` (the daemon's CPU runtime).
 ///
 /// # Errors
 ///
@@ -44,7 +44,7 @@ pub struct Built {
 pub async fn build(
     config: &FloeConfig,
     catalogs: &NamedCatalogs,
-    cpu: Option<&Handle>,
+    cpu: &Handle,
     previous: &[Built],
 ) -> anyhow::Result<Vec<Built>> {
     let mut built = Vec::with_capacity(config.engines.len());
@@ -77,7 +77,7 @@ pub fn routed(built: &[Built]) -> Vec<(Arc<dyn Engine>, EngineSpec)> {
 async fn build_one(
     config: &EngineConfig,
     catalogs: &NamedCatalogs,
-    cpu: Option<&Handle>,
+    cpu: &Handle,
 ) -> anyhow::Result<Arc<dyn Engine>> {
     let password = match &config.password_env {
         Some(var) => {
@@ -113,7 +113,7 @@ async fn build_one(
                 })
                 .cloned()
                 .collect();
-            options.runtime = cpu.cloned();
+            options.runtime = Some(cpu.clone());
             Arc::new(DataFusionEngine::try_new(options).await?)
         }
         EngineKind::Postgres => Arc::new(PostgresEngine::new(server(password)?)?),
@@ -150,7 +150,7 @@ pub struct Reloader {
     load: LoadConfig,
     router: Arc<Router>,
     catalogs: NamedCatalogs,
-    cpu: Option<Handle>,
+    cpu: Handle,
     engines: Mutex<Vec<Built>>,
 }
 
@@ -167,7 +167,7 @@ impl Reloader {
         load: LoadConfig,
         router: Arc<Router>,
         catalogs: NamedCatalogs,
-        cpu: Option<Handle>,
+        cpu: Handle,
         engines: Vec<Built>,
     ) -> Self {
         Reloader {
@@ -189,7 +189,7 @@ impl Reloader {
     pub async fn reload(&self) -> anyhow::Result<String> {
         let config = (self.load)()?;
         let mut engines = self.engines.lock().await;
-        let built = build(&config, &self.catalogs, self.cpu.as_ref(), &engines).await?;
+        let built = build(&config, &self.catalogs, &self.cpu, &engines).await?;
         self.router
             .reconfigure(config.routing_config(), routed(&built))
             .map_err(|e| anyhow::anyhow!("routing: {e}"))?;

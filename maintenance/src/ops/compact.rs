@@ -43,11 +43,11 @@ use iceberg::writer::file_writer::location_generator::{
 use iceberg::writer::file_writer::rolling_writer::RollingFileWriterBuilder;
 use iceberg::writer::{IcebergWriter, IcebergWriterBuilder};
 use iceberg::{Catalog, TableIdent};
+use tokio_util::task::AbortOnDropHandle;
 
 use super::{FileAction, Outcome};
 use crate::commit::{Committer, Rewrite, iceberg_error, replace_snapshot};
 use crate::{Error, Result, failpoint};
-use tokio_util::task::AbortOnDropHandle;
 
 /// Iceberg's default `write.target-file-size-bytes`.
 pub const DEFAULT_TARGET_FILE_SIZE: u64 = 512 * 1024 * 1024;

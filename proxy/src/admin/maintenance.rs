@@ -21,8 +21,8 @@ pub struct AdminMaintenance {
     pub maintainer: Arc<Maintainer>,
     /// The telemetry aggregator, when telemetry is on.
     pub heat: Option<Arc<Heat>>,
-    /// Where a pass on demand runs (the daemon's CPU runtime); `None`: here.
-    pub cpu: Option<tokio::runtime::Handle>,
+    /// Where a pass on demand runs: the daemon's CPU runtime.
+    pub cpu: tokio::runtime::Handle,
 }
 
 fn maintenance(state: &AdminState) -> Option<AdminMaintenance> {
@@ -84,16 +84,12 @@ pub async fn run(State(state): State<AdminState>) -> Response {
     let Some(m) = maintenance(&state) else {
         return starting();
     };
+    // Compaction would hold the clients' runtime for the whole pass. A pass
+    // goes on if the caller hangs up; its jobs are in the audit trail.
     let maintainer = Arc::clone(&m.maintainer);
-    let pass = async move { maintainer.tick().await };
-    let outcome = match &m.cpu {
-        // Compaction would hold the clients' runtime for the whole pass. A
-        // pass goes on if the caller hangs up; its jobs are in the audit trail.
-        Some(cpu) => match cpu.spawn(pass).await {
-            Ok(outcome) => outcome,
-            Err(e) => return bad(StatusCode::INTERNAL_SERVER_ERROR, e),
-        },
-        None => pass.await,
+    let outcome = match m.cpu.spawn(async move { maintainer.tick().await }).await {
+        Ok(outcome) => outcome,
+        Err(e) => return bad(StatusCode::INTERNAL_SERVER_ERROR, e),
     };
     match outcome {
         Ok(jobs) => Json(jobs).into_response(),

@@ -35,7 +35,6 @@ use floe_dialects::{
 };
 use futures::{StreamExt, TryStreamExt};
 use iceberg_datafusion::IcebergCatalogProvider;
-
 use tokio::runtime::Handle;
 
 use super::metered_scan::meter_scans;

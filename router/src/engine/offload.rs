@@ -118,15 +118,36 @@ mod tests {
 
     use arrow::array::{Int32Array, RecordBatch};
     use arrow::datatypes::{DataType, Field, Schema};
+    use futures::Stream;
 
     use super::*;
 
-    fn batch(schema: &SchemaRef, value: i32) -> Result<RecordBatch> {
-        RecordBatch::try_new(
-            Arc::clone(schema),
-            vec![Arc::new(Int32Array::from(vec![value]))],
-        )
-        .map_err(|e| Error::Internal(e.to_string()))
+    fn schema() -> SchemaRef {
+        Arc::new(Schema::new(vec![Field::new("n", DataType::Int32, false)]))
+    }
+
+    fn batch(value: i32) -> Result<RecordBatch> {
+        RecordBatch::try_new(schema(), vec![Arc::new(Int32Array::from(vec![value]))])
+            .map_err(|e| Error::Internal(e.to_string()))
+    }
+
+    /// Rows of [`schema`] made of `batches`, as an engine returns them.
+    fn rows(
+        batches: impl Stream<Item = Result<RecordBatch>> + Send + 'static,
+    ) -> Result<QueryOutput> {
+        Ok(QueryOutput::Rows {
+            schema: schema(),
+            stream: batches.boxed(),
+        })
+    }
+
+    /// The batch stream of an output that must be rows.
+    fn stream_of(output: Result<QueryOutput>) -> BatchStream {
+        match output {
+            Ok(QueryOutput::Rows { stream, .. }) => stream,
+            Ok(other) => panic!("rows expected, got {other:?}"),
+            Err(e) => panic!("rows expected, got {e}"),
+        }
     }
 
     /// A second runtime, as the daemon's CPU runtime.
@@ -142,24 +163,14 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn batches_computed_on_the_other_runtime_arrive_in_order() {
         let runtime = worker_runtime();
-        let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int32, false)]));
-        let on = Arc::clone(&schema);
-        let output = output_on(runtime.handle(), async move {
+        let output = output_on(runtime.handle(), async {
             // Proves where the work runs: this runtime's worker thread.
             let thread = std::thread::current().name().map(str::to_owned);
             assert_eq!(thread.as_deref(), Some("offload-worker"));
-            let items: Vec<_> = (0..5).map(|n| batch(&on, n)).collect();
-            Ok(QueryOutput::Rows {
-                schema: on,
-                stream: futures::stream::iter(items).boxed(),
-            })
+            rows(futures::stream::iter((0..5).map(batch)))
         })
-        .await
-        .expect("an output");
-        let QueryOutput::Rows { stream, .. } = output else {
-            panic!("rows expected");
-        };
-        let values: Vec<i32> = stream
+        .await;
+        let values: Vec<i32> = stream_of(output)
             .map(|b| {
                 b.expect("a batch")
                     .column(0)
@@ -177,24 +188,15 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn a_worker_that_dies_mid_stream_ends_the_result_with_an_error() {
         let runtime = worker_runtime();
-        let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int32, false)]));
-        let on = Arc::clone(&schema);
-        let output = output_on(runtime.handle(), async move {
-            let first = batch(&on, 1);
-            let stream = futures::stream::iter([first]).chain(futures::stream::once(async {
-                panic!("the engine broke");
-            }));
-            Ok(QueryOutput::Rows {
-                schema: on,
-                stream: stream.boxed(),
-            })
+        let output = output_on(runtime.handle(), async {
+            rows(
+                futures::stream::iter([batch(1)]).chain(futures::stream::once(async {
+                    panic!("the engine broke");
+                })),
+            )
         })
-        .await
-        .expect("an output");
-        let QueryOutput::Rows { stream, .. } = output else {
-            panic!("rows expected");
-        };
-        let items: Vec<_> = stream.collect().await;
+        .await;
+        let items: Vec<_> = stream_of(output).collect().await;
         assert_eq!(items.len(), 2, "one batch, then the error");
         assert!(items[0].is_ok());
         assert!(
@@ -208,9 +210,7 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn dropping_the_result_stops_the_work() {
         let runtime = worker_runtime();
-        let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int32, false)]));
         let stopped = Arc::new(AtomicBool::new(false));
-        let on = Arc::clone(&schema);
         let flag = Arc::clone(&stopped);
         let output = output_on(runtime.handle(), async move {
             struct SetOnDrop(Arc<AtomicBool>);
@@ -221,20 +221,13 @@ mod tests {
             }
             let guard = SetOnDrop(flag);
             // An endless result, as a query that would run for hours.
-            let stream = futures::stream::repeat_with(move || {
+            rows(futures::stream::repeat_with(move || {
                 let _keep = &guard;
-                batch(&on, 0)
-            });
-            Ok(QueryOutput::Rows {
-                schema: Arc::clone(&schema),
-                stream: stream.boxed(),
-            })
+                batch(0)
+            }))
         })
-        .await
-        .expect("an output");
-        let QueryOutput::Rows { mut stream, .. } = output else {
-            panic!("rows expected");
-        };
+        .await;
+        let mut stream = stream_of(output);
         assert!(stream.next().await.is_some());
         drop(stream);
         for _ in 0..100 {

@@ -309,9 +309,6 @@ fn literal(value: Option<String>) -> Expr {
     }
 }
 
-/// Replaces variables and connection functions with their values, naming
-/// the output columns after what the client wrote (`@@version_comment`), as
-/// MySQL does.
 /// The session functions [`variable_value`] answers, by name (lower case);
 /// `user` also covers `current_user`, `session_user` and `system_user`.
 const SESSION_FUNCTIONS: [&str; 8] = [
@@ -336,6 +333,9 @@ fn may_name_variables(sql: &str) -> bool {
     SESSION_FUNCTIONS.iter().any(|name| lower.contains(name))
 }
 
+/// Replaces variables and connection functions with their values, naming
+/// the output columns after what the client wrote (`@@version_comment`), as
+/// MySQL does.
 fn substitute_variables(statement: &mut Statement, context: &Context<'_>) -> Result<bool> {
     let mut changed = false;
     if let Statement::Query(query) = statement
