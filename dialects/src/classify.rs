@@ -93,6 +93,9 @@ impl Analysis {
 ///
 /// [`Error::Syntax`] when any statement does not parse in `dialect`.
 pub fn analyze(sql: &str, dialect: Dialect) -> Result<Vec<Analysis>> {
+    if let Some(statement) = lone_statement(sql) {
+        return Ok(vec![analyze_statement(statement, dialect)?]);
+    }
     split(sql, dialect)?
         .into_iter()
         .map(|text| analyze_statement(text, dialect))
@@ -203,6 +206,23 @@ pub fn split(sql: &str, dialect: Dialect) -> Result<Vec<&str>> {
         pieces.push(rest.trim());
     }
     Ok(pieces)
+}
+
+/// The statement of a text that plainly holds one: no `;` but trailing ones
+/// and nothing that could start a comment. Most statements clients send look
+/// so, and [`analyze`] parses them right after (a text that does not parse
+/// fails there): this spares them a tokenizer pass of their own just to find
+/// where they end. Anything else (a `;` inside a string, a comment) takes
+/// [`split`]'s path.
+fn lone_statement(sql: &str) -> Option<&str> {
+    let body = sql.trim_end_matches(|c: char| c == ';' || c.is_whitespace());
+    let body = body.trim_start();
+    let plain = !body.is_empty()
+        && !body.contains(';')
+        && !body.contains("--")
+        && !body.contains("/*")
+        && !body.contains('#');
+    plain.then_some(body)
 }
 
 /// Byte offsets at which each line of `text` starts; line 1 is index 0.
@@ -413,6 +433,37 @@ mod tests {
             pieces,
             vec!["SELECT ';' AS \"a;b\"", "-- c;d\n SELECT $$x;y$$"]
         );
+    }
+
+    #[test]
+    fn a_plain_lone_statement_is_cut_as_the_tokenizer_cuts_it() {
+        for sql in [
+            "SELECT 1",
+            "  SELECT abalance FROM pgbench_accounts WHERE aid = 7 ;  ",
+            "SELECT 'x' ;;\n",
+            "\tSELECT '🦀'\r\n",
+        ] {
+            assert_eq!(
+                lone_statement(sql).map(|s| vec![s]),
+                Some(split(sql, Dialect::Postgres).expect("tokenizes")),
+                "{sql}"
+            );
+        }
+        for sql in [
+            "SELECT ';'",
+            "SELECT 1; SELECT 2",
+            "SELECT 1 -- c",
+            "/* c */",
+            " ; ",
+            "",
+        ] {
+            assert_eq!(lone_statement(sql), None, "{sql}");
+        }
+        assert_eq!(
+            analyze("SELECT 1 ;", Dialect::MySql).expect("parses").len(),
+            1
+        );
+        assert!(analyze("SELECT 'open", Dialect::Postgres).is_err());
     }
 
     #[test]

@@ -26,8 +26,10 @@ use crate::session::normalise;
 /// What one statement from a MySQL client turns into.
 pub(super) enum Plan {
     /// Run through the session layer: on the engine, or locally for `SET`
-    /// and transaction control. Boxed: an analysis holds a whole AST.
-    Run(Box<Analysis>),
+    /// and transaction control. `None` runs the statement as given (a prepared
+    /// statement's execution borrows it, never clones its tree); `Some` is a
+    /// rewritten copy. Boxed: an analysis holds a whole AST.
+    Run(Option<Box<Analysis>>),
     /// Rows answered here.
     Rows(RecordBatch),
     /// `USE db`: change the current database.
@@ -56,7 +58,7 @@ pub(super) struct Context<'a> {
 ///
 /// Unknown system variables, `SHOW` forms Floe does not answer, and
 /// statements that need a current database when there is none.
-pub(super) fn plan(mut analysis: Analysis, context: &Context<'_>) -> Result<Plan> {
+pub(super) fn plan(analysis: &Analysis, context: &Context<'_>) -> Result<Plan> {
     match &analysis.statement {
         Statement::Use(target) => {
             return match target {
@@ -158,15 +160,19 @@ pub(super) fn plan(mut analysis: Analysis, context: &Context<'_>) -> Result<Plan
         }
         _ => {}
     }
-    if may_name_variables(&analysis.sql) && substitute_variables(&mut analysis.statement, context)?
-    {
-        // Remote engines and translation read the text, not the tree: MySQL
-        // text, whose parameters are `?` (the tree numbers them).
-        let mut text = analysis.statement.clone();
-        floe_dialects::question_placeholders(&mut text);
-        analysis.sql = text.to_string();
+    if !may_name_variables(&analysis.sql) {
+        return Ok(Plan::Run(None));
     }
-    Ok(Plan::Run(Box::new(analysis)))
+    let mut rewritten = analysis.clone();
+    if !substitute_variables(&mut rewritten.statement, context)? {
+        return Ok(Plan::Run(None));
+    }
+    // Remote engines and translation read the text, not the tree: MySQL
+    // text, whose parameters are `?` (the tree numbers them).
+    let mut text = rewritten.statement.clone();
+    floe_dialects::question_placeholders(&mut text);
+    rewritten.sql = text.to_string();
+    Ok(Plan::Run(Some(Box::new(rewritten))))
 }
 
 fn unsupported(what: String) -> Error {
@@ -183,7 +189,10 @@ fn last_part(name: &ObjectName) -> String {
 
 /// A statement Floe wrote itself, analysed like a client's.
 fn query(sql: &str) -> Result<Plan> {
-    Ok(Plan::Run(Box::new(analyze_statement(sql, Dialect::MySql)?)))
+    Ok(Plan::Run(Some(Box::new(analyze_statement(
+        sql,
+        Dialect::MySql,
+    )?))))
 }
 
 /// The `AND column LIKE '...'` of a `SHOW ... LIKE` filter.
@@ -401,8 +410,12 @@ mod tests {
     fn rewritten(sql: &str) -> String {
         let settings = settings();
         let analysis = analyze_statement(sql, Dialect::MySql).expect("parses");
-        match plan(analysis, &context(&settings)) {
-            Ok(Plan::Run(analysis)) => analysis.statement.to_string(),
+        match plan(&analysis, &context(&settings)) {
+            Ok(Plan::Run(rewritten)) => rewritten
+                .as_deref()
+                .unwrap_or(&analysis)
+                .statement
+                .to_string(),
             Ok(_) => "local".to_owned(),
             Err(e) => format!("error: {e}"),
         }

@@ -68,7 +68,9 @@ pub(super) struct Shim {
     user: OnceLock<String>,
     /// `user@host`, as `USER()` reports it; made at the first statement.
     user_at_host: OnceLock<String>,
-    statements: HashMap<u32, Statement>,
+    /// Shared with each execution, which borrows the analysis and plan
+    /// rather than cloning them.
+    statements: HashMap<u32, Arc<Statement>>,
     next_statement: u32,
     connections: Arc<Connections>,
     /// Corrections for the writer to apply (see `framing::Fixups`).
@@ -120,7 +122,7 @@ impl Shim {
     /// `$1`, `$2`, ... (a prepared statement's, numbered when prepared).
     async fn answer(
         &mut self,
-        analysis: Analysis,
+        analysis: &Analysis,
         params: &[datafusion::scalar::ScalarValue],
         prepared: Option<&Prepared>,
         numbered: bool,
@@ -148,12 +150,15 @@ impl Shim {
             },
         )?;
         match plan {
-            Plan::Run(mut analysis) => {
+            Plan::Run(rewritten) => {
+                let mut rewritten = rewritten.map(|r| *r);
                 // A text without `?` has no parameter to number: skip the walk.
                 if !numbered && analysis.sql.contains('?') {
-                    number_placeholders(&mut analysis.statement);
+                    let numbering = rewritten.get_or_insert_with(|| analysis.clone());
+                    number_placeholders(&mut numbering.statement);
                 }
-                Ok(match self.session.run(&analysis, params, prepared).await? {
+                let analysis = rewritten.as_ref().unwrap_or(analysis);
+                Ok(match self.session.run(analysis, params, prepared).await? {
                     Outcome::Rows { schema, stream } => Answer::Rows { schema, stream },
                     Outcome::Command { rows, .. } => Answer::Done {
                         affected: rows.unwrap_or(0),
@@ -310,7 +315,7 @@ impl Shim {
                         // when the next one starts, without the "more results"
                         // flag; the writer adds it.
                         self.fixups.more_results.store(true, Ordering::Release);
-                        let answer = self.answer(analysis, &[], None, false).await;
+                        let answer = self.answer(&analysis, &[], None, false).await;
                         Box::pin(self.respond(next, answer, rest)).await
                     }
                 };
@@ -319,7 +324,7 @@ impl Shim {
         match rest.pop_front() {
             None => next.no_more_results().await,
             Some(analysis) => {
-                let answer = self.answer(analysis, &[], None, false).await;
+                let answer = self.answer(&analysis, &[], None, false).await;
                 Box::pin(self.respond(next, answer, rest)).await
             }
         }
@@ -452,7 +457,8 @@ impl<W: AsyncWrite + Send + Unpin> AsyncMysqlShim<W> for Shim {
             .unwrap_or_default();
         self.next_statement = self.next_statement.wrapping_add(1).max(1);
         let id = self.next_statement;
-        self.statements.insert(id, Statement { analysis, prepared });
+        self.statements
+            .insert(id, Arc::new(Statement { analysis, prepared }));
         info.reply(id, &params, &columns).await
     }
 
@@ -466,15 +472,12 @@ impl<W: AsyncWrite + Send + Unpin> AsyncMysqlShim<W> for Shim {
             let e = Error::UnknownStatement(id.to_string());
             return results.error(code(&e), message(&e).as_bytes()).await;
         };
-        let analysis = statement.analysis.clone();
-        let prepared = statement.prepared.clone();
-        let types = prepared
-            .as_ref()
-            .map(|p| p.param_types.clone())
-            .unwrap_or_default();
-        let answer = match params::decode(params, &types) {
+        let statement = Arc::clone(statement);
+        let prepared = statement.prepared.as_ref();
+        let types = prepared.map_or(&[][..], |p| p.param_types.as_slice());
+        let answer = match params::decode(params, types) {
             Ok(values) => {
-                self.answer(analysis, &values, prepared.as_ref(), true)
+                self.answer(&statement.analysis, &values, prepared, true)
                     .await
             }
             Err(e) => Err(e),
@@ -506,7 +509,7 @@ impl<W: AsyncWrite + Send + Unpin> AsyncMysqlShim<W> for Shim {
                 .error(ErrorKind::ER_EMPTY_QUERY, b"Query was empty")
                 .await;
         };
-        let answer = self.answer(first, &[], None, false).await;
+        let answer = self.answer(&first, &[], None, false).await;
         self.respond(results, answer, statements).await
     }
 
