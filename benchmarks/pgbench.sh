@@ -3,8 +3,8 @@
 #   direct PostgreSQL, pgbouncer (transaction pooling) → PostgreSQL, and
 #   Floe (release build, one `postgres` engine) → PostgreSQL,
 # with 1 and 8 clients, simple and extended protocol; prints TPS, mean
-# latency, Floe's ratios to the others and the CPU time Floe spent per
-# transaction (user + system, from /proc).
+# latency, Floe's ratios to the others and the CPU time Floe and pgbouncer
+# each spent per transaction (user + system, from /proc).
 #
 #   bash benchmarks/pgbench.sh            # 10 s per run
 #   FLOE_BENCH_WORKER_THREADS=2 bash ...    # clients' runtime threads (0: half the cores)
@@ -100,6 +100,9 @@ for p in $bouncer_port $floe_pg_port; do
   done
 done
 
+# The pgbouncer process itself (under runuser when this script runs as root).
+bouncer_proc="$(pgrep -n -x pgbouncer || echo "$bouncer_pid")"
+
 run() { # target-port protocol clients → "tps latency_ms"
   pgbench -h 127.0.0.1 -p "$1" -U "$user" -n -S -M "$2" -c "$3" -j "$3" -T "$secs" "$db" 2>/dev/null |
     awk '/latency average/ {lat=$4} /^tps/ {tps=$3} END {printf "%.0f %.3f", tps, lat}'
@@ -111,19 +114,23 @@ cpu_seconds() {
 }
 
 echo "pgbench -n -S, scale 10, ${secs}s per run, $(nproc) cores"
-printf "%-9s %-8s %12s %12s %12s %9s %9s %11s %11s %13s\n" protocol clients direct pgbouncer floe \
-  "floe/dir" "floe/pgb" "lat+ floe" "lat+ pgb" "floe cpu/txn"
+printf "%-9s %-8s %12s %12s %12s %9s %9s %11s %11s %13s %12s\n" protocol clients direct pgbouncer floe \
+  "floe/dir" "floe/pgb" "lat+ floe" "lat+ pgb" "floe cpu/txn" "pgb cpu/txn"
 for mode in simple extended; do
   for clients in 1 8; do
     read -r d_tps d_lat <<<"$(run "$port" "$mode" "$clients")"
+    bcpu_before="$(cpu_seconds "$bouncer_proc")"
     read -r b_tps b_lat <<<"$(run "$bouncer_port" "$mode" "$clients")"
+    bcpu_after="$(cpu_seconds "$bouncer_proc")"
     cpu_before="$(cpu_seconds "$floe_pid")"
     read -r f_tps f_lat <<<"$(run "$floe_pg_port" "$mode" "$clients")"
     cpu_after="$(cpu_seconds "$floe_pid")"
     awk -v m="$mode" -v c="$clients" -v d="$d_tps" -v b="$b_tps" -v f="$f_tps" \
       -v dl="$d_lat" -v bl="$b_lat" -v fl="$f_lat" -v cpu="$cpu_after" -v cpu0="$cpu_before" \
+      -v bcpu="$bcpu_after" -v bcpu0="$bcpu_before" \
       -v s="$secs" 'BEGIN {
-      printf "%-9s %-8s %12s %12s %12s %8.2fx %8.2fx %9.3fms %9.3fms %11.1fus\n",
-        m, c, d, b, f, f / d, f / b, fl - dl, bl - dl, (cpu - cpu0) * 1e6 / (f * s) }'
+      printf "%-9s %-8s %12s %12s %12s %8.2fx %8.2fx %9.3fms %9.3fms %11.1fus %10.1fus\n",
+        m, c, d, b, f, f / d, f / b, fl - dl, bl - dl, (cpu - cpu0) * 1e6 / (f * s),
+        (bcpu - bcpu0) * 1e6 / (b * s) }'
   done
 done

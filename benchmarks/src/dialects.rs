@@ -196,6 +196,7 @@ fn router() -> anyhow::Result<floe_router::Router> {
             max_connections: 1,
             connect_timeout: timeout,
             pass_through: true,
+            parameterize: true,
         })?),
         Arc::new(MySqlEngine::new(ServerEngineOptions {
             name: "maria".into(),
@@ -204,6 +205,7 @@ fn router() -> anyhow::Result<floe_router::Router> {
             max_connections: 1,
             connect_timeout: timeout,
             pass_through: true,
+            parameterize: true,
         })?),
         Arc::new(FlightSqlEngine::new(FlightSqlEngineOptions {
             name: "flight".into(),

@@ -226,14 +226,14 @@ fn lone_statement(sql: &str) -> Option<&str> {
 }
 
 /// Byte offsets at which each line of `text` starts; line 1 is index 0.
-fn line_starts(text: &str) -> Vec<usize> {
+pub(crate) fn line_starts(text: &str) -> Vec<usize> {
     std::iter::once(0)
         .chain(text.match_indices('\n').map(|(i, _)| i + 1))
         .collect()
 }
 
 /// Converts the tokenizer's 1-based line and character column to a byte offset.
-fn byte_offset(text: &str, line_starts: &[usize], line: u64, column: u64) -> usize {
+pub(crate) fn byte_offset(text: &str, line_starts: &[usize], line: u64, column: u64) -> usize {
     let line_index = usize::try_from(line.saturating_sub(1)).unwrap_or(usize::MAX);
     let Some(&line_start) = line_starts.get(line_index) else {
         return text.len();

@@ -23,6 +23,7 @@ mod classify;
 mod dialect;
 mod error;
 mod fingerprint;
+mod parameterize;
 mod placeholders;
 mod references;
 mod rules;
@@ -36,6 +37,7 @@ pub use classify::{Analysis, StatementKind, analyze, analyze_statement, split};
 pub use dialect::Dialect;
 pub use error::{Error, Result};
 pub use fingerprint::{Fingerprint, fingerprint};
+pub use parameterize::{INT4_OID, INT8_OID, Parameterized, parameterize};
 pub use placeholders::{
     count_placeholders, mark_placeholders, number_placeholders, param_columns,
     question_placeholders, unmark_placeholders,

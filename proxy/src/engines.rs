@@ -94,6 +94,7 @@ async fn build_one(
             max_connections: config.max_connections,
             connect_timeout: config.connect_timeout,
             pass_through: config.pass_through,
+            parameterize: config.parameterize,
         })
     };
     Ok(match config.kind {

@@ -456,6 +456,14 @@ pub struct EngineConfig {
     ///
     /// _Default:_ `true`.
     pub pass_through: bool,
+    /// `postgres` engines, with `pass_through`: a simple query's integer and
+    /// quoted constants compared with columns go to the server as typed
+    /// parameters of a statement it prepares once per connection, so it
+    /// parses and plans each query shape once rather than every statement.
+    /// `false` sends every simple query's text as it is.
+    ///
+    /// _Default:_ `true`.
+    pub parameterize: bool,
     /// How often the engine is probed.
     ///
     /// _Default:_ `5s`.
@@ -491,6 +499,7 @@ impl Default for EngineConfig {
             max_connections: 16,
             connect_timeout: Duration::from_secs(5),
             pass_through: true,
+            parameterize: true,
             probe_interval: spec.probe_interval,
             weight: spec.weight,
             expected_latency: spec.expected_latency,
@@ -527,6 +536,7 @@ impl EngineConfig {
             && self.max_connections == other.max_connections
             && self.connect_timeout == other.connect_timeout
             && self.pass_through == other.pass_through
+            && self.parameterize == other.parameterize
             && (self.kind != EngineKind::Datafusion || self.serves == other.serves)
     }
 }

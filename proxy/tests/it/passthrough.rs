@@ -118,6 +118,62 @@ async fn a_postgresql_engine_answers_simple_queries_with_its_own_rows() {
     assert_eq!(row.get::<_, String>(0), "plain");
 }
 
+/// A simple query's constants compared with columns go to the server as
+/// typed parameters of a statement it prepared once: the answers, and the
+/// errors, are those of the text as written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simple_queries_run_as_shapes_prepared_once_and_answer_as_written() {
+    let direct = postgres_direct().await;
+    direct
+        .batch_execute(
+            "DROP TABLE IF EXISTS public.pass_shapes;
+             CREATE TABLE public.pass_shapes (id int, small int2, big int8, name text, day date);
+             INSERT INTO public.pass_shapes
+                 SELECT g, g, g::int8 * 1000000000, 'n' || g, date '2024-01-01' + g FROM generate_series(1, 20) g;
+             INSERT INTO public.pass_shapes VALUES (21, NULL, NULL, 'it''s', NULL)",
+        )
+        .await
+        .expect("create the table on PostgreSQL");
+    let daemon = plain_daemon(&config());
+    let client = daemon.connect().await;
+    let reused = || daemon.metric("floe_engine_passthrough_reused_total{engine=\"pg\"}");
+    let before = reused();
+    for sql in [
+        "SELECT id, name FROM public.pass_shapes WHERE id = 3",
+        "SELECT id, name FROM public.pass_shapes WHERE id = 4",
+        "SELECT id, name FROM public.pass_shapes WHERE id = 5",
+        // An int2 column against a constant only int4 holds: no row, no error.
+        "SELECT id FROM public.pass_shapes WHERE small = 40000",
+        // An int8 constant, a string read as a date, a quote inside a string.
+        "SELECT id FROM public.pass_shapes WHERE big >= 3000000000 AND id < 6 ORDER BY 1",
+        "SELECT id FROM public.pass_shapes WHERE day > '2024-01-15' ORDER BY id",
+        "SELECT id FROM public.pass_shapes WHERE name = 'it''s'",
+    ] {
+        let expected = text_rows(&direct.simple_query(sql).await.expect("direct"));
+        let got = text_rows(
+            &client
+                .simple_query(sql)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}")),
+        );
+        assert_eq!(got, expected, "{sql}");
+    }
+    assert!(
+        reused() >= before + 2.0,
+        "the three point selects share one prepared shape"
+    );
+    // An integer constant keeps its type: text = integer is still an error.
+    let sql = "SELECT id FROM public.pass_shapes WHERE name = 5";
+    let expected = direct.simple_query(sql).await.expect_err("direct");
+    let got = client.simple_query(sql).await.expect_err("through Floe");
+    // (The SQLSTATE goes through Floe's error classes: 42883 arrives as
+    // 42804, as it did before parameters.)
+    assert_eq!(
+        got.as_db_error().map(|e| e.message().to_owned()),
+        expected.as_db_error().map(|e| e.message().to_owned())
+    );
+}
+
 /// psycopg asks for text results over the extended protocol: its prepared,
 /// parameterised statements pass through too, and read what the server
 /// itself returns.
@@ -185,6 +241,24 @@ with psycopg.connect(sys.argv[1], autocommit=True) as conn:
         passed_through(&daemon) >= before + 3.0,
         "the three statements passed through"
     );
+    // The text repeats: the server parsed it once, under a name, on the
+    // pooled connection the one client uses.
+    let reused = || daemon.metric("floe_engine_passthrough_reused_total{engine=\"pg\"}");
+    assert!(
+        reused() >= 2.0,
+        "the repeated text reused its named statement"
+    );
+
+    // The table changes shape under the named statement ("cached plan must
+    // not change result type" on the server): Floe parses it afresh, and the
+    // client never sees that error.
+    direct
+        .batch_execute("ALTER TABLE public.pass_ext ALTER COLUMN price TYPE text")
+        .await
+        .expect("alter the table on PostgreSQL");
+    let expected = run(&direct_url);
+    assert!(expected.contains("'3.75'"), "{expected}");
+    assert_eq!(run(&daemon.pg_url("floe")), expected);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

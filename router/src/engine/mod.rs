@@ -261,6 +261,10 @@ pub struct ServerEngineOptions {
     /// PostgreSQL engines: answer PostgreSQL clients' text-format reads with
     /// the server's own rows (see [`pg_wire`]).
     pub pass_through: bool,
+    /// PostgreSQL engines, pass-through: a simple query's constants compared
+    /// with columns go as typed parameters of a statement prepared once per
+    /// connection ([`floe_dialects::parameterize`]).
+    pub parameterize: bool,
 }
 
 /// A transaction open on one engine connection.

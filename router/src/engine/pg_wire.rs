@@ -151,6 +151,9 @@ pub(crate) struct WirePool {
     config: WireConfig,
     idle: Mutex<Vec<WireConn>>,
     open: Arc<Semaphore>,
+    /// Texts whose named statements failed as stale plans: every connection
+    /// forgets its own statement of them when it is next taken.
+    stale: Mutex<StaleLog>,
 }
 
 impl WirePool {
@@ -160,6 +163,7 @@ impl WirePool {
             config,
             idle: Mutex::new(Vec::new()),
             open: Arc::new(Semaphore::new(max_connections.max(1))),
+            stale: Mutex::new(StaleLog::default()),
         }
     }
 
@@ -175,7 +179,10 @@ impl WirePool {
         let deadline = tokio::time::Instant::now() + self.config.connect_timeout;
         loop {
             let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
-            if let Some(conn) = idle {
+            if let Some(mut conn) = idle {
+                if let Ok(stale) = self.stale.lock() {
+                    stale.apply(&mut conn.named);
+                }
                 return Ok(conn);
             }
             // A permit frees when a connection closes; one going back idle
@@ -223,24 +230,57 @@ impl WirePool {
 
     /// Runs `sql` (one statement) and streams its rows as pass-through
     /// batches: with the simple query protocol when `params` is `None`,
-    /// otherwise as one extended-protocol round trip on the unnamed statement
-    /// (`Parse`, `Bind` with the values in text and types left to the server,
-    /// `Describe`, `Execute`, `Sync`), results in text either way.
+    /// otherwise as one extended-protocol round trip (`Parse` unless this
+    /// connection already holds the text as a named statement, `Bind` with
+    /// the values in text and types left to the server, `Describe`,
+    /// `Execute`, `Sync`), results in text either way. `types` are the
+    /// parameters' type OIDs (0 or missing: left to the server).
     pub(crate) async fn query(
         self: &Arc<Self>,
         sql: &str,
         params: Option<&[Option<String>]>,
+        types: &[u32],
     ) -> Result<QueryOutput> {
         metrics::counter!("floe_engine_passthrough_statements_total", "engine" => self.engine.clone())
             .increment(1);
-        let mut conn = self.get().await?;
-        let written = match params {
-            None => frontend::query(sql, &mut conn.write),
-            Some(params) => extended(sql, params, &mut conn.write),
-        };
-        written.map_err(|e| self.error(WireError::Io(e)))?;
-        conn.flush().await.map_err(|e| self.error(e))?;
-        // Up to the first row (or the end): the result's shape.
+        let mut retried = false;
+        loop {
+            let mut conn = self.get().await?;
+            let reused = match params {
+                None => frontend::query(sql, &mut conn.write).map(|()| None),
+                Some(params) => conn.extended(sql, params, types),
+            };
+            let reused = reused.map_err(|e| self.error(WireError::Io(e)))?;
+            if reused.is_some() {
+                metrics::counter!("floe_engine_passthrough_reused_total", "engine" => self.engine.clone())
+                    .increment(1);
+            }
+            conn.flush().await.map_err(|e| self.error(e))?;
+            // A named statement planned before a table it reads changed
+            // shape cannot run again ("cached plan must not change result
+            // type"): it is forgotten and the text parsed afresh, once.
+            // Nothing reached the client yet.
+            let retry = !retried && reused.is_some();
+            match self.head(conn, retry).await? {
+                Some(output) => return Ok(output),
+                None => {
+                    retried = true;
+                    if let Ok(mut stale) = self.stale.lock() {
+                        stale.push(sql.to_owned());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads a statement's response up to its first row (or its end): the
+    /// result's shape. `None` when the server reported a stale plan and
+    /// `retry_stale`.
+    async fn head(
+        self: &Arc<Self>,
+        mut conn: WireConn,
+        retry_stale: bool,
+    ) -> Result<Option<QueryOutput>> {
         loop {
             match conn.read_message().await.map_err(|e| self.error(e))? {
                 Message::RowDescription(body) => {
@@ -260,7 +300,7 @@ impl WirePool {
                         .map_err(|e| self.error(WireError::Io(e)))?;
                     let schema = pass_through_schema(&fields);
                     let stream = rows(Arc::clone(self), conn, Arc::clone(&schema));
-                    return Ok(QueryOutput::Rows { schema, stream });
+                    return Ok(Some(QueryOutput::Rows { schema, stream }));
                 }
                 Message::CommandComplete(body) => {
                     let rows = body
@@ -268,13 +308,21 @@ impl WirePool {
                         .ok()
                         .and_then(|tag| tag.rsplit(' ').next()?.parse().ok());
                     self.finish(conn).await?;
-                    return Ok(QueryOutput::Command { rows });
+                    return Ok(Some(QueryOutput::Command { rows }));
                 }
                 Message::EmptyQueryResponse => {
                     self.finish(conn).await?;
-                    return Ok(QueryOutput::Command { rows: None });
+                    return Ok(Some(QueryOutput::Command { rows: None }));
                 }
-                Message::ErrorResponse(body) => return Err(self.fail(conn, &body).await),
+                Message::ErrorResponse(body) => {
+                    if retry_stale
+                        && matches!(server_error(&body), WireError::Server { code, .. } if code == STALE_PLAN)
+                    {
+                        drop(self.finish(conn).await);
+                        return Ok(None);
+                    }
+                    return Err(self.fail(conn, &body).await);
+                }
                 _ => {}
             }
         }
@@ -317,35 +365,108 @@ impl WirePool {
     }
 }
 
-/// The extended-protocol messages of one statement with text parameters.
-fn extended(sql: &str, params: &[Option<String>], buf: &mut BytesMut) -> std::io::Result<()> {
-    frontend::parse("", sql, std::iter::empty(), buf)?;
-    let bound = frontend::bind(
-        "",
-        "",
-        std::iter::empty::<i16>(),
-        params,
-        |param, buf| match param {
-            Some(text) => {
-                buf.extend_from_slice(text.as_bytes());
-                Ok(postgres_protocol::IsNull::No)
-            }
-            None => Ok(postgres_protocol::IsNull::Yes),
-        },
-        std::iter::empty::<i16>(),
-        buf,
-    );
-    match bound {
-        Ok(()) => {}
-        Err(frontend::BindError::Conversion(e)) => {
-            return Err(std::io::Error::other(e.to_string()));
+/// How many texts each pass-through connection keeps as named statements.
+const NAMED_STATEMENTS: usize = 256;
+
+/// Texts longer than this are parsed on the unnamed statement each time:
+/// the server would hold each one's plan for the connection's life.
+const NAMED_TEXT_MAX: usize = 16 * 1024;
+
+/// PostgreSQL's SQLSTATE for "cached plan must not change result type".
+const STALE_PLAN: &str = "0A000";
+
+/// The statements a connection holds under names (`floe_1`, `floe_2`, ...)
+/// so that a text executed again skips the server's parse and analysis,
+/// and, once the server settles on a generic plan, its planning: the
+/// extended protocol's unnamed statement is parsed for every execution.
+/// Like PgDog's prepared-statement cache, but per connection: a name is
+/// never reused, so a statement the server may or may not hold is never
+/// confused with another.
+#[derive(Debug)]
+struct Named {
+    /// Text to statement number, least recently used first.
+    statements: lru::LruCache<String, u64>,
+    /// The last number given.
+    last: u64,
+    /// The statement parsed by the request in flight, kept once the server
+    /// confirms it (`ParseComplete`).
+    pending: Option<(String, u64)>,
+    /// Statements to close with the next request (evicted or stale).
+    closing: Vec<u64>,
+    /// How many entries of the pool's [`StaleLog`] this connection applied.
+    stale_seen: u64,
+}
+
+impl Named {
+    fn new() -> Self {
+        Named {
+            statements: lru::LruCache::unbounded(),
+            last: 0,
+            pending: None,
+            closing: Vec::new(),
+            stale_seen: 0,
         }
-        Err(frontend::BindError::Serialization(e)) => return Err(e),
     }
-    frontend::describe(b'P', "", buf)?;
-    frontend::execute("", 0, buf)?;
-    frontend::sync(buf);
-    Ok(())
+
+    /// The server confirmed the pending `Parse`.
+    fn parsed(&mut self) {
+        if let Some((sql, id)) = self.pending.take() {
+            self.statements.put(sql, id);
+            while self.statements.len() > NAMED_STATEMENTS {
+                if let Some((_, old)) = self.statements.pop_lru() {
+                    self.closing.push(old);
+                }
+            }
+        }
+    }
+
+    /// Drops the statement of `text`; the server's copy closes with the next
+    /// request.
+    fn forget(&mut self, text: &str) {
+        if let Some(id) = self.statements.pop(text) {
+            self.closing.push(id);
+        }
+    }
+}
+
+/// The texts found stale, in order, the last [`NAMED_STATEMENTS`] of them;
+/// each connection remembers how far it has read (so taking a connection
+/// costs one comparison when nothing new went stale).
+#[derive(Debug, Default)]
+struct StaleLog {
+    /// How many texts were dropped from the front.
+    dropped: u64,
+    texts: std::collections::VecDeque<String>,
+}
+
+impl StaleLog {
+    fn push(&mut self, text: String) {
+        if self.texts.len() >= NAMED_STATEMENTS {
+            self.texts.pop_front();
+            self.dropped += 1;
+        }
+        self.texts.push_back(text);
+    }
+
+    /// Makes `named` forget what went stale since it last looked. A
+    /// connection that fell further behind than the log reaches keeps those
+    /// statements: each then fails once and is retried, as the first did.
+    fn apply(&self, named: &mut Named) {
+        let end = self.dropped + self.texts.len() as u64;
+        if named.stale_seen >= end {
+            return;
+        }
+        let skip = usize::try_from(named.stale_seen.saturating_sub(self.dropped)).unwrap_or(0);
+        for text in self.texts.iter().skip(skip) {
+            named.forget(text);
+        }
+        named.stale_seen = end;
+    }
+}
+
+/// The name of statement `id`.
+fn statement_name(id: u64) -> String {
+    format!("floe_{id}")
 }
 
 /// What reading rows yields, one batch at a time.
@@ -443,6 +564,8 @@ struct WireConn {
     /// False while a statement is running: dropping the connection then
     /// asks the server to cancel it.
     done: bool,
+    /// The statements this connection holds under names.
+    named: Named,
     /// This connection's place under the pool's limit, freed when it closes.
     _permit: OwnedSemaphorePermit,
 }
@@ -485,6 +608,7 @@ impl WireConn {
             cancel: None,
             addr: (config.host.clone(), config.port),
             done: true,
+            named: Named::new(),
             _permit: permit,
         };
         let mut params = vec![
@@ -572,6 +696,71 @@ impl WireConn {
         }
     }
 
+    /// Writes the extended-protocol messages of one statement with text
+    /// parameters: `Bind` to this connection's named statement of the text,
+    /// after its `Parse` when it holds none yet. Returns the statement
+    /// reused, if any.
+    fn extended(
+        &mut self,
+        sql: &str,
+        params: &[Option<String>],
+        types: &[u32],
+    ) -> std::io::Result<Option<u64>> {
+        let buf = &mut self.write;
+        for id in self.named.closing.drain(..) {
+            frontend::close(b'S', &statement_name(id), buf)?;
+        }
+        // A `Parse` the server refused left nothing behind.
+        self.named.pending = None;
+        // The same text with other parameter types is another statement.
+        let key: std::borrow::Cow<'_, str> = if types.iter().all(|t| *t == 0) {
+            sql.into()
+        } else {
+            format!("{sql}\0{types:?}").into()
+        };
+        let (name, reused) = match self.named.statements.get(key.as_ref()) {
+            Some(&id) => (statement_name(id), Some(id)),
+            None if sql.len() <= NAMED_TEXT_MAX => {
+                self.named.last += 1;
+                let id = self.named.last;
+                let name = statement_name(id);
+                frontend::parse(&name, sql, types.iter().copied(), buf)?;
+                self.named.pending = Some((key.into_owned(), id));
+                (name, None)
+            }
+            None => {
+                frontend::parse("", sql, types.iter().copied(), buf)?;
+                (String::new(), None)
+            }
+        };
+        let bound = frontend::bind(
+            "",
+            &name,
+            std::iter::empty::<i16>(),
+            params,
+            |param, buf| match param {
+                Some(text) => {
+                    buf.extend_from_slice(text.as_bytes());
+                    Ok(postgres_protocol::IsNull::No)
+                }
+                None => Ok(postgres_protocol::IsNull::Yes),
+            },
+            std::iter::empty::<i16>(),
+            buf,
+        );
+        match bound {
+            Ok(()) => {}
+            Err(frontend::BindError::Conversion(e)) => {
+                return Err(std::io::Error::other(e.to_string()));
+            }
+            Err(frontend::BindError::Serialization(e)) => return Err(e),
+        }
+        frontend::describe(b'P', "", buf)?;
+        frontend::execute("", 0, buf)?;
+        frontend::sync(buf);
+        Ok(reused)
+    }
+
     async fn flush(&mut self) -> std::result::Result<(), WireError> {
         self.done = false;
         self.stream.write_all(&self.write).await?;
@@ -582,6 +771,9 @@ impl WireConn {
     async fn read_message(&mut self) -> std::result::Result<Message, WireError> {
         loop {
             if let Some(message) = Message::parse(&mut self.read)? {
+                if let Message::ParseComplete = message {
+                    self.named.parsed();
+                }
                 return Ok(message);
             }
             if self.stream.read_buf(&mut self.read).await? == 0 {

@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use bytes::BytesMut;
 use datafusion::scalar::ScalarValue;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod};
-use floe_dialects::{Analysis, Dialect, StatementKind};
+use floe_dialects::{Analysis, Dialect, StatementKind, parameterize};
 use std::pin::Pin;
 
 use futures::{Stream, StreamExt, TryStreamExt};
@@ -38,6 +38,8 @@ pub struct PostgresEngine {
     /// Connections for pass-through (`None` for a server reached over a Unix
     /// socket): statements a PostgreSQL client sends unchanged.
     wire: Option<Arc<WirePool>>,
+    /// Simple queries pass through as their shape and constants.
+    parameterize: bool,
 }
 
 impl std::fmt::Debug for PostgresEngine {
@@ -93,6 +95,7 @@ impl PostgresEngine {
             pool,
             types: super::TypeCache::default(),
             wire,
+            parameterize: options.parameterize,
         })
     }
 
@@ -183,16 +186,22 @@ impl Engine for PostgresEngine {
         {
             let sql = request.statement.sql.as_str();
             // A statement the client prepared gets its values bound; a simple
-            // query goes as it is.
+            // query goes as it is, or as its shape and constants.
             if request.prepared.is_none() && request.params.is_empty() {
-                return wire.query(sql, None).await;
+                if self.parameterize
+                    && let Some(shape) = parameterize(request.statement)
+                {
+                    let values: Vec<Option<String>> = shape.values.into_iter().map(Some).collect();
+                    return wire.query(&shape.sql, Some(&values), &shape.types).await;
+                }
+                return wire.query(sql, None, &[]).await;
             }
             let params: Vec<Option<String>> = request
                 .params
                 .iter()
                 .map(|p| TextParam::from_scalar(p).0)
                 .collect();
-            return wire.query(sql, Some(&params)).await;
+            return wire.query(sql, Some(&params), &[]).await;
         }
         let client = Arc::new(self.client().await?);
         run(&self.name, client, request).await

@@ -44,16 +44,39 @@ impl Shape {
     }
 }
 
+/// Slots of the door keeper: the keys of texts seen once, direct-mapped.
+const DOOR_SLOTS: usize = 4096;
+
 /// An LRU of [`Shape`]s keyed by statement text and dialect.
+///
+/// A text enters the LRU the second time it is seen: the door keeper (one
+/// key per slot, no allocation) remembers texts seen once. Clients of the
+/// simple protocols send each statement with its constants inline, so most
+/// texts are never seen again; without the door keeper each would evict a
+/// shape that repeats (a prepared statement's) and pay for its own entry.
 pub(super) struct Shapes {
     entries: Mutex<lru::LruCache<u64, Arc<Shape>>>,
+    door: Mutex<Box<[u64; DOOR_SLOTS]>>,
 }
 
 impl Shapes {
     pub(super) fn new() -> Self {
         Shapes {
             entries: Mutex::new(lru::LruCache::new(CAPACITY)),
+            door: Mutex::new(Box::new([0; DOOR_SLOTS])),
         }
+    }
+
+    /// Whether `key` was seen before; remembers it either way.
+    fn seen_before(&self, key: u64) -> bool {
+        let Ok(mut door) = self.door.lock() else {
+            return true;
+        };
+        #[allow(clippy::cast_possible_truncation)] // a slot index: the low bits
+        let slot = &mut door[key as usize % DOOR_SLOTS];
+        let seen = *slot == key;
+        *slot = key;
+        seen
     }
 
     /// The shape of `analysis`, from the cache when its text was seen.
@@ -78,7 +101,9 @@ impl Shapes {
         }
         // Walk outside the lock: other sessions' hits need not wait.
         let shape = Arc::new(Shape::of(analysis));
-        if let Ok(mut entries) = self.entries.lock() {
+        if self.seen_before(key)
+            && let Ok(mut entries) = self.entries.lock()
+        {
             entries.put(key, Arc::clone(&shape));
         }
         shape
@@ -95,9 +120,14 @@ mod tests {
     fn the_same_text_is_walked_once_and_other_texts_are_not_confused() {
         let shapes = Shapes::new();
         let a = analyze_statement("SELECT c FROM t WHERE id = ?", Dialect::MySql).expect("parses");
+        let once = shapes.of(&a);
         let first = shapes.of(&a);
+        assert!(
+            !Arc::ptr_eq(&once, &first),
+            "a text seen once is not kept: it is remembered the second time"
+        );
         let again = shapes.of(&a);
-        assert!(Arc::ptr_eq(&first, &again), "a second lookup is a hit");
+        assert!(Arc::ptr_eq(&first, &again), "a third lookup is a hit");
         assert_eq!(first.references, a.references());
         assert_eq!(first.fingerprint(&a), a.fingerprint().id);
 
@@ -110,6 +140,28 @@ mod tests {
         // The same text in another dialect is another entry.
         let my = analyze_statement("SELECT 1 FROM t", Dialect::MySql).expect("parses");
         let pg = analyze_statement("SELECT 1 FROM t", Dialect::Postgres).expect("parses");
+        for _ in 0..2 {
+            shapes.of(&my);
+            shapes.of(&pg);
+        }
         assert!(!Arc::ptr_eq(&shapes.of(&my), &shapes.of(&pg)));
+    }
+
+    #[test]
+    fn texts_seen_once_do_not_evict_shapes_that_repeat() {
+        let shapes = Shapes::new();
+        let hot =
+            analyze_statement("SELECT c FROM t WHERE id = $1", Dialect::Postgres).expect("parses");
+        shapes.of(&hot);
+        let kept = shapes.of(&hot);
+        for n in 0..2 * CAPACITY.get() {
+            let once = analyze_statement(
+                &format!("SELECT c FROM t WHERE id = {n}"),
+                Dialect::Postgres,
+            )
+            .expect("parses");
+            shapes.of(&once);
+        }
+        assert!(Arc::ptr_eq(&kept, &shapes.of(&hot)));
     }
 }
