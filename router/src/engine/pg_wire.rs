@@ -298,7 +298,16 @@ impl WirePool {
                         })
                         .collect::<Vec<_>>()
                         .map_err(|e| self.error(WireError::Io(e)))?;
-                    let schema = pass_through_schema(&fields);
+                    // A connection mostly runs the same few statements: the
+                    // schema made for the last description serves again.
+                    let schema = match &conn.last_schema {
+                        Some((last, schema)) if *last == fields => Arc::clone(schema),
+                        _ => {
+                            let schema = pass_through_schema(&fields);
+                            conn.last_schema = Some((fields, Arc::clone(&schema)));
+                            schema
+                        }
+                    };
                     let stream = rows(Arc::clone(self), conn, Arc::clone(&schema));
                     return Ok(Some(QueryOutput::Rows { schema, stream }));
                 }
@@ -566,6 +575,8 @@ struct WireConn {
     done: bool,
     /// The statements this connection holds under names.
     named: Named,
+    /// The last `RowDescription`'s fields and the schema made of them.
+    last_schema: Option<(Vec<WireField>, SchemaRef)>,
     /// This connection's place under the pool's limit, freed when it closes.
     _permit: OwnedSemaphorePermit,
 }
@@ -609,6 +620,7 @@ impl WireConn {
             addr: (config.host.clone(), config.port),
             done: true,
             named: Named::new(),
+            last_schema: None,
             _permit: permit,
         };
         let mut params = vec![
