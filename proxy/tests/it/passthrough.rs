@@ -45,6 +45,11 @@ fn passed_through(daemon: &floe_conformance::Daemon) -> f64 {
     daemon.metric("floe_engine_passthrough_statements_total{engine=\"pg\"}")
 }
 
+/// Pass-through statements of the `pg` engine that reused a named statement.
+fn reused(daemon: &floe_conformance::Daemon) -> f64 {
+    daemon.metric("floe_engine_passthrough_reused_total{engine=\"pg\"}")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_postgresql_engine_answers_simple_queries_with_its_own_rows() {
     let direct = postgres_direct().await;
@@ -145,8 +150,7 @@ async fn simple_queries_run_as_shapes_prepared_once_and_answer_as_written() {
         .expect("create the table on PostgreSQL");
     let daemon = plain_daemon(&config());
     let client = daemon.connect().await;
-    let reused = || daemon.metric("floe_engine_passthrough_reused_total{engine=\"pg\"}");
-    let before = reused();
+    let before = reused(&daemon);
     for sql in [
         "SELECT id, name FROM public.pass_shapes WHERE id = 3",
         "SELECT id, name FROM public.pass_shapes WHERE id = 4",
@@ -161,7 +165,7 @@ async fn simple_queries_run_as_shapes_prepared_once_and_answer_as_written() {
         assert_same_rows(&direct, &client, sql).await;
     }
     assert!(
-        reused() >= before + 2.0,
+        reused(&daemon) >= before + 2.0,
         "the three point selects share one prepared shape"
     );
     // An integer constant keeps its type: text = integer is still an error.
@@ -246,9 +250,8 @@ with psycopg.connect(sys.argv[1], autocommit=True) as conn:
     );
     // The text repeats: the server parsed it once, under a name, on the
     // pooled connection the one client uses.
-    let reused = || daemon.metric("floe_engine_passthrough_reused_total{engine=\"pg\"}");
     assert!(
-        reused() >= 2.0,
+        reused(&daemon) >= 2.0,
         "the repeated text reused its named statement"
     );
 
