@@ -66,6 +66,9 @@ pub struct Analysis {
     /// The text was `EXPLAIN ROUTE <statement>`: the rest of the analysis is
     /// of the inner statement, which is to be explained, not run.
     pub explain_route: bool,
+    /// The tree's spans are of `sql`; false for an analysis made from a
+    /// cached shape ([`crate::Analyses`]), which has its first text's.
+    pub(crate) exact_spans: bool,
 }
 
 impl Analysis {
@@ -137,12 +140,13 @@ pub fn analyze_statement(sql: &str, dialect: Dialect) -> Result<Analysis> {
         read_only,
         command,
         explain_route: false,
+        exact_spans: true,
     })
 }
 
 /// The statement after a leading `EXPLAIN ROUTE`, if the text starts so
 /// (any case, any whitespace between and after the keywords).
-fn strip_explain_route(sql: &str) -> Option<&str> {
+pub(crate) fn strip_explain_route(sql: &str) -> Option<&str> {
     fn keyword<'a>(text: &'a str, word: &str) -> Option<&'a str> {
         let text = text.trim_start();
         let head = text.get(..word.len())?;
@@ -214,7 +218,7 @@ pub fn split(sql: &str, dialect: Dialect) -> Result<Vec<&str>> {
 /// fails there): this spares them a tokenizer pass of their own just to find
 /// where they end. Anything else (a `;` inside a string, a comment) takes
 /// [`split`]'s path.
-fn lone_statement(sql: &str) -> Option<&str> {
+pub(crate) fn lone_statement(sql: &str) -> Option<&str> {
     let body = sql.trim_end_matches(|c: char| c == ';' || c.is_whitespace());
     let body = body.trim_start();
     let plain = !body.is_empty()

@@ -18,6 +18,7 @@
 //! ```
 #![deny(missing_docs)]
 
+mod analyses;
 mod cache;
 mod classify;
 mod dialect;
@@ -27,22 +28,25 @@ mod parameterize;
 mod placeholders;
 mod references;
 mod rules;
+mod shape;
 mod translate;
 mod types;
 
 pub mod telemetry;
 
+pub use analyses::Analyses;
 pub use cache::{CacheStats, TranslationCache};
 pub use classify::{Analysis, StatementKind, analyze, analyze_statement, split};
 pub use dialect::Dialect;
 pub use error::{Error, Result};
 pub use fingerprint::{Fingerprint, fingerprint};
-pub use parameterize::{INT4_OID, INT8_OID, Parameterized, parameterize};
+pub use parameterize::{INT4_OID, INT8_OID, ParameterShape, Parameterized, parameterize};
 pub use placeholders::{
     count_placeholders, mark_placeholders, number_placeholders, param_columns,
     question_placeholders, unmark_placeholders,
 };
 pub use references::{ColumnRef, Operator, References, TableRef, references};
+pub use shape::{ConstantClass, ShapeCache, ShapeKey, Shaped, shape_key};
 pub use translate::{adapt, translate, translate_with};
 pub use types::{ColumnTypes, TypeClass, base_type_name};
 

@@ -26,12 +26,13 @@
 //! (a `$` anywhere, escape strings, a span that does not match) leaves the
 //! statement as it is.
 
-use std::ops::ControlFlow;
+use std::ops::{ControlFlow, Range};
 
 use sqlparser::ast::{BinaryOperator, Expr, Value, ValueWithSpan, visit_expressions};
 use sqlparser::tokenizer::{Location, Span};
 
 use crate::classify::{byte_offset, line_starts};
+use crate::shape::{ConstantClass, ShapeKey};
 use crate::{Analysis, Dialect, StatementKind};
 
 /// PostgreSQL's type OID of `int4`.
@@ -72,7 +73,109 @@ pub struct Parameterized {
 /// # Ok::<(), floe_dialects::Error>(())
 /// ```
 pub fn parameterize(analysis: &Analysis) -> Option<Parameterized> {
-    if analysis.dialect != Dialect::Postgres
+    let taken = take(analysis)?;
+    if taken.is_empty() {
+        return None;
+    }
+    let pieces = located(&analysis.sql, taken)?;
+    Some(cut(&analysis.sql, pieces.into_iter()))
+}
+
+/// How every text of one shape ([`ShapeKey`]) is parameterised: the same
+/// tree, so the same constants are taken, and they are the shape's masked
+/// constants. Made once per shape from its first text with
+/// [`ParameterShape::of`]; [`ParameterShape::apply`] then cuts any text of
+/// the shape without walking its tree.
+///
+/// ```
+/// use floe_dialects::{analyze_statement, shape_key, Dialect, ParameterShape};
+///
+/// let first = analyze_statement("SELECT * FROM t WHERE id = 7", Dialect::Postgres)?;
+/// let shape = ParameterShape::of(&first, &shape_key(&first.sql, Dialect::Postgres))
+///     .expect("a parsed analysis");
+/// let later = analyze_statement("SELECT * FROM t WHERE id = 0042", Dialect::Postgres)?;
+/// let p = shape.apply(&later, &shape_key(&later.sql, Dialect::Postgres)).expect("one");
+/// assert_eq!((p.sql.as_str(), p.values[0].as_str()), ("SELECT * FROM t WHERE id = $1", "42"));
+/// # Ok::<(), floe_dialects::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParameterShape {
+    /// These masked constants (indexes into [`ShapeKey::constants`]), in
+    /// text order, become the parameters.
+    Slots(Vec<usize>),
+    /// The shape has no constant to take.
+    Never,
+    /// The constants taken are not all masked ones (`7 < x`), or the text
+    /// has a `$`: each text is parameterised on its own.
+    Each,
+}
+
+impl ParameterShape {
+    /// The parameterisation of `analysis`'s shape; `key` is its text's key.
+    /// `None` when `analysis` cannot tell: it came from a cached shape
+    /// ([`Analyses`](crate::Analyses)), whose tree has another text's spans.
+    pub fn of(analysis: &Analysis, key: &ShapeKey) -> Option<Self> {
+        if !analysis.exact_spans {
+            return None;
+        }
+        if analysis.sql.contains('$') {
+            // Perhaps only inside a masked string, which another text of the
+            // shape would not have.
+            return Some(ParameterShape::Each);
+        }
+        let Some(taken) = take(analysis).filter(|taken| !taken.is_empty()) else {
+            return Some(ParameterShape::Never);
+        };
+        let Some(pieces) = located(&analysis.sql, taken) else {
+            return Some(ParameterShape::Never);
+        };
+        let slots: Option<Vec<usize>> = pieces
+            .iter()
+            .map(|(range, ..)| key.constants.iter().position(|(r, _)| r == range))
+            .collect();
+        Some(slots.map_or(ParameterShape::Each, ParameterShape::Slots))
+    }
+
+    /// `analysis` parameterised as its shape says; `key` is its text's key,
+    /// of the same shape as the text this was made from.
+    pub fn apply(&self, analysis: &Analysis, key: &ShapeKey) -> Option<Parameterized> {
+        match self {
+            ParameterShape::Never => None,
+            ParameterShape::Each => parameterize(analysis),
+            ParameterShape::Slots(slots) => {
+                let sql = analysis.sql.as_str();
+                let mut pieces = Vec::with_capacity(slots.len());
+                for &slot in slots {
+                    let (range, class) = key.constants.get(slot)?;
+                    let written = sql.get(range.clone())?;
+                    let (value, oid) = match class {
+                        ConstantClass::Int4 | ConstantClass::Int8 => {
+                            let n: i64 = written.parse().ok()?;
+                            let oid = if *class == ConstantClass::Int4 {
+                                INT4_OID
+                            } else {
+                                INT8_OID
+                            };
+                            (n.to_string(), oid)
+                        }
+                        ConstantClass::Text => {
+                            let inner = written.get(1..written.len().checked_sub(1)?)?;
+                            (inner.replace("''", "'"), 0)
+                        }
+                    };
+                    pieces.push((range.clone(), value, oid));
+                }
+                Some(cut(sql, pieces.into_iter()))
+            }
+        }
+    }
+}
+
+/// The constants of `analysis` a parameter can stand for; `None` when the
+/// statement is not to be parameterised at all.
+fn take(analysis: &Analysis) -> Option<Vec<Taken>> {
+    if !analysis.exact_spans
+        || analysis.dialect != Dialect::Postgres
         || analysis.kind != StatementKind::Read
         || analysis.explain_route
         || analysis.sql.contains('$')
@@ -109,10 +212,10 @@ pub fn parameterize(analysis: &Analysis) -> Option<Parameterized> {
         }
         ControlFlow::Continue(())
     });
-    if flow.is_break() || taken.is_empty() {
+    if flow.is_break() {
         return None;
     }
-    cut(&analysis.sql, taken)
+    Some(taken)
 }
 
 /// A constant a parameter can stand for.
@@ -152,41 +255,51 @@ impl Taken {
     }
 }
 
-/// Replaces each constant of `taken` in `sql` by its parameter, checking that
-/// the text at each span is that constant as written.
-fn cut(sql: &str, taken: Vec<Taken>) -> Option<Parameterized> {
+/// Where each constant of `taken` is in `sql`, in text order, with its
+/// parameter's value and type, after checking that the text there is exactly
+/// the constant as written; `None` if any is not, or two overlap.
+fn located(sql: &str, taken: Vec<Taken>) -> Option<Vec<(Range<usize>, String, u32)>> {
     let lines = line_starts(sql);
     let offset = |location: Location| byte_offset(sql, &lines, location.line, location.column);
-    let mut pieces: Vec<(usize, usize, String, u32)> = Vec::with_capacity(taken.len());
+    let mut pieces = Vec::with_capacity(taken.len());
     for constant in taken {
         let (start, end) = (offset(constant.span.start), offset(constant.span.end));
         if sql.get(start..end)? != constant.written {
             return None;
         }
-        pieces.push((start, end, constant.value, constant.oid));
+        pieces.push((start..end, constant.value, constant.oid));
     }
-    pieces.sort_by_key(|p| p.0);
-    if pieces.windows(2).any(|w| w[0].1 > w[1].0) {
+    pieces.sort_by_key(|p| p.0.start);
+    if pieces.windows(2).any(|w| w[0].0.end > w[1].0.start) {
         return None;
     }
+    Some(pieces)
+}
+
+/// `sql` with each piece's range (in text order, not overlapping) replaced
+/// by its parameter.
+fn cut(
+    sql: &str,
+    pieces: impl ExactSizeIterator<Item = (Range<usize>, String, u32)>,
+) -> Parameterized {
     let mut out = String::with_capacity(sql.len());
     let mut values = Vec::with_capacity(pieces.len());
     let mut types = Vec::with_capacity(pieces.len());
     let mut at = 0;
-    for (n, (start, end, text, oid)) in pieces.into_iter().enumerate() {
-        out.push_str(&sql[at..start]);
+    for (n, (range, text, oid)) in pieces.enumerate() {
+        out.push_str(&sql[at..range.start]);
         out.push('$');
         out.push_str(&(n + 1).to_string());
         values.push(text);
         types.push(oid);
-        at = end;
+        at = range.end;
     }
     out.push_str(&sql[at..]);
-    Some(Parameterized {
+    Parameterized {
         sql: out,
         values,
         types,
-    })
+    }
 }
 
 #[cfg(test)]
@@ -234,6 +347,50 @@ mod tests {
         let mysql =
             analyze_statement("SELECT * FROM t WHERE id = 1", Dialect::MySql).expect("parses");
         assert_eq!(parameterize(&mysql), None);
+    }
+
+    #[test]
+    fn a_shape_parameterises_its_other_texts_as_parameterize_does() {
+        let analyze = |sql| analyze_statement(sql, Dialect::Postgres).expect("parses");
+        let key = |sql| crate::shape_key(sql, Dialect::Postgres);
+        for (first, later, expected) in [
+            (
+                "SELECT a FROM t WHERE id = 1 AND s = 'x' AND n >= 3000000000 LIMIT 3",
+                "SELECT a FROM t WHERE id = 0099 AND s = 'it''s é' AND n >= 4000000000 LIMIT 3",
+                "slots",
+            ),
+            (
+                "SELECT a FROM t WHERE 7 <> b AND c = 1",
+                "SELECT a FROM t WHERE 7 <> b AND c = 2",
+                "each",
+            ),
+            (
+                "SELECT a FROM t WHERE s = '$'",
+                "SELECT a FROM t WHERE s = 'x'",
+                "each",
+            ),
+            (
+                "SELECT a FROM t WHERE lower(s) = 'a'",
+                "SELECT a FROM t WHERE lower(s) = 'b'",
+                "never",
+            ),
+            ("SELECT 1", "SELECT 1", "never"),
+        ] {
+            let shape = ParameterShape::of(&analyze(first), &key(first)).expect("parsed");
+            let kind = match shape {
+                ParameterShape::Slots(_) => "slots",
+                ParameterShape::Each => "each",
+                ParameterShape::Never => "never",
+            };
+            assert_eq!(kind, expected, "{first}");
+            assert_eq!(key(first).id, key(later).id, "{later}");
+            let later_analysis = analyze(later);
+            assert_eq!(
+                shape.apply(&later_analysis, &key(later)),
+                parameterize(&later_analysis),
+                "{later}"
+            );
+        }
     }
 
     #[test]

@@ -255,6 +255,9 @@ pub async fn run(
         statement_timeout: config.server.statement_timeout,
         telemetry,
         schema_epoch: Default::default(),
+        analyses: Arc::new(floe_dialects::Analyses::new(
+            crate::session::ANALYSED_SHAPES,
+        )),
     };
     let connections = Arc::new(Semaphore::new(config.server.max_connections));
     let mut postgres_addr = None;

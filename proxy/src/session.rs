@@ -19,7 +19,7 @@ use arrow::array::{RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::scalar::ScalarValue;
 use floe_dialects::sqlparser::ast::{ContextModifier, Expr, Set, Statement, Value, ValueWithSpan};
-use floe_dialects::{Analysis, StatementKind};
+use floe_dialects::{Analyses, Analysis, StatementKind};
 use floe_maintenance::now_ms;
 use floe_maintenance::telemetry::{QueryEvent, QueryOutcome, TelemetrySender};
 use floe_router::engine::{BatchStream, Prepared, QueryOutput, Request, ScanStats};
@@ -49,7 +49,13 @@ pub struct Shared {
     /// Counts DDL statements run through this daemon: a statement planned
     /// before one may describe a table that changed since.
     pub schema_epoch: Arc<AtomicU64>,
+    /// Simple-protocol statements analysed by shape: a text of a shape seen
+    /// before is not parsed again.
+    pub analyses: Arc<Analyses>,
 }
+
+/// Statement shapes whose analysis the front ends keep.
+pub const ANALYSED_SHAPES: usize = 4096;
 
 impl Shared {
     /// Runs a statement Floe itself issues (catalog listings for `USE`,

@@ -30,6 +30,8 @@ use floe_conformance::{Daemon, DaemonOptions};
 /// Rows of the demo dataset in the shared daemon: the default size, so the
 /// tests see what a new user sees.
 pub const DEMO_ROWS: u64 = 1_000_000;
+/// Rows of the demo's `demo.zones` (`ZONES` in `src/demo.rs`): `zone_id` is `1..=DEMO_ZONES`.
+pub const DEMO_ZONES: i64 = 263;
 
 /// Options for a daemon of this build without demo data.
 pub fn options() -> DaemonOptions {

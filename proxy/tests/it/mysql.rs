@@ -366,6 +366,16 @@ async fn results_stream_and_concurrent_clients_agree() {
                     .await
                     .expect("query");
                 assert_eq!(got, Some(client * 100 + i));
+                // COM_QUERY texts of one shape: analysed from the shape's
+                // tree with this text's constants put in.
+                let zone = (client * 10 + i) % crate::DEMO_ZONES + 1;
+                let got: Option<i64> = conn
+                    .query_first(format!(
+                        "SELECT zone_id * 3 FROM demo.zones WHERE zone_id = {zone} AND 'z' <> 'c{client}'"
+                    ))
+                    .await
+                    .expect("query");
+                assert_eq!(got, Some(zone * 3));
             }
         }));
     }

@@ -164,6 +164,20 @@ async fn simple_queries_run_as_shapes_prepared_once_and_answer_as_written() {
     ] {
         assert_same_rows(&direct, &client, sql).await;
     }
+    // From a shape's third text on, Floe does not parse it either: the
+    // shape's tree with this text's constants (here an int8 one too).
+    for n in [1i64, 7, 20, 21, 99, 2] {
+        let big = n * 1_000_000_000;
+        for sql in [
+            format!("SELECT id, name FROM public.pass_shapes WHERE id = {n}"),
+            format!("SELECT id FROM public.pass_shapes WHERE big = {big} AND name <> 'n{n}'"),
+            format!(
+                "SELECT id FROM public.pass_shapes WHERE name = 'n{n}' OR name = 'it''s' ORDER BY 1"
+            ),
+        ] {
+            assert_same_rows(&direct, &client, &sql).await;
+        }
+    }
     assert!(
         reused(&daemon) >= before + 2.0,
         "the three point selects share one prepared shape"

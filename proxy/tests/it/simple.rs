@@ -2,7 +2,7 @@
 
 use tokio_postgres::SimpleQueryMessage;
 
-use crate::demo_daemon;
+use crate::{DEMO_ZONES, demo_daemon};
 
 use crate::text_rows as rows;
 
@@ -209,24 +209,34 @@ async fn fifty_concurrent_clients_each_run_a_hundred_queries_correctly() {
                 .expect("prepare");
             for q in 0..100i64 {
                 let n = c * 1000 + q;
-                let got: i64 = if q % 2 == 0 {
-                    client
+                let zone = n % DEMO_ZONES + 1;
+                let (got, expected): (i64, i64) = if q % 2 == 0 {
+                    let got = client
                         .query_one(&statement, &[&n])
                         .await
                         .expect("extended")
-                        .get(0)
+                        .get(0);
+                    (got, n * 2 + 1)
                 } else {
-                    let messages = client
-                        .simple_query(&format!("SELECT {n} * 2 + 1"))
-                        .await
-                        .expect("simple");
-                    rows(&messages)[0][0]
+                    // Every other simple query is one shape whatever its
+                    // constants: analysed from the shape's tree with this
+                    // text's constants put in.
+                    let sql = if q % 4 == 1 {
+                        format!("SELECT {n} * 2 + 1")
+                    } else {
+                        format!(
+                            "SELECT zone_id * 2 + 1 FROM demo.zones WHERE zone_id = {zone} AND 'z' <> '{n}'"
+                        )
+                    };
+                    let messages = client.simple_query(&sql).await.expect("simple");
+                    let got = rows(&messages)[0][0]
                         .as_deref()
                         .expect("value")
                         .parse()
-                        .expect("number")
+                        .expect("number");
+                    (got, if q % 4 == 1 { n * 2 + 1 } else { zone * 2 + 1 })
                 };
-                assert_eq!(got, n * 2 + 1, "client {c} query {q}");
+                assert_eq!(got, expected, "client {c} query {q}");
             }
         });
     }

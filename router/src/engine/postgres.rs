@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use bytes::BytesMut;
 use datafusion::scalar::ScalarValue;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod};
-use floe_dialects::{Analysis, Dialect, StatementKind, parameterize};
+use floe_dialects::{Analysis, Dialect, ParameterShape, ShapeCache, StatementKind};
 use std::pin::Pin;
 
 use futures::{Stream, StreamExt, TryStreamExt};
@@ -38,9 +38,14 @@ pub struct PostgresEngine {
     /// Connections for pass-through (`None` for a server reached over a Unix
     /// socket): statements a PostgreSQL client sends unchanged.
     wire: Option<Arc<WirePool>>,
-    /// Simple queries pass through as their shape and constants.
-    parameterize: bool,
+    /// Simple queries pass through as their shape and constants; `None`
+    /// when the option is off. How each shape is parameterised is decided
+    /// once, from the first text of that shape.
+    parameterize: Option<ShapeCache<ParameterShape>>,
 }
+
+/// Statement shapes whose parameterisation a PostgreSQL engine remembers.
+const PARAMETER_SHAPES: usize = 4096;
 
 impl std::fmt::Debug for PostgresEngine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -95,7 +100,9 @@ impl PostgresEngine {
             pool,
             types: super::TypeCache::default(),
             wire,
-            parameterize: options.parameterize,
+            parameterize: options
+                .parameterize
+                .then(|| ShapeCache::new(PARAMETER_SHAPES)),
         })
     }
 
@@ -188,11 +195,17 @@ impl Engine for PostgresEngine {
             // A statement the client prepared gets its values bound; a simple
             // query goes as it is, or as its shape and constants.
             if request.prepared.is_none() && request.params.is_empty() {
-                if self.parameterize
-                    && let Some(shape) = parameterize(request.statement)
-                {
-                    let values: Vec<Option<String>> = shape.values.into_iter().map(Some).collect();
-                    return wire.query(&shape.sql, Some(&values), &shape.types).await;
+                let analysis = request.statement;
+                if let Some(shapes) = &self.parameterize {
+                    let (key, hit) = shapes.lookup(sql, analysis.dialect);
+                    let shaped = hit.or_else(|| {
+                        ParameterShape::of(analysis, &key).map(|p| shapes.keep(sql, &key, p))
+                    });
+                    if let Some(shape) = shaped.and_then(|s| s.value.apply(analysis, &key)) {
+                        let values: Vec<Option<String>> =
+                            shape.values.into_iter().map(Some).collect();
+                        return wire.query(&shape.sql, Some(&values), &shape.types).await;
+                    }
                 }
                 return wire.query(sql, None, &[]).await;
             }

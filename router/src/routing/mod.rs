@@ -35,7 +35,7 @@ use floe_dialects::sqlparser::ast::{
     Expr, Statement, Value as SqlValue, ValueWithSpan, visit_expressions_mut,
 };
 use floe_dialects::{
-    Analysis, Operator, References, TranslationCache, analyze_statement, count_placeholders,
+    Analyses, Analysis, Operator, References, TranslationCache, count_placeholders,
     mark_placeholders, param_columns, translate_with, unmark_placeholders,
 };
 use futures::{Stream, StreamExt};
@@ -52,6 +52,9 @@ use crate::engine::{
     BatchStream, Engine, Prepared, QueryOutput, Request, Transaction, data_type_of_name,
 };
 use crate::{Error, Result};
+
+/// Translated statement shapes whose analysis the router keeps.
+const TRANSLATED_SHAPES: usize = 4096;
 
 /// Router-wide settings.
 #[derive(Debug, Clone, PartialEq)]
@@ -177,6 +180,9 @@ pub struct Router {
     state: RwLock<Arc<State>>,
     translations: TranslationCache,
     shapes: Shapes,
+    /// Translated statements analysed by shape: a translation of a shape
+    /// seen before is not parsed again.
+    translated: Analyses,
 }
 
 impl std::fmt::Debug for Router {
@@ -350,6 +356,7 @@ impl Router {
             state: RwLock::new(Arc::new(state)),
             translations,
             shapes: Shapes::new(),
+            translated: Analyses::new(TRANSLATED_SHAPES),
         })
     }
 
@@ -419,7 +426,7 @@ impl Router {
         let config = &state.config;
         let schema = ctx.schema.unwrap_or(&config.default_schema);
         let shape = self.shapes.of(analysis);
-        let (tables, columns) = touched(&shape.references, &config.default_catalog, schema);
+        let (tables, columns) = touched(&shape.value.references, &config.default_catalog, schema);
         let hints = hints(&analysis.sql);
         let tag = ctx.tag.or(hints.tag);
         let facts = Facts {
@@ -458,7 +465,7 @@ impl Router {
         let session_pin = ctx.engine.or(hints.engine);
         let fingerprint = match strategy {
             Strategy::Throughput if !explain => None,
-            _ => Some(shape.fingerprint(analysis)),
+            _ => Some(shape.value.fingerprint(analysis)),
         };
         let writes = !analysis.read_only;
 
@@ -923,7 +930,7 @@ impl Router {
             .await?;
         let config = &self.snapshot().config;
         let (tables, columns) = touched(
-            &self.shapes.of(request.statement).references,
+            &self.shapes.of(request.statement).value.references,
             &config.default_catalog,
             request.schema.unwrap_or(&config.default_schema),
         );
@@ -991,7 +998,7 @@ impl Router {
             )));
         }
         let sql = translated.remove(0);
-        let mut statement = analyze_statement(&sql, target)?;
+        let mut statement = self.translated.analyze_statement(&sql, target)?;
         if marked && unmark_placeholders(&mut statement.statement, target) > 0 {
             statement.sql = statement.statement.to_string();
         }

@@ -1,4 +1,4 @@
-//! What routing reads from a statement's tree, remembered by exact text.
+//! What routing reads from a statement's tree, remembered per statement shape.
 //!
 //! Every statement's tables and predicate columns (which engines may run it,
 //! what telemetry records) and its fingerprint (whose latency the cost and
@@ -6,21 +6,19 @@
 //! fingerprint also clones and prints it. A prepared statement executed again,
 //! or a query text an application repeats, has the same answers every time:
 //! a profile of sysbench's point select through the MySQL front end put these
-//! walks at about a tenth of Floe's CPU per statement. A hit here costs a hash
-//! of the text and one comparison.
+//! walks at about a tenth of Floe's CPU per statement. A simple-protocol
+//! client writes its constants into each text, so the cache is keyed by the
+//! text's shape; a hit costs one scan of the text, a hash and a comparison.
 
-use std::num::NonZeroUsize;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 
-use floe_dialects::{Analysis, Dialect, References};
+use floe_dialects::{Analysis, References, ShapeCache, Shaped};
 
-/// Statement texts remembered; each entry holds its text and references.
-const CAPACITY: NonZeroUsize = NonZeroUsize::new(4096).expect("non-zero");
+/// Statement shapes remembered.
+const CAPACITY: usize = 4096;
 
-/// The tree-derived facts of one statement text.
+/// The tree-derived facts of one statement shape.
 pub(super) struct Shape {
-    dialect: Dialect,
-    sql: String,
     /// The tables and columns the statement uses, unqualified.
     pub(super) references: References,
     /// Its fingerprint id, computed the first time a strategy needs it.
@@ -28,91 +26,42 @@ pub(super) struct Shape {
 }
 
 impl Shape {
-    fn of(analysis: &Analysis) -> Self {
-        Shape {
-            dialect: analysis.dialect,
-            sql: analysis.sql.clone(),
-            references: analysis.references(),
-            fingerprint: OnceLock::new(),
-        }
-    }
-
-    /// The fingerprint id of `analysis`, the statement this shape was made
-    /// from (or one of the same text).
+    /// The fingerprint id of `analysis`, a statement of this shape.
     pub(super) fn fingerprint(&self, analysis: &Analysis) -> u64 {
         *self.fingerprint.get_or_init(|| analysis.fingerprint().id)
     }
 }
 
-/// Slots of the door keeper: the keys of texts seen once, direct-mapped.
-const DOOR_SLOTS: usize = 4096;
-
-/// An LRU of [`Shape`]s keyed by statement text and dialect.
-///
-/// A text enters the LRU the second time it is seen: the door keeper (one
-/// key per slot, no allocation) remembers texts seen once. Clients of the
-/// simple protocols send each statement with its constants inline, so most
-/// texts are never seen again; without the door keeper each would evict a
-/// shape that repeats (a prepared statement's) and pay for its own entry.
-pub(super) struct Shapes {
-    entries: Mutex<lru::LruCache<u64, Arc<Shape>>>,
-    door: Mutex<Box<[u64; DOOR_SLOTS]>>,
-}
+/// [`Shape`]s keyed by statement shape ([`floe_dialects::shape_key`]): the
+/// text with the constants it compares masked, so `WHERE aid = 7` and
+/// `WHERE aid = 48213` share one entry. A shape is kept from its second
+/// sighting, so texts that never repeat do not evict those that do.
+pub(super) struct Shapes(ShapeCache<Shape>);
 
 impl Shapes {
     pub(super) fn new() -> Self {
-        Shapes {
-            entries: Mutex::new(lru::LruCache::new(CAPACITY)),
-            door: Mutex::new(Box::new([0; DOOR_SLOTS])),
-        }
+        Shapes(ShapeCache::new(CAPACITY))
     }
 
-    /// Whether `key` was seen before; remembers it either way.
-    fn seen_before(&self, key: u64) -> bool {
-        let Ok(mut door) = self.door.lock() else {
-            return true;
-        };
-        #[allow(clippy::cast_possible_truncation)] // a slot index: the low bits
-        let slot = &mut door[key as usize % DOOR_SLOTS];
-        let seen = *slot == key;
-        *slot = key;
-        seen
-    }
-
-    /// The shape of `analysis`, from the cache when its text was seen.
+    /// The shape of `analysis`, from the cache when its shape was seen.
     ///
     /// Keyed by text, not by tree: callers may have rewritten parameters
     /// (`?` numbered `$1`) or constants in the tree, which changes neither
     /// the tables, the predicate columns and their operator classes, nor the
     /// fingerprint (constants and parameters normalise alike).
-    pub(super) fn of(&self, analysis: &Analysis) -> Arc<Shape> {
-        let key = {
-            use std::hash::{Hash, Hasher};
-            let mut hasher = std::collections::hash_map::DefaultHasher::new();
-            (analysis.dialect, analysis.sql.as_str()).hash(&mut hasher);
-            hasher.finish()
-        };
-        if let Ok(mut entries) = self.entries.lock()
-            && let Some(shape) = entries.get(&key)
-            && shape.dialect == analysis.dialect
-            && shape.sql == analysis.sql
-        {
-            return Arc::clone(shape);
-        }
-        // Walk outside the lock: other sessions' hits need not wait.
-        let shape = Arc::new(Shape::of(analysis));
-        if self.seen_before(key)
-            && let Ok(mut entries) = self.entries.lock()
-        {
-            entries.put(key, Arc::clone(&shape));
-        }
-        shape
+    pub(super) fn of(&self, analysis: &Analysis) -> Arc<Shaped<Shape>> {
+        self.0
+            .get(&analysis.sql, analysis.dialect, |_| Shape {
+                references: analysis.references(),
+                fingerprint: OnceLock::new(),
+            })
+            .1
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use floe_dialects::analyze_statement;
+    use floe_dialects::{Dialect, analyze_statement};
 
     use super::*;
 
@@ -128,14 +77,20 @@ mod tests {
         );
         let again = shapes.of(&a);
         assert!(Arc::ptr_eq(&first, &again), "a third lookup is a hit");
-        assert_eq!(first.references, a.references());
-        assert_eq!(first.fingerprint(&a), a.fingerprint().id);
+        assert_eq!(first.value.references, a.references());
+        assert_eq!(first.value.fingerprint(&a), a.fingerprint().id);
 
         let b = analyze_statement("SELECT c FROM u WHERE k > 3", Dialect::MySql).expect("parses");
         let other = shapes.of(&b);
         assert!(!Arc::ptr_eq(&first, &other));
-        assert_eq!(other.references.tables, b.references().tables);
-        assert_eq!(other.fingerprint(&b), b.fingerprint().id);
+        assert_eq!(other.value.references.tables, b.references().tables);
+        assert_eq!(other.value.fingerprint(&b), b.fingerprint().id);
+
+        // Other constants compared: the same shape.
+        let c =
+            analyze_statement("SELECT c FROM u WHERE k > 3000", Dialect::MySql).expect("parses");
+        shapes.of(&c);
+        assert!(Arc::ptr_eq(&shapes.of(&b), &shapes.of(&c)));
 
         // The same text in another dialect is another entry.
         let my = analyze_statement("SELECT 1 FROM t", Dialect::MySql).expect("parses");
@@ -154,9 +109,9 @@ mod tests {
             analyze_statement("SELECT c FROM t WHERE id = $1", Dialect::Postgres).expect("parses");
         shapes.of(&hot);
         let kept = shapes.of(&hot);
-        for n in 0..2 * CAPACITY.get() {
+        for n in 0..2 * CAPACITY {
             let once = analyze_statement(
-                &format!("SELECT c FROM t WHERE id = {n}"),
+                &format!("SELECT c{n} FROM t WHERE id = 1"),
                 Dialect::Postgres,
             )
             .expect("parses");

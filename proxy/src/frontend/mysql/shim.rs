@@ -15,7 +15,7 @@ use arrow::array::{RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use async_trait::async_trait;
 use floe_dialects::sqlparser::ast::ObjectName;
-use floe_dialects::{Analysis, Dialect, analyze, analyze_statement, number_placeholders};
+use floe_dialects::{Analysis, Dialect, analyze_statement, number_placeholders};
 use floe_router::Prepared;
 use floe_router::engine::{BatchStream, QueryOutput};
 use futures::StreamExt;
@@ -497,7 +497,8 @@ impl<W: AsyncWrite + Send + Unpin> AsyncMysqlShim<W> for Shim {
         query: &'a str,
         results: QueryResultWriter<'a, W>,
     ) -> io::Result<()> {
-        let mut statements: VecDeque<Analysis> = match analyze(query, Dialect::MySql) {
+        let analyses = &self.session.shared().analyses;
+        let mut statements: VecDeque<Analysis> = match analyses.analyze(query, Dialect::MySql) {
             Ok(statements) => statements.into(),
             Err(e) => {
                 let e = Error::from(e);

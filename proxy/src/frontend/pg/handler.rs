@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use datafusion::common::ParamValues;
 use datafusion::scalar::ScalarValue;
-use floe_dialects::{Analysis, Dialect, analyze, analyze_statement, split};
+use floe_dialects::{Analysis, Dialect, analyze_statement, split};
 use floe_router::Prepared;
 use futures::{Sink, SinkExt};
 use pgwire::api::portal::{Format, Portal, PortalExecutionState};
@@ -194,7 +194,11 @@ where
 {
     // PostgreSQL parses the whole string before running any of it: a syntax
     // error anywhere runs nothing.
-    let analyses = analyze(query, Dialect::Postgres).map_err(|e| to_pgwire(e.into()))?;
+    let analyses = session
+        .shared()
+        .analyses
+        .analyze(query, Dialect::Postgres)
+        .map_err(|e| to_pgwire(e.into()))?;
     if analyses.is_empty() {
         client
             .feed(PgWireBackendMessage::EmptyQueryResponse(

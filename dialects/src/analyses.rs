@@ -1,0 +1,268 @@
+//! [`Analyses`]: statements of a known shape analysed without parsing.
+//!
+//! Parsing and classifying a statement costs more than anything else Floe
+//! does to it before it reaches an engine, and a simple-protocol client sends
+//! every statement with its constants inline. For a text whose
+//! [shape](crate::shape_key) was analysed before, the analysis is the earlier
+//! tree with this text's constants put in: the two texts are byte for byte the
+//! same outside the masked constants, so the tokenizer sees the same tokens
+//! and the parser builds the same tree, with other constant values.
+//!
+//! A shape is templated only when every masked constant is found in the first
+//! text's tree as exactly one constant of its class at exactly its span (so a
+//! scan that read the text differently from the parser — a comment, a
+//! quote — cannot template it); other shapes are parsed every time.
+
+use std::ops::ControlFlow;
+
+use sqlparser::ast::{Expr, Value, visit_expressions, visit_expressions_mut};
+use sqlparser::tokenizer::Location;
+
+use crate::classify::{byte_offset, line_starts, lone_statement, strip_explain_route};
+use crate::shape::{ConstantClass, ShapeCache, ShapeKey};
+use crate::{Analysis, Dialect, Result, analyze, analyze_statement};
+
+/// A shape's first analysis and where its masked constants are in its tree.
+#[derive(Debug)]
+struct Template {
+    analysis: Analysis,
+    /// Where each masked constant's value starts in `analysis`'s tree, in
+    /// the order of [`ShapeKey::constants`].
+    slots: Vec<Location>,
+}
+
+/// A bounded cache of statement analyses by shape, safe to share: a drop-in
+/// for [`analyze`] on the hot path of a front end.
+///
+/// ```
+/// use floe_dialects::{Analyses, Dialect};
+///
+/// let analyses = Analyses::new(64);
+/// for id in [1, 2, 3] {
+///     let sql = format!("SELECT * FROM t WHERE id = {id}");
+///     let analysis = analyses.analyze(&sql, Dialect::Postgres)?.remove(0);
+///     assert_eq!(analysis.sql, sql);
+///     assert_eq!(analysis.statement.to_string(), sql);
+/// }
+/// # Ok::<(), floe_dialects::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Analyses {
+    cache: ShapeCache<Option<Template>>,
+}
+
+impl Analyses {
+    /// A cache of at most `capacity` shapes.
+    pub fn new(capacity: usize) -> Self {
+        Analyses {
+            cache: ShapeCache::new(capacity),
+        }
+    }
+
+    /// What [`analyze`] gives for `sql`, from the cached shape when `sql` is
+    /// one statement of a shape seen before.
+    ///
+    /// The analyses of a cached shape have the first text's spans in their
+    /// tree (nothing but [`parameterize`](crate::parameterize) reads them, and
+    /// it leaves such an analysis alone).
+    ///
+    /// # Errors
+    ///
+    /// As [`analyze`].
+    pub fn analyze(&self, sql: &str, dialect: Dialect) -> Result<Vec<Analysis>> {
+        match self.lone(sql, dialect) {
+            Some(analysis) => analysis.map(|analysis| vec![analysis]),
+            None => analyze(sql, dialect),
+        }
+    }
+
+    /// What [`analyze_statement`] gives for `sql`, from the cached shape as
+    /// [`Analyses::analyze`] does.
+    ///
+    /// # Errors
+    ///
+    /// As [`analyze_statement`].
+    pub fn analyze_statement(&self, sql: &str, dialect: Dialect) -> Result<Analysis> {
+        match self.lone(sql, dialect) {
+            Some(analysis) => analysis,
+            None => analyze_statement(sql, dialect),
+        }
+    }
+
+    /// The analysis of `sql` if it is plainly one statement and its shape is
+    /// new or templated; `None` when the caller is to parse it.
+    fn lone(&self, sql: &str, dialect: Dialect) -> Option<Result<Analysis>> {
+        let text = lone_statement(sql).filter(|t| strip_explain_route(t).is_none())?;
+        let (key, hit) = self.cache.lookup(text, dialect);
+        if let Some(shaped) = hit {
+            return shaped.value.as_ref()?.instantiate(text, &key).map(Ok);
+        }
+        let analysis = analyze_statement(text, dialect);
+        if let Ok(analysis) = &analysis {
+            // Only a shape seen before pays for its template (a copy of the
+            // tree): most texts of a one-off shape are never seen again.
+            self.cache
+                .keep_if_seen(text, &key, || Template::of(analysis, &key));
+        }
+        Some(analysis)
+    }
+}
+
+impl Template {
+    /// The template of `analysis`'s shape, if each masked constant of `key`
+    /// (the key of its text) is exactly one constant of its tree.
+    fn of(analysis: &Analysis, key: &ShapeKey) -> Option<Template> {
+        let sql = analysis.sql.as_str();
+        let lines = line_starts(sql);
+        let mut slots: Vec<Option<Location>> = vec![None; key.constants.len()];
+        let flow = visit_expressions(&analysis.statement, |expr| {
+            let Expr::Value(value) = expr else {
+                return ControlFlow::Continue(());
+            };
+            let start = byte_offset(sql, &lines, value.span.start.line, value.span.start.column);
+            let end = byte_offset(sql, &lines, value.span.end.line, value.span.end.column);
+            let Some(slot) = key.constants.iter().position(|(r, _)| r.start == start) else {
+                return ControlFlow::Continue(());
+            };
+            let (range, class) = &key.constants[slot];
+            let same = range.end == end
+                && slots[slot].is_none()
+                && constant(&sql[range.clone()], *class).as_ref() == Some(&value.value);
+            if !same {
+                return ControlFlow::Break(());
+            }
+            slots[slot] = Some(value.span.start);
+            ControlFlow::Continue(())
+        });
+        if flow.is_break() {
+            return None;
+        }
+        Some(Template {
+            analysis: analysis.clone(),
+            slots: slots.into_iter().collect::<Option<Vec<_>>>()?,
+        })
+    }
+
+    /// The analysis of `sql`, whose key `key` is of this template's shape.
+    fn instantiate(&self, sql: &str, key: &ShapeKey) -> Option<Analysis> {
+        let mut values = Vec::with_capacity(self.slots.len());
+        for (range, class) in &key.constants {
+            values.push(Some(constant(sql.get(range.clone())?, *class)?));
+        }
+        let mut analysis = self.analysis.clone();
+        let mut put = 0;
+        let _ = visit_expressions_mut(&mut analysis.statement, |expr| {
+            if let Expr::Value(value) = expr
+                && let Some(slot) = self.slots.iter().position(|s| *s == value.span.start)
+                && let Some(new) = values.get_mut(slot).and_then(Option::take)
+            {
+                value.value = new;
+                put += 1;
+            }
+            ControlFlow::<()>::Continue(())
+        });
+        if put != self.slots.len() {
+            return None;
+        }
+        analysis.sql = sql.to_owned();
+        analysis.exact_spans = false;
+        Some(analysis)
+    }
+}
+
+/// The tree's value of a masked constant written `text`.
+fn constant(text: &str, class: ConstantClass) -> Option<Value> {
+    match class {
+        ConstantClass::Int4 | ConstantClass::Int8 => Some(Value::Number(text.to_owned(), false)),
+        ConstantClass::Text => {
+            let inner = text.strip_prefix('\'')?.strip_suffix('\'')?;
+            Some(Value::SingleQuotedString(inner.replace("''", "'")))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each text analysed through the cache, three times over, is what
+    /// analysing it directly gives.
+    #[test]
+    fn cached_shapes_give_what_parsing_gives() {
+        let analyses = Analyses::new(64);
+        for (dialect, texts) in [
+            (
+                Dialect::Postgres,
+                vec![
+                    "SELECT abalance FROM pgbench_accounts WHERE aid = 1",
+                    "SELECT abalance FROM pgbench_accounts WHERE aid = 48213",
+                    "SELECT abalance FROM pgbench_accounts WHERE aid = 3000000000",
+                    "SELECT a FROM t WHERE s = 'x' AND n >= 5 AND d = '2024-01-01'::date;",
+                    "SELECT a FROM t WHERE s = 'it''s é' AND n >= 0007 AND d = '1999-12-31'::date",
+                    "  select a\n from t where s <> 'multi\nline' and 5 = 5  ",
+                    "select a\n from t where s <> 'b' and 5 = 6",
+                ],
+            ),
+            (
+                Dialect::MySql,
+                vec![
+                    "SELECT c FROM sbtest1 WHERE id = 10",
+                    "SELECT c FROM sbtest1 WHERE id = 99",
+                    "SELECT c FROM `t` WHERE a = 'x' AND b = \"y\"",
+                    "SELECT c FROM `t` WHERE a = 'z' AND b = \"y\"",
+                ],
+            ),
+        ] {
+            for _ in 0..3 {
+                for sql in &texts {
+                    let cached = analyses.analyze(sql, dialect).expect("parses");
+                    let direct = analyze(sql, dialect).expect("parses");
+                    assert_eq!(cached.len(), 1);
+                    assert_eq!(cached[0].sql, direct[0].sql);
+                    assert_eq!(
+                        cached[0].statement.to_string(),
+                        direct[0].statement.to_string()
+                    );
+                    assert_eq!(cached[0].kind, direct[0].kind);
+                    assert_eq!(cached[0].read_only, direct[0].read_only);
+                }
+            }
+        }
+        // Errors and several statements go the direct way.
+        assert!(
+            analyses
+                .analyze("SELECT * FROM t WHERE", Dialect::Postgres)
+                .is_err()
+        );
+        assert!(
+            analyses
+                .analyze("SELECT * FROM t WHERE", Dialect::Postgres)
+                .is_err()
+        );
+        assert_eq!(
+            analyses
+                .analyze("SELECT 1; SELECT 2", Dialect::Postgres)
+                .expect("parses")
+                .len(),
+            2
+        );
+    }
+
+    #[test]
+    fn an_instantiated_analysis_is_not_parameterised_from_its_stale_spans() {
+        let analyses = Analyses::new(64);
+        let sql = |n| format!("SELECT a FROM t WHERE x = {n} AND 7 <> y");
+        for n in [1, 10, 100] {
+            let analysis = analyses
+                .analyze(&sql(n), Dialect::Postgres)
+                .expect("parses")
+                .remove(0);
+            let p = crate::parameterize(&analysis);
+            if analysis.exact_spans {
+                assert_eq!(p.expect("two").values, [n.to_string(), "7".to_owned()]);
+            } else {
+                assert_eq!(p, None);
+            }
+        }
+    }
+}
