@@ -6,7 +6,8 @@
 //! `PROPTEST_CASES=100000 cargo test -p floe-dialects --test it fuzz`.
 
 use floe_dialects::{
-    Dialect, TranslationCache, analyze, number_placeholders, references, split, translate,
+    Analyses, Dialect, TranslationCache, analyze, number_placeholders, references, shape_key,
+    split, translate,
 };
 use proptest::prelude::*;
 
@@ -39,6 +40,13 @@ fn exercise(sql: &str) {
             let _ = cache.translate(sql, dialect, target);
         }
         let _ = split(sql, dialect);
+        let _ = shape_key(sql, dialect);
+        // Seen three times, the text's shape is cached: the analysis must
+        // still be the parse's.
+        let shapes = Analyses::new(16);
+        for _ in 0..3 {
+            assert_same_analyses(&shapes, sql, dialect);
+        }
         if let Ok(analyses) = analyze(sql, dialect) {
             for mut analysis in analyses {
                 let _ = analysis.fingerprint();
@@ -48,6 +56,40 @@ fn exercise(sql: &str) {
         }
     }
 }
+
+/// `Analyses` gives for `sql` what `analyze` gives: the same statements, or
+/// an error both times.
+fn assert_same_analyses(shapes: &Analyses, sql: &str, dialect: Dialect) {
+    let direct = analyze(sql, dialect);
+    let cached = shapes.analyze(sql, dialect);
+    match (direct, cached) {
+        (Ok(direct), Ok(cached)) => {
+            let text = |a: &[floe_dialects::Analysis]| {
+                a.iter()
+                    .map(|a| (a.sql.clone(), a.statement.to_string(), a.kind, a.read_only))
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(text(&cached), text(&direct), "{sql}");
+        }
+        (Err(_), Err(_)) => {}
+        (direct, cached) => panic!(
+            "{sql}: analyze gave {:?}, Analyses {:?}",
+            direct.map(|a| a.len()),
+            cached.map(|a| a.len())
+        ),
+    }
+}
+
+/// Statement shapes with constants to fill in: `{i}` an integer, `{s}` the
+/// inside of a quoted string.
+const SHAPES: &[&str] = &[
+    "SELECT abalance FROM pgbench_accounts WHERE aid = {i}",
+    "SELECT a, b FROM t WHERE a >= {i} AND b <> '{s}' AND c < {i} ORDER BY 1 LIMIT 3",
+    "SELECT count(*) FROM t JOIN u ON t.id = u.id WHERE u.name = '{s}' OR t.n != {i}",
+    "SELECT * FROM t WHERE d > '{s}'::date AND x IN (SELECT y FROM u WHERE z = {i})",
+    "UPDATE t SET a = {i} WHERE b = '{s}'",
+    "SELECT c FROM sbtest1 WHERE id={i}",
+];
 
 /// A seed with bytes deleted, duplicated or replaced at random places.
 fn mutated() -> impl Strategy<Value = String> {
@@ -106,6 +148,26 @@ proptest! {
     #[test]
     fn mutated_statements_never_panic(sql in mutated()) {
         exercise(&sql);
+    }
+
+    /// Texts of one shape with other constants (integers of every size,
+    /// strings with quotes, non-ASCII, what looks like SQL): from the third
+    /// on, `Analyses` builds them from the cached tree, which must give what
+    /// parsing gives.
+    #[test]
+    fn texts_of_one_shape_analyse_as_they_parse(
+        shape in prop::sample::select(SHAPES),
+        constants in prop::collection::vec((any::<u64>(), "[^\\\\]{0,12}"), 4..8),
+    ) {
+        for dialect in [Dialect::Postgres, Dialect::MySql] {
+            let shapes = Analyses::new(16);
+            for (i, text) in &constants {
+                let sql = shape
+                    .replace("{i}", &i.to_string())
+                    .replace("{s}", &text.replace('\'', "''"));
+                assert_same_analyses(&shapes, &sql, dialect);
+            }
+        }
     }
 }
 
