@@ -24,6 +24,17 @@ max_connections = 4
     )
 }
 
+/// A connection straight to the test PostgreSQL, after it ran `setup`
+/// (the test's tables and rows).
+async fn postgres_with(setup: &str) -> tokio_postgres::Client {
+    let direct = postgres_direct().await;
+    direct
+        .batch_execute(setup)
+        .await
+        .expect("create the table on PostgreSQL");
+    direct
+}
+
 /// Asserts that `sql` gives the same text rows through Floe as directly.
 async fn assert_same_rows(
     direct: &tokio_postgres::Client,
@@ -52,19 +63,16 @@ fn reused(daemon: &floe_conformance::Daemon) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_postgresql_engine_answers_simple_queries_with_its_own_rows() {
-    let direct = postgres_direct().await;
-    direct
-        .batch_execute(
-            "DROP TABLE IF EXISTS public.pass_items;
-             CREATE TABLE public.pass_items (id int, name text, price numeric(10,2),
-                 at timestamptz, flag bool, doc jsonb, addr inet, tags text[]);
-             INSERT INTO public.pass_items VALUES
-                 (1, 'plain', 1.50, '2024-01-01 10:00:00+00', true, '{\"a\": 1}', '10.0.0.1', '{x,y}'),
-                 (2, 'tab\there \"quoted\"', NULL, NULL, false, NULL, NULL, NULL),
-                 (3, NULL, -0.01, '1999-12-31 23:59:59.5+00', NULL, '[]', '::1', '{}')",
-        )
-        .await
-        .expect("create the table on PostgreSQL");
+    let direct = postgres_with(
+        "DROP TABLE IF EXISTS public.pass_items;
+         CREATE TABLE public.pass_items (id int, name text, price numeric(10,2),
+             at timestamptz, flag bool, doc jsonb, addr inet, tags text[]);
+         INSERT INTO public.pass_items VALUES
+             (1, 'plain', 1.50, '2024-01-01 10:00:00+00', true, '{\"a\": 1}', '10.0.0.1', '{x,y}'),
+             (2, 'tab\there \"quoted\"', NULL, NULL, false, NULL, NULL, NULL),
+             (3, NULL, -0.01, '1999-12-31 23:59:59.5+00', NULL, '[]', '::1', '{}')",
+    )
+    .await;
     let daemon = plain_daemon(&config());
     let client = daemon.connect().await;
 
@@ -137,17 +145,14 @@ async fn a_postgresql_engine_answers_simple_queries_with_its_own_rows() {
 /// errors, are those of the text as written.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn simple_queries_run_as_shapes_prepared_once_and_answer_as_written() {
-    let direct = postgres_direct().await;
-    direct
-        .batch_execute(
-            "DROP TABLE IF EXISTS public.pass_shapes;
-             CREATE TABLE public.pass_shapes (id int, small int2, big int8, name text, day date);
-             INSERT INTO public.pass_shapes
-                 SELECT g, g, g::int8 * 1000000000, 'n' || g, date '2024-01-01' + g FROM generate_series(1, 20) g;
-             INSERT INTO public.pass_shapes VALUES (21, NULL, NULL, 'it''s', NULL)",
-        )
-        .await
-        .expect("create the table on PostgreSQL");
+    let direct = postgres_with(
+        "DROP TABLE IF EXISTS public.pass_shapes;
+         CREATE TABLE public.pass_shapes (id int, small int2, big int8, name text, day date);
+         INSERT INTO public.pass_shapes
+             SELECT g, g, g::int8 * 1000000000, 'n' || g, date '2024-01-01' + g FROM generate_series(1, 20) g;
+         INSERT INTO public.pass_shapes VALUES (21, NULL, NULL, 'it''s', NULL)",
+    )
+    .await;
     let daemon = plain_daemon(&config());
     let client = daemon.connect().await;
     let before = reused(&daemon);
@@ -201,17 +206,14 @@ async fn simple_queries_run_as_shapes_prepared_once_and_answer_as_written() {
 async fn text_results_of_the_extended_protocol_pass_through() {
     let python = std::env::var("FLOE_PYTHON")
         .expect("FLOE_PYTHON names the test venv's python: run the tests with scripts/test");
-    let direct = postgres_direct().await;
-    direct
-        .batch_execute(
-            "DROP TABLE IF EXISTS public.pass_ext;
-             CREATE TABLE public.pass_ext (id int, name text, price numeric(10,2), at timestamptz);
-             INSERT INTO public.pass_ext
-                 SELECT g, 'item ' || g, g * 1.25, timestamptz '2024-01-01 00:00:00+00' + g * interval '1 hour'
-                 FROM generate_series(1, 50) g",
-        )
-        .await
-        .expect("create the table on PostgreSQL");
+    let direct = postgres_with(
+        "DROP TABLE IF EXISTS public.pass_ext;
+         CREATE TABLE public.pass_ext (id int, name text, price numeric(10,2), at timestamptz);
+         INSERT INTO public.pass_ext
+             SELECT g, 'item ' || g, g * 1.25, timestamptz '2024-01-01 00:00:00+00' + g * interval '1 hour'
+             FROM generate_series(1, 50) g",
+    )
+    .await;
     let daemon = plain_daemon(&config());
     let script = r#"
 import datetime, sys, psycopg
