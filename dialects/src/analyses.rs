@@ -174,10 +174,7 @@ impl Template {
 fn constant(text: &str, class: ConstantClass) -> Option<Value> {
     match class {
         ConstantClass::Int4 | ConstantClass::Int8 => Some(Value::Number(text.to_owned(), false)),
-        ConstantClass::Text => {
-            let inner = text.strip_prefix('\'')?.strip_suffix('\'')?;
-            Some(Value::SingleQuotedString(inner.replace("''", "'")))
-        }
+        ConstantClass::Text => class.value(text).map(Value::SingleQuotedString),
     }
 }
 

@@ -147,23 +147,8 @@ impl ParameterShape {
                 let mut pieces = Vec::with_capacity(slots.len());
                 for &slot in slots {
                     let (range, class) = key.constants.get(slot)?;
-                    let written = sql.get(range.clone())?;
-                    let (value, oid) = match class {
-                        ConstantClass::Int4 | ConstantClass::Int8 => {
-                            let n: i64 = written.parse().ok()?;
-                            let oid = if *class == ConstantClass::Int4 {
-                                INT4_OID
-                            } else {
-                                INT8_OID
-                            };
-                            (n.to_string(), oid)
-                        }
-                        ConstantClass::Text => {
-                            let inner = written.get(1..written.len().checked_sub(1)?)?;
-                            (inner.replace("''", "'"), 0)
-                        }
-                    };
-                    pieces.push((range.clone(), value, oid));
+                    let value = class.value(sql.get(range.clone())?)?;
+                    pieces.push((range.clone(), value, class.oid()));
                 }
                 Some(cut(sql, pieces.into_iter()))
             }
@@ -234,12 +219,11 @@ impl Taken {
         let (written, value, oid) = match &constant.value {
             Value::Number(digits, false) if digits.bytes().all(|b| b.is_ascii_digit()) => {
                 let n: i64 = digits.parse().ok()?;
-                let oid = if i32::try_from(n).is_ok() {
-                    INT4_OID
-                } else {
-                    INT8_OID
-                };
-                (digits.clone(), n.to_string(), oid)
+                (
+                    digits.clone(),
+                    n.to_string(),
+                    ConstantClass::of_integer(n).oid(),
+                )
             }
             Value::SingleQuotedString(text) => {
                 (format!("'{}'", text.replace('\'', "''")), text.clone(), 0)

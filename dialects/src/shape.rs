@@ -41,6 +41,41 @@ pub enum ConstantClass {
     Text,
 }
 
+impl ConstantClass {
+    /// The class of an integer constant of value `value`.
+    pub(crate) fn of_integer(value: i64) -> Self {
+        if i32::try_from(value).is_ok() {
+            ConstantClass::Int4
+        } else {
+            ConstantClass::Int8
+        }
+    }
+
+    /// PostgreSQL's type OID for a constant of this class; 0 (left to the
+    /// context, as for a quoted constant) for text.
+    pub fn oid(self) -> u32 {
+        match self {
+            ConstantClass::Int4 => crate::INT4_OID,
+            ConstantClass::Int8 => crate::INT8_OID,
+            ConstantClass::Text => 0,
+        }
+    }
+
+    /// The value of a constant of this class written `written`: the integer
+    /// as PostgreSQL prints it, or the string without its quotes.
+    pub fn value(self, written: &str) -> Option<String> {
+        match self {
+            ConstantClass::Int4 | ConstantClass::Int8 => {
+                written.parse::<i64>().ok().map(|n| n.to_string())
+            }
+            ConstantClass::Text => written
+                .strip_prefix('\'')?
+                .strip_suffix('\'')
+                .map(|inner| inner.replace("''", "'")),
+        }
+    }
+}
+
 /// A statement text's shape: its key and where its masked constants are.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShapeKey {
@@ -211,11 +246,7 @@ fn is_operator(c: u8) -> bool {
 /// The class of an integer written as `digits`, if it fits `int8`.
 fn integer_class(digits: &[u8]) -> Option<ConstantClass> {
     let value: i64 = std::str::from_utf8(digits).ok()?.parse().ok()?;
-    Some(if i32::try_from(value).is_ok() {
-        ConstantClass::Int4
-    } else {
-        ConstantClass::Int8
-    })
+    Some(ConstantClass::of_integer(value))
 }
 
 /// The index just past the line comment starting at `i`.
