@@ -530,9 +530,11 @@ impl Heat {
         let mut flush = tokio::time::interval(self.config.flush_interval);
         flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // The channel is drained on a tick, not per event: waking this task
-        // for each statement woke a second core per statement (a context
-        // switch that cost more than the statement's own routing), while a
-        // tick costs 1 / DRAIN_INTERVAL wake-ups a second whatever the load.
+        // for each statement costs a task poll per statement, and with more
+        // than one worker thread may wake another thread to run it; a tick
+        // costs 1 / DRAIN_INTERVAL wake-ups a second whatever the load.
+        // (On session 11's machine the difference was within pgbench's noise:
+        // benchmarks/RESULTS.md.)
         let mut drain = tokio::time::interval(DRAIN_INTERVAL);
         drain.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
