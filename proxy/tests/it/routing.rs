@@ -708,3 +708,72 @@ async fn engines_are_added_and_removed_by_reload_without_dropping_clients() {
         .expect("unpin");
     client.simple_query("SELECT 1").await.expect("after SIGHUP");
 }
+
+/// MariaDB's count of `COM_STMT_PREPARE` since it started.
+async fn prepares_on_mariadb(direct: &mut mysql_async::Conn) -> u64 {
+    let row: Option<(String, String)> = direct
+        .query_first("SHOW GLOBAL STATUS LIKE 'Com_stmt_prepare'")
+        .await
+        .expect("SHOW GLOBAL STATUS");
+    row.and_then(|(_, value)| value.parse().ok())
+        .expect("Com_stmt_prepare")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mysql_connection_is_reset_after_a_block_only_when_the_block_could_leave_state() {
+    let _servers = SERVERS.lock().await;
+    load_servers().await;
+    // One connection to MariaDB, so every block below runs on it.
+    let config = format!(
+        "[[engines]]\nname = \"maria\"\ntype = \"mysql\"\nurl = \"{}\"\nmax_connections = 1\n",
+        mysql_url()
+    );
+    let daemon = plain_daemon(&config);
+    let url = format!(
+        "mysql://root@{}/public?prefer_socket=false",
+        daemon.mysql.expect("mysql")
+    );
+    let mut conn = mysql_async::Conn::from_url(url.as_str())
+        .await
+        .expect("connect");
+    let mut direct = mariadb_direct().await;
+
+    // Read-only blocks leave nothing behind: the connection keeps its
+    // prepared statement instead of being reset and preparing it again.
+    // (Prepared outside a block: Floe prepares on a pooled connection of its
+    // own, which a block holding the only one would make wait.)
+    let read = "SELECT COUNT(*) FROM public.route_txn WHERE id > ?";
+    let _: Option<i64> = conn.exec_first(read, (0,)).await.expect("first read");
+    let before = prepares_on_mariadb(&mut direct).await;
+    for _ in 0..5 {
+        conn.query_drop("BEGIN").await.expect("BEGIN");
+        let count: Option<i64> = conn.exec_first(read, (0,)).await.expect("read");
+        assert_eq!(count, Some(0));
+        conn.query_drop("COMMIT").await.expect("COMMIT");
+    }
+    let prepared = prepares_on_mariadb(&mut direct).await - before;
+    assert_eq!(
+        prepared, 0,
+        "five read-only blocks prepared their statement {prepared} more times"
+    );
+
+    // A block that may leave state (here a temporary table) is reset before
+    // the connection serves anything else.
+    conn.query_drop("BEGIN").await.expect("BEGIN");
+    conn.query_drop("CREATE TEMPORARY TABLE public.route_scratch (id INT)")
+        .await
+        .expect("CREATE TEMPORARY TABLE in the block");
+    let inside: Option<i64> = conn
+        .query_first("SELECT COUNT(*) FROM public.route_scratch")
+        .await
+        .expect("the block sees its temporary table");
+    assert_eq!(inside, Some(0));
+    conn.query_drop("COMMIT").await.expect("COMMIT");
+    let after = conn
+        .query_first::<i64, _>("SELECT COUNT(*) FROM public.route_scratch")
+        .await;
+    assert!(
+        after.is_err(),
+        "the temporary table outlived its block on the pooled connection: {after:?}"
+    );
+}

@@ -62,7 +62,7 @@ impl MySqlEngine {
         // its prepared statements still cached. mysql_async's default resets
         // every connection on return: one more round trip per statement, and
         // every prepared statement prepared again. Writes and transactions
-        // ask for the reset themselves (see `run` and `begin`).
+        // ask for the reset themselves (see `run` and `MySqlTransaction::execute`).
         //
         // Idle connections are kept for a minute: with mysql_async's default
         // (no idle lifetime, at least 0 connections) every connection closed
@@ -161,9 +161,11 @@ impl Engine for MySqlEngine {
 
     async fn begin(&self) -> Result<Option<Box<dyn Transaction>>> {
         let mut conn = self.conn().await?;
-        // Whatever the block leaves behind (variables, temporary tables) is
-        // cleared before another client gets the connection.
-        conn.reset_connection(true);
+        // A block that ran only provably read-only statements leaves nothing
+        // behind, so its connection goes back as it is, prepared statements
+        // included; the first other statement asks for the reset (see
+        // `MySqlTransaction::execute`). Resetting every block re-prepared
+        // each statement of every sysbench `oltp_read_only` transaction.
         conn.query_drop("START TRANSACTION")
             .await
             .map_err(|e| map_error(&self.name, e))?;
@@ -215,7 +217,12 @@ impl Drop for MySqlTransaction {
 #[async_trait]
 impl Transaction for MySqlTransaction {
     async fn execute(&mut self, request: Request<'_>) -> Result<QueryOutput> {
-        let conn = Arc::clone(&self.conn).lock_owned().await;
+        let mut conn = Arc::clone(&self.conn).lock_owned().await;
+        if !request.statement.read_only {
+            // Whatever it leaves behind (variables, temporary tables) is
+            // cleared before another client gets the connection.
+            conn.reset_connection(true);
+        }
         run(&self.name, Handle::Shared(conn), request).await
     }
 

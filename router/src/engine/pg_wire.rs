@@ -154,6 +154,11 @@ pub(crate) struct WirePool {
     /// Texts whose named statements failed as stale plans: every connection
     /// forgets its own statement of them when it is next taken.
     stale: Mutex<StaleLog>,
+    /// `floe_engine_passthrough_statements_total` of this engine: a handle,
+    /// so a statement does not build and look up its labelled key.
+    statements: metrics::Counter,
+    /// `floe_engine_passthrough_reused_total` of this engine.
+    reused: metrics::Counter,
 }
 
 impl WirePool {
@@ -164,6 +169,8 @@ impl WirePool {
             idle: Mutex::new(Vec::new()),
             open: Arc::new(Semaphore::new(max_connections.max(1))),
             stale: Mutex::new(StaleLog::default()),
+            statements: metrics::counter!("floe_engine_passthrough_statements_total", "engine" => engine.to_owned()),
+            reused: metrics::counter!("floe_engine_passthrough_reused_total", "engine" => engine.to_owned()),
         }
     }
 
@@ -241,8 +248,7 @@ impl WirePool {
         params: Option<&[Option<String>]>,
         types: &[u32],
     ) -> Result<QueryOutput> {
-        metrics::counter!("floe_engine_passthrough_statements_total", "engine" => self.engine.clone())
-            .increment(1);
+        self.statements.increment(1);
         let mut retried = false;
         loop {
             let mut conn = self.get().await?;
@@ -252,8 +258,7 @@ impl WirePool {
             };
             let reused = reused.map_err(|e| self.error(WireError::Io(e)))?;
             if reused.is_some() {
-                metrics::counter!("floe_engine_passthrough_reused_total", "engine" => self.engine.clone())
-                    .increment(1);
+                self.reused.increment(1);
             }
             conn.flush().await.map_err(|e| self.error(e))?;
             // A named statement planned before a table it reads changed
