@@ -11,7 +11,7 @@
 use mysql_async::prelude::*;
 
 use crate::parity::{Table, canonical, mysql};
-use crate::{plain_daemon, text_rows};
+use crate::{Daemon, plain_daemon, text_rows};
 
 pub(crate) fn postgres_conninfo() -> String {
     std::env::var("FLOE_TEST_POSTGRES")
@@ -522,13 +522,7 @@ async fn a_transaction_runs_on_one_engine_and_commits_there() {
     );
 
     // The same over the MySQL front end to MariaDB.
-    let url = format!(
-        "mysql://root@{}/public?prefer_socket=false",
-        daemon.mysql.expect("mysql")
-    );
-    let mut conn = mysql_async::Conn::from_url(url.as_str())
-        .await
-        .expect("connect");
+    let mut conn = floe_mysql(&daemon).await;
     let mut direct_my = mariadb_direct().await;
     conn.query_drop("SET floe.tag = 'maria'")
         .await
@@ -709,6 +703,17 @@ async fn engines_are_added_and_removed_by_reload_without_dropping_clients() {
     client.simple_query("SELECT 1").await.expect("after SIGHUP");
 }
 
+/// A connection to the daemon's MySQL front end, schema `public`.
+async fn floe_mysql(daemon: &Daemon) -> mysql_async::Conn {
+    let url = format!(
+        "mysql://root@{}/public?prefer_socket=false",
+        daemon.mysql.expect("mysql")
+    );
+    mysql_async::Conn::from_url(url.as_str())
+        .await
+        .expect("connect")
+}
+
 /// MariaDB's count of `COM_STMT_PREPARE` since it started.
 async fn prepares_on_mariadb(direct: &mut mysql_async::Conn) -> u64 {
     let row: Option<(String, String)> = direct
@@ -729,13 +734,7 @@ async fn a_mysql_connection_is_reset_after_a_block_only_when_the_block_could_lea
         mysql_url()
     );
     let daemon = plain_daemon(&config);
-    let url = format!(
-        "mysql://root@{}/public?prefer_socket=false",
-        daemon.mysql.expect("mysql")
-    );
-    let mut conn = mysql_async::Conn::from_url(url.as_str())
-        .await
-        .expect("connect");
+    let mut conn = floe_mysql(&daemon).await;
     let mut direct = mariadb_direct().await;
 
     // Read-only blocks leave nothing behind: the connection keeps its
