@@ -145,11 +145,8 @@ pub fn query_finished(
                 .record(elapsed.as_secs_f64());
         }
         None => {
-            let protocol = protocol.as_str();
-            metrics::counter!(QUERIES_TOTAL, "protocol" => protocol, "kind" => kind.as_str(), "outcome" => outcome.as_str())
-                .increment(1);
-            metrics::histogram!(QUERY_DURATION, "protocol" => protocol, "kind" => kind.as_str())
-                .record(elapsed.as_secs_f64());
+            finished_counter(protocol, kind, outcome).increment(1);
+            duration_histogram(protocol, kind).record(elapsed.as_secs_f64());
         }
     }
     if rows > 0 {
@@ -199,16 +196,12 @@ impl QueryHandles {
         outcome: Outcome,
     ) -> &Counter {
         let slot = (protocol as usize * KINDS + kind_slot) * OUTCOMES + outcome as usize;
-        self.finished[slot].get_or_init(|| {
-            metrics::counter!(QUERIES_TOTAL, "protocol" => protocol.as_str(), "kind" => kind.as_str(), "outcome" => outcome.as_str())
-        })
+        self.finished[slot].get_or_init(|| finished_counter(protocol, kind, outcome))
     }
 
     fn duration(&self, protocol: Protocol, kind: StatementKind, kind_slot: usize) -> &Histogram {
         let slot = protocol as usize * KINDS + kind_slot;
-        self.duration[slot].get_or_init(|| {
-            metrics::histogram!(QUERY_DURATION, "protocol" => protocol.as_str(), "kind" => kind.as_str())
-        })
+        self.duration[slot].get_or_init(|| duration_histogram(protocol, kind))
     }
 
     fn rows(&self, protocol: Protocol) -> &Counter {
@@ -220,6 +213,16 @@ impl QueryHandles {
         self.bytes[protocol as usize]
             .get_or_init(|| metrics::counter!(BYTES_TOTAL, "protocol" => protocol.as_str()))
     }
+}
+
+/// `floe_queries_total` of one protocol, kind and outcome.
+fn finished_counter(protocol: Protocol, kind: StatementKind, outcome: Outcome) -> Counter {
+    metrics::counter!(QUERIES_TOTAL, "protocol" => protocol.as_str(), "kind" => kind.as_str(), "outcome" => outcome.as_str())
+}
+
+/// `floe_query_duration_seconds` of one protocol and kind.
+fn duration_histogram(protocol: Protocol, kind: StatementKind) -> Histogram {
+    metrics::histogram!(QUERY_DURATION, "protocol" => protocol.as_str(), "kind" => kind.as_str())
 }
 
 /// A kind's slot among the cached handles; `None` for a kind added to the

@@ -62,7 +62,7 @@ impl MySqlEngine {
         // its prepared statements still cached. mysql_async's default resets
         // every connection on return: one more round trip per statement, and
         // every prepared statement prepared again. Writes and transactions
-        // ask for the reset themselves (see `run` and `MySqlTransaction::execute`).
+        // ask for the reset themselves (see `run`).
         //
         // Idle connections are kept for a minute: with mysql_async's default
         // (no idle lifetime, at least 0 connections) every connection closed
@@ -164,7 +164,7 @@ impl Engine for MySqlEngine {
         // A block that ran only provably read-only statements leaves nothing
         // behind, so its connection goes back as it is, prepared statements
         // included; the first other statement asks for the reset (see
-        // `MySqlTransaction::execute`). Resetting every block re-prepared
+        // `run`). Resetting every block re-prepared
         // each statement of every sysbench `oltp_read_only` transaction.
         conn.query_drop("START TRANSACTION")
             .await
@@ -217,12 +217,7 @@ impl Drop for MySqlTransaction {
 #[async_trait]
 impl Transaction for MySqlTransaction {
     async fn execute(&mut self, request: Request<'_>) -> Result<QueryOutput> {
-        let mut conn = Arc::clone(&self.conn).lock_owned().await;
-        if !request.statement.read_only {
-            // Whatever it leaves behind (variables, temporary tables) is
-            // cleared before another client gets the connection.
-            conn.reset_connection(true);
-        }
+        let conn = Arc::clone(&self.conn).lock_owned().await;
         run(&self.name, Handle::Shared(conn), request).await
     }
 
@@ -274,11 +269,10 @@ enum Item {
 }
 
 async fn run(name: &str, mut conn: Handle, request: Request<'_>) -> Result<QueryOutput> {
-    if !request.statement.read_only
-        && let Handle::Owned(conn) = &mut conn
-    {
+    if !request.statement.read_only {
         // A statement that may change session state (a temporary table, a
-        // user variable) does not pass it on to the next client.
+        // user variable) does not pass it on to the next client: its own
+        // connection, or its block's, is reset when it goes back to the pool.
         conn.reset_connection(true);
     }
     let sql = request.statement.sql.clone();
