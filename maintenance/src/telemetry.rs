@@ -306,7 +306,17 @@ impl Heat {
         let (fingerprint, shape) = shape_of(&mut state.shapes, &event);
         let mut columns = Vec::with_capacity(event.columns.len());
         for (index, table) in event.tables.iter().enumerate() {
-            let agg = state.tables.entry(table.clone()).or_default();
+            // Looked up before inserting: a table seen before (nearly every
+            // event's) costs no copy of its name.
+            if !state.tables.contains_key(table) {
+                state.tables.insert(table.clone(), TableAgg::default());
+            }
+            if !state.dirty.contains(table) {
+                state.dirty.insert(table.clone());
+            }
+            let Some(agg) = state.tables.get_mut(table) else {
+                continue;
+            };
             agg.queries.add(1.0, now, half_life);
             agg.latency_ms
                 .add(event.latency.as_secs_f64() * 1000.0, now, half_life);
@@ -321,23 +331,27 @@ impl Heat {
             agg.total += 1;
             agg.last_seen_ms = agg.last_seen_ms.max(now);
             // A column counts once per query and operator, however often it
-            // appears.
-            let mut seen = std::collections::HashSet::new();
-            for (_, column, op) in event.columns.iter().filter(|(i, _, _)| *i == index) {
-                if !seen.insert((column.as_str(), *op)) {
+            // appears (a statement has a handful: a scan beats a set).
+            let mine = || event.columns.iter().filter(|(i, _, _)| *i == index);
+            for (n, (_, column, op)) in mine().enumerate() {
+                if mine().take(n).any(|(_, c, o)| c == column && o == op) {
                     continue;
                 }
-                let (count, last) = agg
-                    .columns
-                    .entry(column.clone())
-                    .or_default()
-                    .entry(op.as_str().to_owned())
-                    .or_default();
-                count.add(1.0, now, half_life);
-                *last = (*last).max(now);
+                if !agg.columns.contains_key(column) {
+                    agg.columns.insert(column.clone(), BTreeMap::new());
+                }
+                let Some(ops) = agg.columns.get_mut(column) else {
+                    continue;
+                };
+                if !ops.contains_key(op.as_str()) {
+                    ops.insert(op.as_str().to_owned(), (Decayed::default(), 0));
+                }
+                if let Some((count, last)) = ops.get_mut(op.as_str()) {
+                    count.add(1.0, now, half_life);
+                    *last = (*last).max(now);
+                }
                 columns.push(format!("{table}.{column}:{}", op.as_str()));
             }
-            state.dirty.insert(table.clone());
         }
         state.raw.push_back(RawEvent {
             at_ms: event.at_ms,
@@ -507,6 +521,18 @@ impl Heat {
                 .bind(now_ms() - duration_ms(self.config.raw_retention))
                 .execute(&mut *tx)
                 .await?;
+            // And no more than the window holds: under load a flush writes
+            // up to `raw_max` events, so the retention alone let the store
+            // grow to an hour of them (millions of rows) where a restart
+            // reads back only the newest `raw_max`. Rows are inserted in
+            // order, so the newest are the highest rowids.
+            sqlx::query(
+                "DELETE FROM telemetry_events WHERE rowid <= \
+                 (SELECT rowid FROM telemetry_events ORDER BY rowid DESC LIMIT 1 OFFSET ?)",
+            )
+            .bind(i64::try_from(self.config.raw_max).unwrap_or(i64::MAX))
+            .execute(&mut *tx)
+            .await?;
             tx.commit().await
         }
         .await;
@@ -639,6 +665,42 @@ mod tests {
         assert!(sender.emit(e()), "room again once the aggregator took one");
         drop(rx);
         assert!(!sender.emit(e()), "no aggregator: dropped, not an error");
+    }
+
+    #[tokio::test]
+    async fn the_store_keeps_no_more_events_than_the_window() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| crate::Error::State(e.to_string()))?;
+        let path = dir.path().join("state.db");
+        let config = TelemetryConfig {
+            raw_max: 5,
+            ..TelemetryConfig::default()
+        };
+        let heat = Heat::open(config.clone(), &path).await?;
+        let now = now_ms();
+        for round in 0..3 {
+            for i in 0..4 {
+                let at = now + round * 10 + i;
+                heat.record(event(
+                    at,
+                    "SELECT * FROM t WHERE a = 1",
+                    "a",
+                    Operator::Equality,
+                ));
+            }
+            heat.flush().await?;
+        }
+        let pool = heat.store.as_ref().expect("a store");
+        let (rows, oldest): (i64, i64) =
+            sqlx::query_as("SELECT count(*), min(at_ms) FROM telemetry_events")
+                .fetch_one(pool)
+                .await
+                .map_err(crate::audit::state_error)?;
+        assert_eq!(rows, 5, "twelve events written, the window holds five");
+        assert_eq!(oldest, now + 13, "the newest five are kept");
+        drop(heat);
+        let reopened = Heat::open(config, &path).await?;
+        assert_eq!(reopened.events(None, None, 100).len(), 5);
+        Ok(())
     }
 
     #[test]

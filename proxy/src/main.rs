@@ -17,6 +17,14 @@ mod metrics;
 mod session;
 mod shutdown;
 
+/// The global allocator (see the `mimalloc` feature in Cargo.toml): every
+/// statement allocates its messages, analysis and results on the query path,
+/// and mimalloc's per-thread free lists serve that with less work and fewer
+/// system calls than glibc's arenas.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The server version MySQL clients see: a MySQL 8.0 version, which decides
 /// the protocol features connectors use, tagged with Floe's own.
 const VERSION_MYSQL: &str = concat!("8.0.36-floe-", env!("CARGO_PKG_VERSION"));

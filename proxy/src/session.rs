@@ -389,20 +389,22 @@ impl Session {
     /// # Errors
     ///
     /// A bad routing setting, or the engine's planning error.
-    pub async fn prepare(&self, analysis: &Analysis) -> Result<Prepared> {
+    pub async fn prepare(&mut self, analysis: &Analysis) -> Result<Prepared> {
         if analysis.explain_route || handled_locally(analysis) {
             return Ok(local_schema(analysis).map_or_else(Prepared::command, Prepared::rows));
         }
-        let mut ctx = route_context(
+        let ctx = route_context(
             &self.user,
             self.protocol,
             self.schema.as_deref(),
             &self.settings,
         )?;
-        if let Some(pinned) = &self.pinned {
-            ctx.engine = Some(pinned.engine());
-        }
-        Ok(self.shared.router.prepare(&ctx, analysis).await?)
+        let router = &self.shared.router;
+        Ok(match &mut self.pinned {
+            // On the block's own connection: see `Router::prepare_pinned`.
+            Some(pinned) => router.prepare_pinned(&ctx, pinned, analysis).await?,
+            None => router.prepare(&ctx, analysis).await?,
+        })
     }
 
     /// Runs one statement.

@@ -776,3 +776,56 @@ async fn a_mysql_connection_is_reset_after_a_block_only_when_the_block_could_lea
         "the temporary table outlived its block on the pooled connection: {after:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_statement_prepared_inside_a_block_is_planned_on_the_blocks_connection() {
+    let _servers = SERVERS.lock().await;
+    load_servers().await;
+    // One connection per engine, held by the open block: planning on a
+    // second pooled one would wait out the connect timeout and fail.
+    let config = format!(
+        "[[engines]]\nname = \"pg\"\ntype = \"postgres\"\nurl = \"{}\"\nmax_connections = 1\nconnect_timeout = \"2s\"\n\n\
+         [[engines]]\nname = \"maria\"\ntype = \"mysql\"\nurl = \"{}\"\nmax_connections = 1\nconnect_timeout = \"2s\"\n",
+        postgres_conninfo(),
+        mysql_url()
+    );
+    let daemon = plain_daemon(&config);
+
+    // PostgreSQL: tokio-postgres prepares (Parse/Describe) inside the block.
+    let client = daemon.connect().await;
+    client
+        .batch_execute("SET floe.engine = 'pg'")
+        .await
+        .expect("pin pg");
+    client.batch_execute("BEGIN").await.expect("BEGIN");
+    client
+        .batch_execute("INSERT INTO public.route_txn VALUES (41)")
+        .await
+        .expect("INSERT opens the block on pg");
+    let statement = client
+        .prepare("SELECT count(*) FROM public.route_txn WHERE id > $1")
+        .await
+        .expect("Parse inside the block");
+    let row = client
+        .query_one(&statement, &[&40i32])
+        .await
+        .expect("execute inside the block");
+    assert_eq!(row.get::<_, i64>(0), 1, "the block sees its own row");
+    client.batch_execute("ROLLBACK").await.expect("ROLLBACK");
+
+    // MariaDB: COM_STMT_PREPARE inside the block.
+    let mut conn = floe_mysql(&daemon).await;
+    conn.query_drop("SET floe.engine = 'maria'")
+        .await
+        .expect("pin maria");
+    conn.query_drop("BEGIN").await.expect("BEGIN");
+    conn.query_drop("INSERT INTO public.route_txn VALUES (42)")
+        .await
+        .expect("INSERT opens the block on maria");
+    let count: Option<i64> = conn
+        .exec_first("SELECT COUNT(*) FROM public.route_txn WHERE id > ?", (41,))
+        .await
+        .expect("prepare and execute inside the block");
+    assert_eq!(count, Some(1), "the block sees its own row");
+    conn.query_drop("ROLLBACK").await.expect("ROLLBACK");
+}

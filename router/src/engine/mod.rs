@@ -273,6 +273,23 @@ pub trait Transaction: Send + Sync {
     /// Runs one statement inside the transaction.
     async fn execute(&mut self, request: Request<'_>) -> Result<QueryOutput>;
 
+    /// Plans a statement on the transaction's own connection, as
+    /// [`Engine::prepare`] does on a pooled one; `None` when the engine plans
+    /// without a connection (the router then asks [`Engine::prepare`]).
+    ///
+    /// A block holds its connection until it ends: planning on another would
+    /// wait for a second one, and with every connection held by blocks whose
+    /// clients prepare (JDBC does, inside transactions) each would wait for
+    /// the others until its connect timeout.
+    async fn prepare(
+        &mut self,
+        statement: &Analysis,
+        schema: Option<&str>,
+    ) -> Result<Option<Prepared>> {
+        let _ = (statement, schema);
+        Ok(None)
+    }
+
     /// Commits and releases the connection.
     async fn commit(self: Box<Self>) -> Result<()>;
 

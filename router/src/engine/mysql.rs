@@ -140,18 +140,7 @@ impl Engine for MySqlEngine {
 
     async fn prepare(&self, statement: &Analysis, _schema: Option<&str>) -> Result<Prepared> {
         let mut conn = self.conn().await?;
-        let prepared = conn
-            .prep(statement.sql.as_str())
-            .await
-            .map_err(|e| map_error(&self.name, e))?;
-        let schema = schema_of(prepared.columns());
-        Ok(Prepared {
-            param_types: vec![None; usize::from(prepared.num_params())],
-            returns_rows: !prepared.columns().is_empty(),
-            schema,
-            plan: None,
-            engine: None,
-        })
+        prepare_on(&self.name, &mut conn, statement).await
     }
 
     async fn execute(&self, request: Request<'_>) -> Result<QueryOutput> {
@@ -175,6 +164,22 @@ impl Engine for MySqlEngine {
             ended: false,
         })))
     }
+}
+
+/// Prepares `statement` on `conn` (mysql_async keeps it in the connection's
+/// statement cache, so the execution that follows reuses it).
+async fn prepare_on(name: &str, conn: &mut Conn, statement: &Analysis) -> Result<Prepared> {
+    let prepared = conn
+        .prep(statement.sql.as_str())
+        .await
+        .map_err(|e| map_error(name, e))?;
+    Ok(Prepared {
+        param_types: vec![None; usize::from(prepared.num_params())],
+        returns_rows: !prepared.columns().is_empty(),
+        schema: schema_of(prepared.columns()),
+        plan: None,
+        engine: None,
+    })
 }
 
 /// A transaction on one connection, which every statement of it locks in turn.
@@ -219,6 +224,15 @@ impl Transaction for MySqlTransaction {
     async fn execute(&mut self, request: Request<'_>) -> Result<QueryOutput> {
         let conn = Arc::clone(&self.conn).lock_owned().await;
         run(&self.name, Handle::Shared(conn), request).await
+    }
+
+    async fn prepare(
+        &mut self,
+        statement: &Analysis,
+        _schema: Option<&str>,
+    ) -> Result<Option<Prepared>> {
+        let mut conn = Arc::clone(&self.conn).lock_owned().await;
+        prepare_on(&self.name, &mut conn, statement).await.map(Some)
     }
 
     async fn commit(self: Box<Self>) -> Result<()> {

@@ -168,23 +168,7 @@ impl Engine for PostgresEngine {
 
     async fn prepare(&self, statement: &Analysis, _schema: Option<&str>) -> Result<Prepared> {
         let client = self.client().await?;
-        let prepared = cached_statement(&client, &statement.sql)
-            .await
-            .map_err(|e| map_error(&self.name, &e))?;
-        let param_types = prepared
-            .params()
-            .iter()
-            .map(|ty| column_kind(ty, -1).map(|kind| kind.data_type()))
-            .collect();
-        let schema = schema_of(prepared.columns())?;
-        let returns_rows = !prepared.columns().is_empty();
-        Ok(Prepared {
-            param_types,
-            schema,
-            returns_rows,
-            plan: None,
-            engine: None,
-        })
+        prepare_on(&self.name, &client, statement).await
     }
 
     async fn execute(&self, request: Request<'_>) -> Result<QueryOutput> {
@@ -233,6 +217,26 @@ impl Engine for PostgresEngine {
     }
 }
 
+/// Prepares `statement` on `client`, kept in the connection's statement cache
+/// for the execution that follows.
+async fn prepare_on(name: &str, client: &Object, statement: &Analysis) -> Result<Prepared> {
+    let prepared = cached_statement(client, &statement.sql)
+        .await
+        .map_err(|e| map_error(name, &e))?;
+    let param_types = prepared
+        .params()
+        .iter()
+        .map(|ty| column_kind(ty, -1).map(|kind| kind.data_type()))
+        .collect();
+    Ok(Prepared {
+        param_types,
+        schema: schema_of(prepared.columns())?,
+        returns_rows: !prepared.columns().is_empty(),
+        plan: None,
+        engine: None,
+    })
+}
+
 /// A transaction on one pooled connection; the connection goes back to the
 /// pool when the transaction ends.
 struct PostgresTransaction {
@@ -278,6 +282,15 @@ impl Transaction for PostgresTransaction {
     async fn execute(&mut self, request: Request<'_>) -> Result<QueryOutput> {
         let client = Arc::clone(self.client()?);
         run(&self.name, client, request).await
+    }
+
+    async fn prepare(
+        &mut self,
+        statement: &Analysis,
+        _schema: Option<&str>,
+    ) -> Result<Option<Prepared>> {
+        let client = Arc::clone(self.client()?);
+        prepare_on(&self.name, &client, statement).await.map(Some)
     }
 
     async fn commit(self: Box<Self>) -> Result<()> {

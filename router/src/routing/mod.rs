@@ -339,8 +339,75 @@ impl Pinned {
 struct Plan {
     order: Vec<Arc<EngineEntry>>,
     fingerprint: Option<u64>,
-    explanation: Explanation,
+    tables: Vec<String>,
     columns: Vec<(usize, String, Operator)>,
+    /// Made only when asked for (`EXPLAIN ROUTE`, the admin endpoint, the
+    /// error of a statement no engine can run): the reports and reasons are
+    /// strings, which the statements that just run do not need.
+    explanation: Option<Explanation>,
+}
+
+/// Why an engine is not a candidate; put in words only for an
+/// [`Explanation`].
+#[derive(Debug, Clone, Copy)]
+enum Exclusion<'a> {
+    SessionPin,
+    RulePin,
+    Rule,
+    Table(&'a str),
+    ReadOnly,
+    Down,
+}
+
+impl Exclusion<'_> {
+    fn text(self, entry: &EngineEntry) -> String {
+        match self {
+            Exclusion::SessionPin => "the session or statement pins another engine".to_owned(),
+            Exclusion::RulePin => "a rule pins other engines".to_owned(),
+            Exclusion::Rule => "excluded by a rule".to_owned(),
+            Exclusion::Table(table) => format!("does not serve {table}"),
+            Exclusion::ReadOnly => "does not accept writes".to_owned(),
+            Exclusion::Down => format!("down: {}", entry.health.last_error().unwrap_or_default()),
+        }
+    }
+}
+
+/// Why the order's first engine goes first; put in words only for an
+/// [`Explanation`].
+#[derive(Debug, Clone, Copy)]
+enum Reason {
+    CheapestWithinSlo,
+    FastestOutsideSlo,
+    Exploring,
+    Measuring,
+    LowestLatency,
+    PowerOfTwo,
+    AllDown,
+    NoCandidate,
+}
+
+impl Reason {
+    fn text(self, slo: Duration) -> String {
+        let slo = slo.as_millis();
+        match self {
+            Reason::CheapestWithinSlo => {
+                format!("cheapest engine predicted within the {slo} ms latency SLO")
+            }
+            Reason::FastestOutsideSlo => {
+                format!("no engine is predicted within the {slo} ms SLO: the fastest")
+            }
+            Reason::Exploring => {
+                "exploring: a random candidate, so every engine stays measured".to_owned()
+            }
+            Reason::Measuring => "not yet measured on this query shape: measuring it".to_owned(),
+            Reason::LowestLatency => "lowest predicted latency for this query shape".to_owned(),
+            Reason::PowerOfTwo => {
+                "least outstanding statements of two random engines with free slots".to_owned()
+            }
+            Reason::AllDown => "every engine that serves it is down; trying them anyway".to_owned(),
+            Reason::NoCandidate => "no engine serves every table the statement touches".to_owned(),
+        }
+    }
 }
 
 impl Router {
@@ -412,7 +479,9 @@ impl Router {
     ///
     /// The session's strategy hint is not a strategy.
     pub fn explain(&self, ctx: &RouteContext<'_>, analysis: &Analysis) -> Result<Explanation> {
-        Ok(self.plan(ctx, analysis, None, true)?.explanation)
+        let plan = self.plan(ctx, analysis, None, true)?;
+        plan.explanation
+            .ok_or_else(|| Error::Internal("an explained plan has no explanation".to_owned()))
     }
 
     fn plan(
@@ -445,7 +514,9 @@ impl Router {
             if !rule.matches(&facts) {
                 continue;
             }
-            matched.push(rule.label(index));
+            if explain {
+                matched.push(rule.label(index));
+            }
             if !rule.rule.engines.is_empty() {
                 let these: HashSet<&str> = rule.rule.engines.iter().map(String::as_str).collect();
                 pinned = Some(match pinned {
@@ -469,7 +540,7 @@ impl Router {
         };
         let writes = !analysis.read_only;
 
-        let mut reports = Vec::with_capacity(state.engines.len());
+        let mut reports = Vec::with_capacity(if explain { state.engines.len() } else { 0 });
         let mut eligible = Vec::new();
         let mut down = Vec::new();
         for entry in &state.engines {
@@ -488,39 +559,38 @@ impl Router {
                 load: (outstanding + queued) as f64 / entry.spec.weight.max(1e-6),
                 full: entry.load.is_full(),
             };
-            let reason = if session_pin.is_some_and(|p| p != name) {
-                Some("the session or statement pins another engine".to_owned())
+            let exclusion = if session_pin.is_some_and(|p| p != name) {
+                Some(Exclusion::SessionPin)
             } else if pinned.as_ref().is_some_and(|p| !p.contains(name)) {
-                Some("a rule pins other engines".to_owned())
+                Some(Exclusion::RulePin)
             } else if excluded.contains(name) {
-                Some("excluded by a rule".to_owned())
+                Some(Exclusion::Rule)
             } else if let Some(table) = tables.iter().find(|t| !entry.serves(t)) {
-                Some(format!("does not serve {table}"))
+                Some(Exclusion::Table(table))
             } else if writes && !entry.spec.writes {
-                Some("does not accept writes".to_owned())
+                Some(Exclusion::ReadOnly)
             } else if health == HealthState::Down {
                 down.push(candidate);
-                Some(format!(
-                    "down: {}",
-                    entry.health.last_error().unwrap_or_default()
-                ))
+                Some(Exclusion::Down)
             } else {
                 eligible.push(candidate);
                 None
             };
-            reports.push(CandidateReport {
-                engine: name.to_owned(),
-                dialect: entry.engine.dialect().as_str().to_owned(),
-                health,
-                outstanding,
-                queued,
-                max_concurrency: entry.load.max_concurrency(),
-                predicted_latency_ms: seconds * 1000.0,
-                latency_source: source,
-                predicted_cost: entry.spec.cost.predict(seconds, bytes),
-                rank: None,
-                excluded: reason,
-            });
+            if explain {
+                reports.push(CandidateReport {
+                    engine: name.to_owned(),
+                    dialect: entry.engine.dialect().as_str().to_owned(),
+                    health,
+                    outstanding,
+                    queued,
+                    max_concurrency: entry.load.max_concurrency(),
+                    predicted_latency_ms: seconds * 1000.0,
+                    latency_source: source,
+                    predicted_cost: entry.spec.cost.predict(seconds, bytes),
+                    rank: None,
+                    excluded: exclusion.map(|e| e.text(entry)),
+                });
+            }
         }
 
         let (mut order, mut reason) = if eligible.is_empty() && !down.is_empty() {
@@ -529,43 +599,66 @@ impl Router {
             down.sort_by(|a, b| a.seconds.total_cmp(&b.seconds));
             (
                 down.into_iter().map(|c| c.entry).collect::<Vec<_>>(),
-                "every engine that serves it is down; trying them anyway".to_owned(),
+                Reason::AllDown,
             )
         } else {
             self.order(strategy, config, eligible)
         };
+        let mut preferred = false;
         if let Some(prefer) = prefer
             && let Some(at) = order.iter().position(|e| e.name() == prefer)
             && at > 0
         {
             let entry = order.remove(at);
             order.insert(0, entry);
-            reason = format!("the engine that prepared the statement ({prefer})");
+            preferred = true;
         }
-        for (rank, entry) in order.iter().enumerate() {
-            if let Some(report) = reports.iter_mut().find(|r| r.engine == entry.name()) {
-                report.rank = Some(rank + 1);
+        if order.is_empty() {
+            reason = Reason::NoCandidate;
+        }
+        let explanation = explain.then(|| {
+            for (rank, entry) in order.iter().enumerate() {
+                if let Some(report) = reports.iter_mut().find(|r| r.engine == entry.name()) {
+                    report.rank = Some(rank + 1);
+                }
             }
-        }
-        let chosen = order.first().map(|e| e.name().to_owned());
-        if chosen.is_none() {
-            reason = "no engine serves every table the statement touches".to_owned();
-        }
-        Ok(Plan {
-            explanation: Explanation {
-                tables,
+            let chosen = order.first().map(|e| e.name().to_owned());
+            Explanation {
+                tables: tables.clone(),
                 read_only: analysis.read_only,
                 fingerprint: fingerprint.map(|f| format!("{f:016x}")).unwrap_or_default(),
                 strategy,
                 rules: matched,
                 candidates: reports,
+                reason: match (&chosen, prefer) {
+                    (Some(_), Some(prefer)) if preferred => {
+                        format!("the engine that prepared the statement ({prefer})")
+                    }
+                    _ => reason.text(config.latency_slo),
+                },
                 chosen,
-                reason,
-            },
+            }
+        });
+        Ok(Plan {
             order,
             fingerprint,
+            tables,
             columns,
+            explanation,
         })
+    }
+
+    /// The error for a statement no engine can run, naming why each engine
+    /// is out (the statement is planned again, explained: a rare path).
+    fn no_engine(&self, ctx: &RouteContext<'_>, analysis: &Analysis) -> Error {
+        match self.plan(ctx, analysis, None, true) {
+            Ok(Plan {
+                explanation: Some(explanation),
+                ..
+            }) => no_engine(&explanation),
+            Ok(_) => Error::Internal("an explained plan has no explanation".to_owned()),
+            Err(e) => e,
+        }
     }
 
     /// Orders the eligible engines by the strategy; healthy before degraded.
@@ -574,7 +667,7 @@ impl Router {
         strategy: Strategy,
         config: &RoutingConfig,
         mut eligible: Vec<Candidate>,
-    ) -> (Vec<Arc<EngineEntry>>, String) {
+    ) -> (Vec<Arc<EngineEntry>>, Reason) {
         let slo = config.latency_slo.as_secs_f64();
         let reason = match strategy {
             Strategy::Cost => {
@@ -591,15 +684,8 @@ impl Router {
                     )
                 });
                 match eligible.first() {
-                    Some(first) if first.seconds <= slo => format!(
-                        "cheapest engine predicted within the {} ms latency SLO",
-                        config.latency_slo.as_millis()
-                    ),
-                    Some(_) => format!(
-                        "no engine is predicted within the {} ms SLO: the fastest",
-                        config.latency_slo.as_millis()
-                    ),
-                    None => String::new(),
+                    Some(first) if first.seconds > slo => Reason::FastestOutsideSlo,
+                    _ => Reason::CheapestWithinSlo,
                 }
             }
             Strategy::Latency => {
@@ -614,11 +700,11 @@ impl Router {
                 if explore {
                     let pick = rand::rng().random_range(1..eligible.len());
                     eligible.swap(0, pick);
-                    "exploring: a random candidate, so every engine stays measured".to_owned()
+                    Reason::Exploring
                 } else if eligible.first().is_some_and(|c| !c.measured) {
-                    "not yet measured on this query shape: measuring it".to_owned()
+                    Reason::Measuring
                 } else {
-                    "lowest predicted latency for this query shape".to_owned()
+                    Reason::LowestLatency
                 }
             }
             Strategy::Throughput => {
@@ -648,7 +734,7 @@ impl Router {
                     let chosen = eligible.remove(pick);
                     eligible.insert(0, chosen);
                 }
-                "least outstanding statements of two random engines with free slots".to_owned()
+                Reason::PowerOfTwo
             }
         };
         (eligible.into_iter().map(|c| c.entry).collect(), reason)
@@ -686,7 +772,41 @@ impl Router {
                 Err(e) => return Err(e),
             }
         }
-        Err(first_error.unwrap_or_else(|| no_engine(&plan.explanation)))
+        Err(first_error.unwrap_or_else(|| self.no_engine(ctx, analysis)))
+    }
+
+    /// Plans a statement inside a pinned transaction: on the transaction's own
+    /// connection once the block has one (a second connection could be a
+    /// wait for a pool the blocks hold), on its engine otherwise.
+    ///
+    /// # Errors
+    ///
+    /// The engine's planning error.
+    pub async fn prepare_pinned(
+        &self,
+        ctx: &RouteContext<'_>,
+        pinned: &mut Pinned,
+        analysis: &Analysis,
+    ) -> Result<Prepared> {
+        let entry = Arc::clone(&pinned.entry);
+        if let Some(txn) = pinned.txn.as_mut() {
+            let (statement, _) = self
+                .statement_for(&entry, analysis, &[], ctx.schema)
+                .await?;
+            if let Some(mut prepared) = txn.prepare(&statement, ctx.schema).await? {
+                prepared.engine = Some(entry.name().to_owned());
+                if let Cow::Owned(_) = statement {
+                    self.describe_params(&entry, analysis, ctx.schema, &mut prepared)
+                        .await;
+                }
+                return Ok(prepared);
+            }
+        }
+        let ctx = RouteContext {
+            engine: Some(entry.name()),
+            ..*ctx
+        };
+        self.prepare(&ctx, analysis).await
     }
 
     /// Describes the parameters of a statement prepared in another dialect in
@@ -779,7 +899,7 @@ impl Router {
                         engine: entry.name().to_owned(),
                         output,
                         touched: Touched {
-                            tables: plan.explanation.tables,
+                            tables: plan.tables,
                             columns: plan.columns,
                             fingerprint: plan.fingerprint,
                         },
@@ -791,7 +911,7 @@ impl Router {
                 Err(e) => return Err(e),
             }
         }
-        Err(first_error.unwrap_or_else(|| no_engine(&plan.explanation)))
+        Err(first_error.unwrap_or_else(|| self.no_engine(ctx, request.statement)))
     }
 
     /// Runs `statement` on one engine and tracks the result until its end.
@@ -881,7 +1001,7 @@ impl Router {
     pub async fn begin(&self, ctx: &RouteContext<'_>, analysis: &Analysis) -> Result<Pinned> {
         let plan = self.plan(ctx, analysis, None, false)?;
         let Some(entry) = plan.order.into_iter().next() else {
-            return Err(no_engine(&plan.explanation));
+            return Err(self.no_engine(ctx, analysis));
         };
         let txn = entry
             .engine
@@ -929,8 +1049,9 @@ impl Router {
             .track(&entry, output, started, None, slot, false)
             .await?;
         let config = &self.snapshot().config;
+        let shape = self.shapes.of(request.statement);
         let (tables, columns) = touched(
-            &self.shapes.of(request.statement).value.references,
+            &shape.value.references,
             &config.default_catalog,
             request.schema.unwrap_or(&config.default_schema),
         );
@@ -940,7 +1061,9 @@ impl Router {
             touched: Touched {
                 tables,
                 columns,
-                fingerprint: None,
+                // Kept per shape: without it telemetry's aggregator parsed
+                // every statement of every block again to fingerprint it.
+                fingerprint: Some(shape.value.fingerprint(request.statement)),
             },
         })
     }

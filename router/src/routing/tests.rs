@@ -464,3 +464,25 @@ async fn reconfiguring_keeps_history_of_engines_that_stay() -> Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn a_block_reports_fingerprints_and_prepares_on_its_engine() -> Result<()> {
+    let a = Fake::new("a", 0);
+    let b = Fake::new("b", 0);
+    let router = router(
+        RoutingConfig::default(),
+        &[(&a, EngineSpec::default()), (&b, EngineSpec::default())],
+    );
+    let analysis = statement("SELECT n FROM t WHERE id = 5");
+    let mut pinned = router.begin(&CTX, &analysis).await?;
+    let engine = pinned.engine().to_owned();
+    let routed = router
+        .execute_pinned(&mut pinned, Request::new(&analysis))
+        .await?;
+    // Telemetry gets the id instead of parsing the statement again.
+    assert_eq!(routed.touched.fingerprint, Some(analysis.fingerprint().id));
+    // An engine without a transaction connection plans on the pinned engine.
+    let prepared = router.prepare_pinned(&CTX, &mut pinned, &analysis).await?;
+    assert_eq!(prepared.engine.as_deref(), Some(engine.as_str()));
+    Ok(())
+}

@@ -241,10 +241,8 @@ impl FlightSql {
     }
 
     async fn prepare(&self, analysis: &Analysis) -> Result<Prepared, Status> {
-        Session::new(self.shared.clone(), Protocol::FlightSql)
-            .prepare(analysis)
-            .await
-            .map_err(status)
+        let mut session = Session::new(self.shared.clone(), Protocol::FlightSql);
+        session.prepare(analysis).await.map_err(status)
     }
 
     /// Runs a statement and streams its rows as Flight data.

@@ -221,7 +221,7 @@ impl Shim {
     }
 
     /// `SHOW COLUMNS` / `DESCRIBE`: the table's columns, from its planned schema.
-    async fn describe(&self, table: &ObjectName) -> Result<RecordBatch> {
+    async fn describe(&mut self, table: &ObjectName) -> Result<RecordBatch> {
         let analysis = analyze_statement(&format!("SELECT * FROM {table}"), Dialect::MySql)?;
         let prepared = self.session.prepare(&analysis).await?;
         let fields = prepared.schema.fields();

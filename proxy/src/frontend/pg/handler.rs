@@ -280,7 +280,7 @@ pub(super) struct Parser {
 
 impl Parser {
     /// Splits, analyses and plans the text of a `Parse`.
-    async fn plan(&self, sql: &str, session: &Session) -> PgWireResult<Statement> {
+    async fn plan(&self, sql: &str, session: &mut Session) -> PgWireResult<Statement> {
         let pieces = split(sql, Dialect::Postgres).map_err(|e| to_pgwire(e.into()))?;
         let piece = match pieces.as_slice() {
             [] => {
@@ -352,7 +352,7 @@ impl QueryParser for Parser {
         let session = self.session(client);
         // pgwire handles one message of a connection at a time: nothing else
         // holds the session while `Parse` runs.
-        let session = session.lock().await;
+        let mut session = session.lock().await;
         let cache = client
             .session_extensions()
             .get_or_insert_with(ParseCache::default);
@@ -360,7 +360,7 @@ impl QueryParser for Parser {
             crate::metrics::parse_reused();
             return Ok(statement);
         }
-        let statement = self.plan(sql, &session).await?;
+        let statement = self.plan(sql, &mut session).await?;
         cache.keep(sql, types, &session, &statement);
         Ok(statement)
     }
