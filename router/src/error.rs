@@ -49,6 +49,21 @@ pub enum Error {
         /// Whether running the statement again (here or elsewhere) may succeed.
         retryable: bool,
     },
+    /// The engine refused the statement for a reason none of the variants
+    /// above name — a constraint violation, a deadlock, a lock timeout, a
+    /// missing privilege or function — with codes of its own, which travel
+    /// with it: a client branches on them (a unique violation is retried as
+    /// an update, a deadlock as a new transaction), and each front end passes
+    /// them on in its protocol's terms.
+    #[error("{message}")]
+    Rejected {
+        /// The SQLSTATE the engine reported.
+        sqlstate: String,
+        /// MySQL's error number, when the engine speaks MySQL.
+        mysql_code: Option<u16>,
+        /// The engine's message.
+        message: String,
+    },
     /// A broken invariant inside Floe or an engine; never the client's fault.
     #[error("internal error: {0}")]
     Internal(String),

@@ -829,3 +829,67 @@ async fn a_statement_prepared_inside_a_block_is_planned_on_the_blocks_connection
     assert_eq!(count, Some(1), "the block sees its own row");
     conn.query_drop("ROLLBACK").await.expect("ROLLBACK");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn engine_errors_reach_clients_with_the_codes_they_branch_on() {
+    let _servers = SERVERS.lock().await;
+    load_servers().await;
+    let pg = postgres_direct().await;
+    let mut my = mariadb_direct().await;
+    let keyed = [
+        "DROP TABLE IF EXISTS public.route_keys",
+        "CREATE TABLE public.route_keys (id INT PRIMARY KEY)",
+        "INSERT INTO public.route_keys VALUES (1)",
+    ];
+    for sql in keyed {
+        pg.batch_execute(sql).await.expect("PostgreSQL setup");
+        my.query_drop(sql).await.expect("MariaDB setup");
+    }
+    let daemon = plain_daemon(&engines_config());
+    let duplicate = "INSERT INTO public.route_keys VALUES (1)";
+
+    // A PostgreSQL client sees a unique violation as 23505 from either
+    // engine (MariaDB says 1062 / 23000), and an unknown function as 42883.
+    let client = daemon.connect().await;
+    for engine in ["pg", "maria"] {
+        client
+            .batch_execute(&format!("SET floe.engine = '{engine}'"))
+            .await
+            .expect("pin");
+        let e = client.batch_execute(duplicate).await.expect_err(engine);
+        assert_eq!(e.code().map(|c| c.code()), Some("23505"), "{engine}: {e:?}");
+    }
+    client
+        .batch_execute("SET floe.engine = 'pg'")
+        .await
+        .expect("pin");
+    let e = client
+        .simple_query("SELECT no_such_function(id) FROM public.route_keys")
+        .await
+        .expect_err("unknown function");
+    assert_eq!(e.code().map(|c| c.code()), Some("42883"), "{e:?}");
+
+    // A MySQL client sees ER_DUP_ENTRY (1062) from either engine.
+    let mut conn = floe_mysql(&daemon).await;
+    for engine in ["maria", "pg"] {
+        conn.query_drop(format!("SET floe.engine = '{engine}'"))
+            .await
+            .expect("pin");
+        match conn.query_drop(duplicate).await {
+            Err(mysql_async::Error::Server(e)) => {
+                assert_eq!(
+                    (e.code, e.state.as_str()),
+                    (1062, "23000"),
+                    "{engine}: {e:?}"
+                );
+            }
+            other => panic!("{engine}: expected a server error, got {other:?}"),
+        }
+    }
+    pg.batch_execute("DROP TABLE public.route_keys")
+        .await
+        .expect("drop");
+    my.query_drop("DROP TABLE public.route_keys")
+        .await
+        .expect("drop");
+}

@@ -580,7 +580,8 @@ fn map_error(engine: &str, e: mysql_async::Error) -> Error {
         }
     };
     let message = server.message;
-    match server.code {
+    let code = server.code;
+    match code {
         1064 | 1149 => Error::Syntax(message),
         1146 | 1049 => Error::UndefinedTable(message),
         1054 => Error::UndefinedColumn(message),
@@ -604,7 +605,11 @@ fn map_error(engine: &str, e: mysql_async::Error) -> Error {
             message,
             retryable: true,
         },
-        _ => Error::InvalidInput(message),
+        _ => Error::Rejected {
+            sqlstate: server.state,
+            mysql_code: Some(code),
+            message,
+        },
     }
 }
 

@@ -833,7 +833,11 @@ pub(super) fn map_sqlstate(engine: &str, code: &str, message: String) -> Error {
                 retryable: true,
             }
         }
-        _ => Error::InvalidInput(message),
+        _ => Error::Rejected {
+            sqlstate: code.to_owned(),
+            mysql_code: None,
+            message,
+        },
     }
 }
 

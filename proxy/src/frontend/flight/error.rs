@@ -11,6 +11,7 @@ pub(super) fn code(e: &Error) -> Code {
             floe_router::Error::Syntax(_)
             | floe_router::Error::UndefinedColumn(_)
             | floe_router::Error::InvalidInput(_)
+            | floe_router::Error::Rejected { .. }
             | floe_router::Error::Data { .. } => Code::InvalidArgument,
             floe_router::Error::UndefinedTable(_) => Code::NotFound,
             floe_router::Error::Unsupported(_) => Code::Unimplemented,

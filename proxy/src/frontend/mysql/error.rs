@@ -29,6 +29,11 @@ pub(super) fn code(e: &Error) -> ErrorKind {
             floe_router::Error::Cancelled | floe_router::Error::Timeout => {
                 ErrorKind::ER_QUERY_INTERRUPTED
             }
+            floe_router::Error::Rejected {
+                sqlstate,
+                mysql_code,
+                ..
+            } => rejected(sqlstate, *mysql_code),
             floe_router::Error::EngineUnavailable { .. } | floe_router::Error::Internal(_) => {
                 ErrorKind::ER_UNKNOWN_ERROR
             }
@@ -45,6 +50,32 @@ pub(super) fn code(e: &Error) -> ErrorKind {
         Error::NoDatabaseSelected => ErrorKind::ER_NO_DB_ERROR,
         Error::UnknownStatement(_) => ErrorKind::ER_UNKNOWN_STMT_HANDLER,
         Error::ShuttingDown => ErrorKind::ER_SERVER_SHUTDOWN,
+    }
+}
+
+/// MySQL's error numbers opensrv can send: every one from 1000 to 1885
+/// (`ErrorKind::from` panics outside them).
+const KNOWN_CODES: std::ops::RangeInclusive<u16> = 1000..=1885;
+
+/// The code for an engine's own error: a MySQL engine's number as it came
+/// (when opensrv can send it); for a PostgreSQL engine's SQLSTATE, the number
+/// MySQL uses for the same failure; `ER_WRONG_ARGUMENTS` when neither says.
+fn rejected(sqlstate: &str, mysql_code: Option<u16>) -> ErrorKind {
+    let number = mysql_code.or(match sqlstate {
+        "23505" => Some(1062),           // ER_DUP_ENTRY
+        "23502" => Some(1048),           // ER_BAD_NULL_ERROR
+        "23503" => Some(1452),           // ER_NO_REFERENCED_ROW_2
+        "40P01" | "40001" => Some(1213), // ER_LOCK_DEADLOCK
+        "55P03" => Some(1205),           // ER_LOCK_WAIT_TIMEOUT
+        "42501" => Some(1142),           // ER_TABLEACCESS_DENIED_ERROR
+        "42P07" => Some(1050),           // ER_TABLE_EXISTS_ERROR
+        "42883" => Some(1305),           // ER_SP_DOES_NOT_EXIST
+        "22001" => Some(1406),           // ER_DATA_TOO_LONG
+        _ => None,
+    });
+    match number {
+        Some(n) if KNOWN_CODES.contains(&n) => ErrorKind::from(n),
+        _ => ErrorKind::ER_WRONG_ARGUMENTS,
     }
 }
 
@@ -103,6 +134,43 @@ mod tests {
             let kind = code(&error);
             assert_eq!(kind as u16, number, "{error:?}");
             assert_eq!(kind.sqlstate(), state.as_bytes(), "{error:?}");
+        }
+    }
+
+    #[test]
+    fn engine_errors_keep_their_codes() {
+        let rejected = |sqlstate: &str, mysql_code| {
+            code(&Error::Engine(floe_router::Error::Rejected {
+                sqlstate: sqlstate.to_owned(),
+                mysql_code,
+                message: String::new(),
+            })) as u16
+        };
+        assert_eq!(
+            rejected("23000", Some(1062)),
+            1062,
+            "MariaDB's duplicate key"
+        );
+        assert_eq!(
+            rejected("23505", None),
+            1062,
+            "PostgreSQL's unique violation"
+        );
+        assert_eq!(rejected("40P01", None), 1213, "PostgreSQL's deadlock");
+        assert_eq!(
+            rejected("HY000", Some(4025)),
+            1210,
+            "a number opensrv cannot send"
+        );
+        assert_eq!(rejected("XX000", None), 1210);
+    }
+
+    #[test]
+    fn every_code_opensrv_knows_converts() {
+        // `ErrorKind::from` panics on a number it does not list: the range
+        // above must hold no gap (a newer opensrv would break this first).
+        for n in KNOWN_CODES {
+            assert_eq!(ErrorKind::from(n) as u16, n);
         }
     }
 }

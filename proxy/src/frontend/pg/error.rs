@@ -9,7 +9,7 @@ use pgwire::error::{ErrorInfo, PgWireError};
 use crate::error::Error;
 
 /// The SQLSTATE for an error.
-pub(super) fn sqlstate(e: &Error) -> &'static str {
+pub(super) fn sqlstate(e: &Error) -> &str {
     match e {
         Error::Engine(engine) => match engine {
             floe_router::Error::Syntax(_) => "42601",
@@ -26,6 +26,11 @@ pub(super) fn sqlstate(e: &Error) -> &'static str {
             floe_router::Error::Unsupported(_) => "0A000",
             floe_router::Error::Cancelled | floe_router::Error::Timeout => "57014",
             floe_router::Error::EngineUnavailable { .. } => "08006",
+            floe_router::Error::Rejected {
+                sqlstate,
+                mysql_code,
+                ..
+            } => rejected(sqlstate, *mysql_code),
             floe_router::Error::Internal(_) => "XX000",
             _ => "XX000",
         },
@@ -38,6 +43,48 @@ pub(super) fn sqlstate(e: &Error) -> &'static str {
         Error::NoDatabaseSelected => "3D000",
         Error::UnknownStatement(_) => "26000",
         Error::ShuttingDown => "57P01",
+    }
+}
+
+/// The SQLSTATE for an engine's own error: a PostgreSQL engine's as it
+/// came; for a MySQL engine's error number, the SQLSTATE PostgreSQL raises for
+/// the same failure (MySQL reports all integrity errors as `23000`, and a
+/// PostgreSQL client tells a unique violation from a null one by the code),
+/// else the server's SQLSTATE unless it is MySQL's catch-all `HY000`.
+fn rejected(sqlstate: &str, mysql_code: Option<u16>) -> &str {
+    let own = || {
+        let valid = sqlstate.len() == 5 && sqlstate.bytes().all(|b| b.is_ascii_alphanumeric());
+        if valid && !sqlstate.starts_with("HY") {
+            sqlstate
+        } else {
+            "42804"
+        }
+    };
+    let Some(code) = mysql_code else {
+        return own();
+    };
+    match code {
+        // ER_DUP_ENTRY, ER_DUP_ENTRY_WITH_KEY_NAME
+        1062 | 1586 => "23505",
+        // ER_BAD_NULL_ERROR, ER_NO_DEFAULT_FOR_FIELD
+        1048 | 1364 => "23502",
+        // ER_ROW_IS_REFERENCED(_2), ER_NO_REFERENCED_ROW(_2)
+        1216 | 1217 | 1451 | 1452 => "23503",
+        // ER_CONSTRAINT_FAILED (MariaDB), ER_CHECK_CONSTRAINT_VIOLATED (MySQL)
+        4025 | 3819 => "23514",
+        // ER_LOCK_DEADLOCK
+        1213 => "40P01",
+        // ER_LOCK_WAIT_TIMEOUT
+        1205 => "55P03",
+        // Access denied to a table, a column, a database, a privilege.
+        1044 | 1142 | 1143 | 1227 => "42501",
+        // ER_TABLE_EXISTS_ERROR
+        1050 => "42P07",
+        // ER_SP_DOES_NOT_EXIST (an unknown function)
+        1305 => "42883",
+        // ER_DATA_TOO_LONG
+        1406 => "22001",
+        _ => own(),
     }
 }
 
@@ -65,6 +112,14 @@ impl From<Error> for PgWireError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn rejected_by(sqlstate: &str, mysql_code: Option<u16>) -> Error {
+        Error::Engine(floe_router::Error::Rejected {
+            sqlstate: sqlstate.to_owned(),
+            mysql_code,
+            message: String::new(),
+        })
+    }
 
     #[test]
     fn every_error_has_the_documented_sqlstate() {
@@ -128,6 +183,13 @@ mod tests {
             (Error::UnknownDatabase("x".into()), "3D000"),
             (Error::NoDatabaseSelected, "3D000"),
             (Error::UnknownStatement("s".into()), "26000"),
+            (rejected_by("23505", None), "23505"),
+            (rejected_by("42883", None), "42883"),
+            (rejected_by("23000", Some(1062)), "23505"),
+            (rejected_by("40001", Some(1213)), "40P01"),
+            (rejected_by("42000", Some(1044)), "42501"),
+            (rejected_by("23000", Some(1169)), "23000"),
+            (rejected_by("HY000", Some(1105)), "42804"),
         ];
         for (error, code) in cases {
             assert_eq!(sqlstate(&error), code, "{error:?}");
