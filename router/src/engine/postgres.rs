@@ -816,10 +816,6 @@ pub(super) fn map_sqlstate(engine: &str, code: &str, message: String) -> Error {
         },
         "0A000" => Error::Unsupported(message),
         "57014" => Error::Cancelled,
-        _ if code.starts_with("22") => Error::Data {
-            kind: DataErrorKind::Other,
-            message,
-        },
         // Connection exceptions, shutdown, resources and system errors: the
         // engine, not the statement, failed.
         _ if code.starts_with("08")
