@@ -893,3 +893,38 @@ async fn engine_errors_reach_clients_with_the_codes_they_branch_on() {
         .await
         .expect("drop");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_translated_statement_in_a_block_reads_column_types_on_the_blocks_connection() {
+    let _servers = SERVERS.lock().await;
+    load_servers().await;
+    // A MySQL client on the PostgreSQL engine, one pooled connection: a
+    // division is translated by the column's type, which the block reads on
+    // its own connection (a second one would wait out the connect timeout).
+    let config = format!(
+        "[[engines]]\nname = \"pg\"\ntype = \"postgres\"\nurl = \"{}\"\nmax_connections = 1\nconnect_timeout = \"5s\"\n",
+        postgres_conninfo()
+    );
+    let daemon = plain_daemon(&config);
+    let mut conn = floe_mysql(&daemon).await;
+    conn.query_drop("BEGIN").await.expect("BEGIN");
+    conn.query_drop("INSERT INTO public.route_txn VALUES (5)")
+        .await
+        .expect("INSERT opens the block");
+    let started = std::time::Instant::now();
+    let half: Option<String> = conn
+        .query_first("SELECT id / 2 FROM public.route_txn")
+        .await
+        .expect("a division in the block");
+    let waited = started.elapsed();
+    conn.query_drop("ROLLBACK").await.expect("ROLLBACK");
+    let half: f64 = half
+        .as_deref()
+        .and_then(|h| h.parse().ok())
+        .expect("a number");
+    assert!((half - 2.5).abs() < 1e-9, "MySQL divides exactly: {half}");
+    assert!(
+        waited < std::time::Duration::from_secs(4),
+        "the block waited {waited:?} for a second connection"
+    );
+}

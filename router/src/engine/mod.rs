@@ -273,6 +273,22 @@ pub trait Transaction: Send + Sync {
     /// Runs one statement inside the transaction.
     async fn execute(&mut self, request: Request<'_>) -> Result<QueryOutput>;
 
+    /// [`Engine::column_types`] read on the transaction's own connection (see
+    /// [`Transaction::prepare`] for why); `None` when the engine reads them
+    /// without a connection (the router then asks the engine).
+    ///
+    /// # Errors
+    ///
+    /// The engine could not be asked.
+    async fn column_types(
+        &mut self,
+        tables: &[floe_dialects::TableRef],
+        schema: Option<&str>,
+    ) -> Result<Option<floe_dialects::ColumnTypes>> {
+        let _ = (tables, schema);
+        Ok(None)
+    }
+
     /// Plans a statement on the transaction's own connection, as
     /// [`Engine::prepare`] does on a pooled one; `None` when the engine plans
     /// without a connection (the router then asks [`Engine::prepare`]).

@@ -34,7 +34,9 @@ pub struct MySqlEngine {
     name: String,
     pool: Pool,
     connect_timeout: Duration,
-    types: super::TypeCache,
+    /// Shared with the engine's transactions, which read types on their own
+    /// connection.
+    types: Arc<super::TypeCache>,
 }
 
 impl std::fmt::Debug for MySqlEngine {
@@ -83,7 +85,7 @@ impl MySqlEngine {
             name: options.name,
             pool: Pool::new(builder),
             connect_timeout: options.connect_timeout,
-            types: super::TypeCache::default(),
+            types: Arc::default(),
         })
     }
 
@@ -114,23 +116,12 @@ impl Engine for MySqlEngine {
         tables: &[floe_dialects::TableRef],
         schema: Option<&str>,
     ) -> Result<floe_dialects::ColumnTypes> {
-        let (mut types, missing) = self.types.lookup(tables, schema);
+        let (types, missing) = self.types.lookup(tables, schema);
         if missing.is_empty() {
             return Ok(types);
         }
         let mut conn = self.conn().await?;
-        for key in missing {
-            let rows: Vec<(String, String)> = conn
-                .exec(
-                    "SELECT COLUMN_NAME, DATA_TYPE FROM information_schema.COLUMNS \
-                     WHERE TABLE_SCHEMA = COALESCE(?, DATABASE()) AND TABLE_NAME = ?",
-                    key.clone(),
-                )
-                .await
-                .map_err(|e| map_error(&self.name, e))?;
-            self.types.add(&mut types, key, rows);
-        }
-        Ok(types)
+        read_types(&self.name, &mut conn, &self.types, types, missing).await
     }
 
     async fn probe(&self) -> Result<()> {
@@ -161,9 +152,33 @@ impl Engine for MySqlEngine {
         Ok(Some(Box::new(MySqlTransaction {
             name: self.name.clone(),
             conn: Arc::new(Mutex::new(conn)),
+            types: Arc::clone(&self.types),
             ended: false,
         })))
     }
+}
+
+/// Completes `types` with the columns of the `missing` tables, read on `conn`
+/// and kept in `cache`.
+async fn read_types(
+    name: &str,
+    conn: &mut Conn,
+    cache: &super::TypeCache,
+    mut types: floe_dialects::ColumnTypes,
+    missing: Vec<super::TableKey>,
+) -> Result<floe_dialects::ColumnTypes> {
+    for key in missing {
+        let rows: Vec<(String, String)> = conn
+            .exec(
+                "SELECT COLUMN_NAME, DATA_TYPE FROM information_schema.COLUMNS \
+                 WHERE TABLE_SCHEMA = COALESCE(?, DATABASE()) AND TABLE_NAME = ?",
+                key.clone(),
+            )
+            .await
+            .map_err(|e| map_error(name, e))?;
+        cache.add(&mut types, key, rows);
+    }
+    Ok(types)
 }
 
 /// Prepares `statement` on `conn` (mysql_async keeps it in the connection's
@@ -186,6 +201,7 @@ async fn prepare_on(name: &str, conn: &mut Conn, statement: &Analysis) -> Result
 struct MySqlTransaction {
     name: String,
     conn: Arc<Mutex<Conn>>,
+    types: Arc<super::TypeCache>,
     /// Set once committed or rolled back.
     ended: bool,
 }
@@ -233,6 +249,21 @@ impl Transaction for MySqlTransaction {
     ) -> Result<Option<Prepared>> {
         let mut conn = Arc::clone(&self.conn).lock_owned().await;
         prepare_on(&self.name, &mut conn, statement).await.map(Some)
+    }
+
+    async fn column_types(
+        &mut self,
+        tables: &[floe_dialects::TableRef],
+        schema: Option<&str>,
+    ) -> Result<Option<floe_dialects::ColumnTypes>> {
+        let (types, missing) = self.types.lookup(tables, schema);
+        if missing.is_empty() {
+            return Ok(Some(types));
+        }
+        let mut conn = Arc::clone(&self.conn).lock_owned().await;
+        read_types(&self.name, &mut conn, &self.types, types, missing)
+            .await
+            .map(Some)
     }
 
     async fn commit(self: Box<Self>) -> Result<()> {

@@ -34,7 +34,9 @@ use crate::{DataErrorKind, Error, Result};
 pub struct PostgresEngine {
     name: String,
     pool: Pool,
-    types: super::TypeCache,
+    /// Shared with the engine's transactions, which read types on their own
+    /// connection.
+    types: Arc<super::TypeCache>,
     /// Connections for pass-through (`None` for a server reached over a Unix
     /// socket): statements a PostgreSQL client sends unchanged.
     wire: Option<Arc<WirePool>>,
@@ -98,7 +100,7 @@ impl PostgresEngine {
         Ok(PostgresEngine {
             name: options.name,
             pool,
-            types: super::TypeCache::default(),
+            types: Arc::default(),
             wire,
             parameterize: options
                 .parameterize
@@ -137,24 +139,12 @@ impl Engine for PostgresEngine {
         tables: &[floe_dialects::TableRef],
         schema: Option<&str>,
     ) -> Result<floe_dialects::ColumnTypes> {
-        let (mut types, missing) = self.types.lookup(tables, schema);
+        let (types, missing) = self.types.lookup(tables, schema);
         if missing.is_empty() {
             return Ok(types);
         }
         let client = self.client().await?;
-        for key in missing {
-            let rows = client
-                .query(
-                    "SELECT column_name::text, data_type::text FROM information_schema.columns \
-                     WHERE table_schema = COALESCE($1::text, current_schema()) AND table_name = $2::text",
-                    &[&key.0, &key.1],
-                )
-                .await
-                .map_err(|e| map_error(&self.name, &e))?;
-            let columns = rows.iter().map(|row| (row.get(0), row.get(1))).collect();
-            self.types.add(&mut types, key, columns);
-        }
-        Ok(types)
+        read_types(&self.name, &client, &self.types, types, missing).await
     }
 
     async fn probe(&self) -> Result<()> {
@@ -213,8 +203,33 @@ impl Engine for PostgresEngine {
         Ok(Some(Box::new(PostgresTransaction {
             name: self.name.clone(),
             client: Some(client),
+            types: Arc::clone(&self.types),
         })))
     }
+}
+
+/// Completes `types` with the columns of the `missing` tables, read on
+/// `client` and kept in `cache`.
+async fn read_types(
+    name: &str,
+    client: &Object,
+    cache: &super::TypeCache,
+    mut types: floe_dialects::ColumnTypes,
+    missing: Vec<super::TableKey>,
+) -> Result<floe_dialects::ColumnTypes> {
+    for key in missing {
+        let rows = client
+            .query(
+                "SELECT column_name::text, data_type::text FROM information_schema.columns \
+                 WHERE table_schema = COALESCE($1::text, current_schema()) AND table_name = $2::text",
+                &[&key.0, &key.1],
+            )
+            .await
+            .map_err(|e| map_error(name, &e))?;
+        let columns = rows.iter().map(|row| (row.get(0), row.get(1))).collect();
+        cache.add(&mut types, key, columns);
+    }
+    Ok(types)
 }
 
 /// Prepares `statement` on `client`, kept in the connection's statement cache
@@ -243,6 +258,7 @@ struct PostgresTransaction {
     name: String,
     /// `None` once committed or rolled back.
     client: Option<Arc<Object>>,
+    types: Arc<super::TypeCache>,
 }
 
 impl PostgresTransaction {
@@ -291,6 +307,21 @@ impl Transaction for PostgresTransaction {
     ) -> Result<Option<Prepared>> {
         let client = Arc::clone(self.client()?);
         prepare_on(&self.name, &client, statement).await.map(Some)
+    }
+
+    async fn column_types(
+        &mut self,
+        tables: &[floe_dialects::TableRef],
+        schema: Option<&str>,
+    ) -> Result<Option<floe_dialects::ColumnTypes>> {
+        let (types, missing) = self.types.lookup(tables, schema);
+        if missing.is_empty() {
+            return Ok(Some(types));
+        }
+        let client = Arc::clone(self.client()?);
+        read_types(&self.name, &client, &self.types, types, missing)
+            .await
+            .map(Some)
     }
 
     async fn commit(self: Box<Self>) -> Result<()> {

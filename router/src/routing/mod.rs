@@ -749,7 +749,10 @@ impl Router {
         let plan = self.plan(ctx, analysis, None, false)?;
         let mut first_error = None;
         for entry in &plan.order {
-            let statement = match self.statement_for(entry, analysis, &[], ctx.schema).await {
+            let statement = match self
+                .statement_for(entry, None, analysis, &[], ctx.schema)
+                .await
+            {
                 Ok((statement, _)) => statement,
                 Err(e) => {
                     first_error.get_or_insert(e);
@@ -760,7 +763,7 @@ impl Router {
                 Ok(mut prepared) => {
                     prepared.engine = Some(entry.name().to_owned());
                     if let Cow::Owned(_) = statement {
-                        self.describe_params(entry, analysis, ctx.schema, &mut prepared)
+                        self.describe_params(entry, None, analysis, ctx.schema, &mut prepared)
                             .await;
                     }
                     return Ok(prepared);
@@ -789,14 +792,14 @@ impl Router {
         analysis: &Analysis,
     ) -> Result<Prepared> {
         let entry = Arc::clone(&pinned.entry);
-        if let Some(txn) = pinned.txn.as_mut() {
+        if let Some(txn) = pinned.txn.as_deref_mut() {
             let (statement, _) = self
-                .statement_for(&entry, analysis, &[], ctx.schema)
+                .statement_for(&entry, Some(&mut *txn), analysis, &[], ctx.schema)
                 .await?;
             if let Some(mut prepared) = txn.prepare(&statement, ctx.schema).await? {
                 prepared.engine = Some(entry.name().to_owned());
                 if let Cow::Owned(_) = statement {
-                    self.describe_params(&entry, analysis, ctx.schema, &mut prepared)
+                    self.describe_params(&entry, Some(txn), analysis, ctx.schema, &mut prepared)
                         .await;
                 }
                 return Ok(prepared);
@@ -818,6 +821,7 @@ impl Router {
     async fn describe_params(
         &self,
         entry: &EngineEntry,
+        txn: Option<&mut (dyn Transaction + 'static)>,
         analysis: &Analysis,
         schema: Option<&str>,
         prepared: &mut Prepared,
@@ -834,11 +838,7 @@ impl Router {
         }
         // Unknown types stay unknown (text, as PostgreSQL resolves them): a
         // catalog that cannot be read costs the client nothing more.
-        let types = entry
-            .engine
-            .column_types(&analysis.references().tables, schema)
-            .await
-            .unwrap_or_default();
+        let types = column_types(entry, txn, &analysis.references().tables, schema).await;
         for (ty, column) in prepared.param_types.iter_mut().zip(columns) {
             if ty.is_none() {
                 *ty = column.and_then(|c| types.type_name(&c).and_then(data_type_of_name));
@@ -858,7 +858,13 @@ impl Router {
         let mut first_error: Option<Error> = None;
         for entry in &plan.order {
             let (statement, inlined) = match self
-                .statement_for(entry, request.statement, request.params, request.schema)
+                .statement_for(
+                    entry,
+                    None,
+                    request.statement,
+                    request.params,
+                    request.schema,
+                )
                 .await
             {
                 Ok(translated) => translated,
@@ -1023,7 +1029,13 @@ impl Router {
     ) -> Result<Routed> {
         let entry = Arc::clone(&pinned.entry);
         let (statement, inlined) = self
-            .statement_for(&entry, request.statement, request.params, request.schema)
+            .statement_for(
+                &entry,
+                pinned.txn.as_deref_mut(),
+                request.statement,
+                request.params,
+                request.schema,
+            )
             .await?;
         let slot = entry
             .load
@@ -1076,6 +1088,7 @@ impl Router {
     async fn statement_for<'a>(
         &self,
         entry: &EngineEntry,
+        txn: Option<&mut (dyn Transaction + 'static)>,
         analysis: &'a Analysis,
         params: &[ScalarValue],
         schema: Option<&str>,
@@ -1103,11 +1116,7 @@ impl Router {
             // A division or date arithmetic means what the column types say:
             // ask the engine for them (no shape cache: the types are part of
             // the answer).
-            let types = entry
-                .engine
-                .column_types(&analysis.references().tables, schema)
-                .await
-                .unwrap_or_default();
+            let types = column_types(entry, txn, &analysis.references().tables, schema).await;
             translate_with(&source, analysis.dialect, target, &types)?
         } else {
             self.translations
@@ -1232,6 +1241,29 @@ fn literal(value: &ScalarValue) -> Expr {
         }
     };
     Expr::value(value)
+}
+
+/// The column types of `tables` on `entry`'s engine: read on the block's own
+/// connection inside a transaction (a pooled one could be a wait for a pool
+/// the blocks hold), unknown when the engine cannot say.
+async fn column_types(
+    entry: &EngineEntry,
+    txn: Option<&mut (dyn Transaction + 'static)>,
+    tables: &[floe_dialects::TableRef],
+    schema: Option<&str>,
+) -> floe_dialects::ColumnTypes {
+    if let Some(txn) = txn {
+        match txn.column_types(tables, schema).await {
+            Ok(Some(types)) => return types,
+            Ok(None) => {}
+            Err(_) => return floe_dialects::ColumnTypes::default(),
+        }
+    }
+    entry
+        .engine
+        .column_types(tables, schema)
+        .await
+        .unwrap_or_default()
 }
 
 fn no_engine(explanation: &Explanation) -> Error {
