@@ -200,9 +200,33 @@ impl TypeCache {
     /// Entries kept at most; the cache is cleared when full.
     const CAPACITY: usize = 1024;
 
+    /// The column types of `tables`: those read recently from here, the
+    /// others read by `read` (given their keys, it returns each one's columns)
+    /// and kept. `read` runs only when a table is missing, so an engine asks
+    /// for a connection only then.
+    pub(crate) async fn get<F, Fut>(
+        &self,
+        tables: &[floe_dialects::TableRef],
+        schema: Option<&str>,
+        read: F,
+    ) -> Result<floe_dialects::ColumnTypes>
+    where
+        F: FnOnce(Vec<TableKey>) -> Fut,
+        Fut: std::future::Future<Output = Result<Vec<(TableKey, Columns)>>>,
+    {
+        let (mut types, missing) = self.lookup(tables, schema);
+        if missing.is_empty() {
+            return Ok(types);
+        }
+        for (key, columns) in read(missing).await? {
+            self.add(&mut types, key, columns);
+        }
+        Ok(types)
+    }
+
     /// The column types of the tables read recently, and the keys of those
-    /// the engine must be asked for (pass each to [`TypeCache::add`]).
-    pub(crate) fn lookup(
+    /// the engine must be asked for.
+    fn lookup(
         &self,
         tables: &[floe_dialects::TableRef],
         schema: Option<&str>,
@@ -225,12 +249,7 @@ impl TypeCache {
 
     /// Remembers a table's columns, read from the engine, and adds them to
     /// `types`.
-    pub(crate) fn add(
-        &self,
-        types: &mut floe_dialects::ColumnTypes,
-        key: TableKey,
-        columns: Columns,
-    ) {
+    fn add(&self, types: &mut floe_dialects::ColumnTypes, key: TableKey, columns: Columns) {
         insert_columns(types, &columns);
         if let Ok(mut entries) = self.entries.lock() {
             if entries.len() >= Self::CAPACITY {

@@ -116,12 +116,12 @@ impl Engine for MySqlEngine {
         tables: &[floe_dialects::TableRef],
         schema: Option<&str>,
     ) -> Result<floe_dialects::ColumnTypes> {
-        let (types, missing) = self.types.lookup(tables, schema);
-        if missing.is_empty() {
-            return Ok(types);
-        }
-        let mut conn = self.conn().await?;
-        read_types(&self.name, &mut conn, &self.types, types, missing).await
+        self.types
+            .get(tables, schema, |missing| async move {
+                let mut conn = self.conn().await?;
+                read_columns(&self.name, &mut conn, missing).await
+            })
+            .await
     }
 
     async fn probe(&self) -> Result<()> {
@@ -158,15 +158,13 @@ impl Engine for MySqlEngine {
     }
 }
 
-/// Completes `types` with the columns of the `missing` tables, read on `conn`
-/// and kept in `cache`.
-async fn read_types(
+/// The (column, type name) pairs of each `missing` table, read on `conn`.
+async fn read_columns(
     name: &str,
     conn: &mut Conn,
-    cache: &super::TypeCache,
-    mut types: floe_dialects::ColumnTypes,
     missing: Vec<super::TableKey>,
-) -> Result<floe_dialects::ColumnTypes> {
+) -> Result<Vec<(super::TableKey, super::Columns)>> {
+    let mut read = Vec::with_capacity(missing.len());
     for key in missing {
         let rows: Vec<(String, String)> = conn
             .exec(
@@ -176,9 +174,9 @@ async fn read_types(
             )
             .await
             .map_err(|e| map_error(name, e))?;
-        cache.add(&mut types, key, rows);
+        read.push((key, rows));
     }
-    Ok(types)
+    Ok(read)
 }
 
 /// Prepares `statement` on `conn` (mysql_async keeps it in the connection's
@@ -256,12 +254,12 @@ impl Transaction for MySqlTransaction {
         tables: &[floe_dialects::TableRef],
         schema: Option<&str>,
     ) -> Result<Option<floe_dialects::ColumnTypes>> {
-        let (types, missing) = self.types.lookup(tables, schema);
-        if missing.is_empty() {
-            return Ok(Some(types));
-        }
-        let mut conn = Arc::clone(&self.conn).lock_owned().await;
-        read_types(&self.name, &mut conn, &self.types, types, missing)
+        let (name, conn) = (&self.name, &self.conn);
+        self.types
+            .get(tables, schema, |missing| async move {
+                let mut conn = Arc::clone(conn).lock_owned().await;
+                read_columns(name, &mut conn, missing).await
+            })
             .await
             .map(Some)
     }
@@ -611,8 +609,7 @@ fn map_error(engine: &str, e: mysql_async::Error) -> Error {
         }
     };
     let message = server.message;
-    let code = server.code;
-    match code {
+    match server.code {
         1064 | 1149 => Error::Syntax(message),
         1146 | 1049 => Error::UndefinedTable(message),
         1054 => Error::UndefinedColumn(message),
@@ -638,7 +635,7 @@ fn map_error(engine: &str, e: mysql_async::Error) -> Error {
         },
         _ => Error::Rejected {
             sqlstate: server.state,
-            mysql_code: Some(code),
+            mysql_code: Some(server.code),
             message,
         },
     }

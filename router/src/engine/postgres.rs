@@ -139,12 +139,12 @@ impl Engine for PostgresEngine {
         tables: &[floe_dialects::TableRef],
         schema: Option<&str>,
     ) -> Result<floe_dialects::ColumnTypes> {
-        let (types, missing) = self.types.lookup(tables, schema);
-        if missing.is_empty() {
-            return Ok(types);
-        }
-        let client = self.client().await?;
-        read_types(&self.name, &client, &self.types, types, missing).await
+        self.types
+            .get(tables, schema, |missing| async move {
+                let client = self.client().await?;
+                read_columns(&self.name, &client, missing).await
+            })
+            .await
     }
 
     async fn probe(&self) -> Result<()> {
@@ -208,15 +208,13 @@ impl Engine for PostgresEngine {
     }
 }
 
-/// Completes `types` with the columns of the `missing` tables, read on
-/// `client` and kept in `cache`.
-async fn read_types(
+/// The (column, type name) pairs of each `missing` table, read on `client`.
+async fn read_columns(
     name: &str,
     client: &Object,
-    cache: &super::TypeCache,
-    mut types: floe_dialects::ColumnTypes,
     missing: Vec<super::TableKey>,
-) -> Result<floe_dialects::ColumnTypes> {
+) -> Result<Vec<(super::TableKey, super::Columns)>> {
+    let mut read = Vec::with_capacity(missing.len());
     for key in missing {
         let rows = client
             .query(
@@ -226,10 +224,12 @@ async fn read_types(
             )
             .await
             .map_err(|e| map_error(name, &e))?;
-        let columns = rows.iter().map(|row| (row.get(0), row.get(1))).collect();
-        cache.add(&mut types, key, columns);
+        read.push((
+            key,
+            rows.iter().map(|row| (row.get(0), row.get(1))).collect(),
+        ));
     }
-    Ok(types)
+    Ok(read)
 }
 
 /// Prepares `statement` on `client`, kept in the connection's statement cache
@@ -314,12 +314,12 @@ impl Transaction for PostgresTransaction {
         tables: &[floe_dialects::TableRef],
         schema: Option<&str>,
     ) -> Result<Option<floe_dialects::ColumnTypes>> {
-        let (types, missing) = self.types.lookup(tables, schema);
-        if missing.is_empty() {
-            return Ok(Some(types));
-        }
         let client = Arc::clone(self.client()?);
-        read_types(&self.name, &client, &self.types, types, missing)
+        let name = &self.name;
+        self.types
+            .get(tables, schema, |missing| async move {
+                read_columns(name, &client, missing).await
+            })
             .await
             .map(Some)
     }

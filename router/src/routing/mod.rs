@@ -651,14 +651,23 @@ impl Router {
     /// The error for a statement no engine can run, naming why each engine
     /// is out (the statement is planned again, explained: a rare path).
     fn no_engine(&self, ctx: &RouteContext<'_>, analysis: &Analysis) -> Error {
-        match self.plan(ctx, analysis, None, true) {
-            Ok(Plan {
-                explanation: Some(explanation),
-                ..
-            }) => no_engine(&explanation),
-            Ok(_) => Error::Internal("an explained plan has no explanation".to_owned()),
-            Err(e) => e,
-        }
+        let explanation = match self.explain(ctx, analysis) {
+            Ok(explanation) => explanation,
+            Err(e) => return e,
+        };
+        let why: Vec<String> = explanation
+            .candidates
+            .iter()
+            .filter_map(|c| c.excluded.as_ref().map(|r| format!("{}: {r}", c.engine)))
+            .collect();
+        Error::Unsupported(format!(
+            "no engine can run this statement ({})",
+            if why.is_empty() {
+                "no engines are configured".to_owned()
+            } else {
+                why.join("; ")
+            }
+        ))
     }
 
     /// Orders the eligible engines by the strategy; healthy before degraded.
@@ -1264,22 +1273,6 @@ async fn column_types(
         .column_types(tables, schema)
         .await
         .unwrap_or_default()
-}
-
-fn no_engine(explanation: &Explanation) -> Error {
-    let why: Vec<String> = explanation
-        .candidates
-        .iter()
-        .filter_map(|c| c.excluded.as_ref().map(|r| format!("{}: {r}", c.engine)))
-        .collect();
-    Error::Unsupported(format!(
-        "no engine can run this statement ({})",
-        if why.is_empty() {
-            "no engines are configured".to_owned()
-        } else {
-            why.join("; ")
-        }
-    ))
 }
 
 /// Whether an error says the engine, not the statement, failed.
