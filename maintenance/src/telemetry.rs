@@ -331,7 +331,8 @@ impl Heat {
             agg.total += 1;
             agg.last_seen_ms = agg.last_seen_ms.max(now);
             // A column counts once per query and operator, however often it
-            // appears (a statement has a handful: a scan beats a set).
+            // appears (a statement has a handful: a scan of the earlier
+            // ones needs no set allocated per table).
             let mine = || event.columns.iter().filter(|(i, _, _)| *i == index);
             for (n, (_, column, op)) in mine().enumerate() {
                 if mine().take(n).any(|(_, c, o)| c == column && o == op) {
