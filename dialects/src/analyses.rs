@@ -14,21 +14,28 @@
 //! quote — cannot template it); other shapes are parsed every time.
 
 use std::ops::ControlFlow;
+use std::sync::Arc;
 
-use sqlparser::ast::{Expr, Value, visit_expressions, visit_expressions_mut};
+use sqlparser::ast::{Expr, Statement, Value, visit_expressions};
 use sqlparser::tokenizer::Location;
 
 use crate::classify::{byte_offset, line_starts, lone_statement, strip_explain_route};
 use crate::shape::{ConstantClass, ShapeCache, ShapeKey};
-use crate::{Analysis, Dialect, Result, analyze, analyze_statement};
+use crate::tree::Tree;
+use crate::{Analysis, Dialect, Result, StatementKind, analyze, analyze_statement};
 
-/// A shape's first analysis and where its masked constants are in its tree.
+/// What a shape's first analysis found, and where its masked constants are
+/// in its tree.
 #[derive(Debug)]
 struct Template {
-    analysis: Analysis,
-    /// Where each masked constant's value starts in `analysis`'s tree, in
-    /// the order of [`ShapeKey::constants`].
-    slots: Vec<Location>,
+    dialect: Dialect,
+    kind: StatementKind,
+    read_only: bool,
+    command: &'static str,
+    tree: Arc<Statement>,
+    /// Where each masked constant's value starts in `tree`, in the order of
+    /// [`ShapeKey::constants`].
+    slots: Arc<[Location]>,
 }
 
 /// A bounded cache of statement analyses by shape, safe to share: a drop-in
@@ -64,7 +71,8 @@ impl Analyses {
     ///
     /// The analyses of a cached shape have the first text's spans in their
     /// tree (nothing but [`parameterize`](crate::parameterize) reads them, and
-    /// it leaves such an analysis alone).
+    /// it leaves such an analysis alone), and build that tree only when it is
+    /// read ([`Tree`]).
     ///
     /// # Errors
     ///
@@ -115,7 +123,7 @@ impl Template {
         let sql = analysis.sql.as_str();
         let lines = line_starts(sql);
         let mut slots: Vec<Option<Location>> = vec![None; key.constants.len()];
-        let flow = visit_expressions(&analysis.statement, |expr| {
+        let flow = visit_expressions(&*analysis.statement, |expr| {
             let Expr::Value(value) = expr else {
                 return ControlFlow::Continue(());
             };
@@ -137,36 +145,37 @@ impl Template {
         if flow.is_break() {
             return None;
         }
+        // Each slot is the start of exactly one value of the tree (a second
+        // value there broke the walk above): the built tree has every
+        // constant put in, and nothing else changed.
+        let slots: Arc<[Location]> = slots.into_iter().collect::<Option<Vec<_>>>()?.into();
         Some(Template {
-            analysis: analysis.clone(),
-            slots: slots.into_iter().collect::<Option<Vec<_>>>()?,
+            dialect: analysis.dialect,
+            kind: analysis.kind,
+            read_only: analysis.read_only,
+            command: analysis.command,
+            tree: Arc::new(Statement::clone(&analysis.statement)),
+            slots,
         })
     }
 
-    /// The analysis of `sql`, whose key `key` is of this template's shape.
+    /// The analysis of `sql`, whose key `key` is of this template's shape:
+    /// its tree is built when first read.
     fn instantiate(&self, sql: &str, key: &ShapeKey) -> Option<Analysis> {
         let mut values = Vec::with_capacity(self.slots.len());
         for (range, class) in &key.constants {
-            values.push(Some(constant(sql.get(range.clone())?, *class)?));
+            values.push(constant(sql.get(range.clone())?, *class)?);
         }
-        let mut analysis = self.analysis.clone();
-        let mut put = 0;
-        let _ = visit_expressions_mut(&mut analysis.statement, |expr| {
-            if let Expr::Value(value) = expr
-                && let Some(slot) = self.slots.iter().position(|s| *s == value.span.start)
-                && let Some(new) = values.get_mut(slot).and_then(Option::take)
-            {
-                value.value = new;
-                put += 1;
-            }
-            ControlFlow::<()>::Continue(())
-        });
-        if put != self.slots.len() {
-            return None;
-        }
-        analysis.sql = sql.to_owned();
-        analysis.exact_spans = false;
-        Some(analysis)
+        Some(Analysis {
+            dialect: self.dialect,
+            sql: sql.to_owned(),
+            statement: Tree::shaped(Arc::clone(&self.tree), Arc::clone(&self.slots), values),
+            kind: self.kind,
+            read_only: self.read_only,
+            command: self.command,
+            explain_route: false,
+            exact_spans: false,
+        })
     }
 }
 
@@ -243,6 +252,42 @@ mod tests {
                 .len(),
             2
         );
+    }
+
+    #[test]
+    fn a_text_of_a_known_shape_builds_its_tree_only_when_read() {
+        let analyses = Analyses::new(8);
+        for n in [1, 2] {
+            let sql = format!("SELECT a FROM t WHERE id = {n} AND s = 'x'");
+            let analysis = analyses
+                .analyze_statement(&sql, Dialect::Postgres)
+                .expect("parses");
+            assert!(analysis.statement.is_built(), "parsed: {sql}");
+        }
+        let sql = "SELECT a FROM t WHERE id = 42 AND s = 'it''s'";
+        let analysis = analyses
+            .analyze_statement(sql, Dialect::Postgres)
+            .expect("parses");
+        assert!(
+            !analysis.statement.is_built(),
+            "a known shape is not copied"
+        );
+        assert_eq!(
+            (analysis.kind, analysis.read_only),
+            (StatementKind::Read, true)
+        );
+        assert_eq!(analysis.command, "SELECT");
+        let copy = analysis.clone();
+        assert_eq!(analysis.statement.to_string(), sql);
+        assert!(analysis.statement.is_built());
+        assert!(
+            !copy.statement.is_built(),
+            "a copy builds its own when read"
+        );
+        assert_eq!(copy.statement, analysis.statement);
+        let mut changed = copy;
+        crate::number_placeholders(&mut changed.statement);
+        assert_eq!(changed.statement.into_statement().to_string(), sql);
     }
 
     #[test]

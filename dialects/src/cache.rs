@@ -129,7 +129,12 @@ impl TranslationCache {
         }
         let mut out = Vec::new();
         for analysis in analyze(sql, from)? {
-            out.push(self.translate_one(&analysis.sql, analysis.statement, from, to)?);
+            out.push(self.translate_one(
+                &analysis.sql,
+                analysis.statement.into_statement(),
+                from,
+                to,
+            )?);
         }
         if let Ok(mut exact) = self.exact.lock() {
             exact.put(hash, (sql.to_owned(), from, to, out.clone()));

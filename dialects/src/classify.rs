@@ -53,8 +53,9 @@ pub struct Analysis {
     /// The statement's own text, cut from the input without reformatting, so that
     /// an engine sees exactly what the client wrote.
     pub sql: String,
-    /// The parsed statement.
-    pub statement: Statement,
+    /// The parsed statement (built on first read for a statement of a cached
+    /// shape: [`Tree`](crate::Tree)).
+    pub statement: crate::Tree,
     /// What kind of statement it is.
     pub kind: StatementKind,
     /// True only when the statement provably changes nothing: no `FOR UPDATE`,
@@ -135,7 +136,7 @@ pub fn analyze_statement(sql: &str, dialect: Dialect) -> Result<Analysis> {
     Ok(Analysis {
         dialect,
         sql: sql.trim().to_owned(),
-        statement,
+        statement: crate::Tree::new(statement),
         kind,
         read_only,
         command,

@@ -30,6 +30,7 @@ mod references;
 mod rules;
 mod shape;
 mod translate;
+mod tree;
 mod types;
 
 pub mod telemetry;
@@ -48,6 +49,7 @@ pub use placeholders::{
 pub use references::{ColumnRef, Operator, References, TableRef, references};
 pub use shape::{ConstantClass, ShapeCache, ShapeKey, Shaped, shape_key};
 pub use translate::{adapt, translate, translate_with};
+pub use tree::Tree;
 pub use types::{ColumnTypes, TypeClass, base_type_name};
 
 /// The `sqlparser` crate this crate parses with, re-exported so that callers

@@ -168,7 +168,7 @@ fn take(analysis: &Analysis) -> Option<Vec<Taken>> {
         return None;
     }
     let mut taken: Vec<Taken> = Vec::new();
-    let flow = visit_expressions(&analysis.statement, |expr| {
+    let flow = visit_expressions(&*analysis.statement, |expr| {
         if let Expr::BinaryOp { left, op, right } = expr
             && matches!(
                 op,

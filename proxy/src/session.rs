@@ -437,7 +437,7 @@ impl Session {
     ) -> Result<Outcome> {
         if self.txn() == TxnState::Failed
             && !matches!(
-                analysis.statement,
+                *analysis.statement,
                 Statement::Rollback { .. } | Statement::Commit { .. }
             )
         {
@@ -446,10 +446,13 @@ impl Session {
         if analysis.explain_route {
             return self.explain_route(analysis);
         }
-        if let Statement::Commit { .. } | Statement::Rollback { .. } = analysis.statement
+        // Only transaction control reads the tree here: a query's may not
+        // be built (`floe_dialects::Tree`).
+        if analysis.kind == StatementKind::Transaction
+            && let Statement::Commit { .. } | Statement::Rollback { .. } = *analysis.statement
             && let Some(pinned) = self.pinned.take()
         {
-            let commit = matches!(analysis.statement, Statement::Commit { .. })
+            let commit = matches!(*analysis.statement, Statement::Commit { .. })
                 && self.txn == TxnState::InBlock;
             let ended = if commit {
                 pinned.commit().await
@@ -597,7 +600,7 @@ impl Session {
     }
 
     fn run_locally(&mut self, analysis: &Analysis) -> Result<Outcome> {
-        match &analysis.statement {
+        match &*analysis.statement {
             Statement::StartTransaction { .. } => {
                 // PostgreSQL warns and stays in the block on a nested BEGIN.
                 self.txn = TxnState::InBlock;
@@ -792,7 +795,7 @@ fn handled_locally(analysis: &Analysis) -> bool {
     match analysis.kind {
         StatementKind::Transaction => true,
         StatementKind::Session => matches!(
-            analysis.statement,
+            *analysis.statement,
             Statement::Set(_) | Statement::Reset(_) | Statement::ShowVariable { .. }
         ),
         _ => false,
@@ -910,7 +913,7 @@ fn local_schema(analysis: &Analysis) -> Option<SchemaRef> {
     if analysis.explain_route {
         return Some(explain_schema());
     }
-    match &analysis.statement {
+    match &*analysis.statement {
         Statement::ShowVariable { variable } => {
             let name = show_name(variable);
             Some(if name == "all" {

@@ -200,7 +200,7 @@ impl Core {
                 let names = mysql_column_names(&statement.statement);
                 (self.translate_mysql(statement, &types)?, names)
             }
-            _ => (statement.statement.clone(), None),
+            _ => (ast::Statement::clone(&statement.statement), None),
         };
         let mut ast = ast;
         if let Some(names) = &names {
@@ -380,7 +380,7 @@ impl Core {
     /// end) travel through the translation as identifiers, so that a rule
     /// that repeats or reorders an argument keeps each bound to its value.
     fn translate_mysql(&self, statement: &Analysis, types: &ColumnTypes) -> Result<ast::Statement> {
-        let mut marked = statement.statement.clone();
+        let mut marked = ast::Statement::clone(&statement.statement);
         let parameters = mark_parameters(&mut marked);
         let source = if parameters {
             marked.to_string()
@@ -399,7 +399,9 @@ impl Core {
                 translated.len()
             )));
         };
-        let mut translated = analyze_statement(sql, Dialect::DataFusion)?.statement;
+        let mut translated = analyze_statement(sql, Dialect::DataFusion)?
+            .statement
+            .into_statement();
         if parameters {
             unmark_parameters(&mut translated);
         }

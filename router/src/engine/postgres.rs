@@ -473,7 +473,7 @@ fn passes_through(request: &Request<'_>) -> bool {
 
 fn has_returning(statement: &Analysis) -> bool {
     use floe_dialects::sqlparser::ast::Statement;
-    match &statement.statement {
+    match &*statement.statement {
         Statement::Insert(insert) => insert.returning.is_some(),
         Statement::Update(update) => update.returning.is_some(),
         Statement::Delete(delete) => delete.returning.is_some(),

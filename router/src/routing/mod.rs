@@ -1109,13 +1109,13 @@ impl Router {
         let inlined = !params.is_empty();
         let marked = !inlined && count_placeholders(&analysis.statement) > 0;
         let source = if inlined {
-            let mut statement = analysis.statement.clone();
+            let mut statement = Statement::clone(&analysis.statement);
             inline_params(&mut statement, params)?;
             Cow::Owned(statement.to_string())
         } else if marked {
             // Planning without values: the parameters cross as marked
             // literals and come back as the target's own placeholders.
-            let mut statement = analysis.statement.clone();
+            let mut statement = Statement::clone(&analysis.statement);
             mark_placeholders(&mut statement);
             Cow::Owned(statement.to_string())
         } else {

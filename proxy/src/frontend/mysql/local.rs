@@ -18,7 +18,7 @@ use floe_dialects::sqlparser::ast::{
     ShowStatementFilterPosition, ShowStatementOptions, Statement, Use, Value,
     visit_expressions_mut,
 };
-use floe_dialects::{Analysis, Dialect, analyze_statement};
+use floe_dialects::{Analysis, Dialect, StatementKind, analyze_statement};
 
 use crate::error::{Error, Result};
 use crate::session::normalise;
@@ -59,8 +59,11 @@ pub(super) struct Context<'a> {
 /// Unknown system variables, `SHOW` forms Floe does not answer, and
 /// statements that need a current database when there is none.
 pub(super) fn plan(analysis: &Analysis, context: &Context<'_>) -> Result<Plan> {
-    match &analysis.statement {
-        Statement::Use(target) => {
+    // A query is none of the statements below: its tree is not read (for a
+    // text of a known shape, it is not even built: `floe_dialects::Tree`).
+    let statement = (analysis.kind != StatementKind::Read).then(|| &*analysis.statement);
+    match statement {
+        Some(Statement::Use(target)) => {
             return match target {
                 Use::Object(name) | Use::Database(name) | Use::Schema(name) => {
                     Ok(Plan::Use(last_part(name)))
@@ -68,7 +71,7 @@ pub(super) fn plan(analysis: &Analysis, context: &Context<'_>) -> Result<Plan> {
                 other => Err(unsupported(format!("{other}"))),
             };
         }
-        Statement::Kill { modifier, id } => {
+        Some(Statement::Kill { modifier, id }) => {
             return match modifier {
                 Some(KillType::Query) => u32::try_from(*id)
                     .map(Plan::Kill)
@@ -78,16 +81,16 @@ pub(super) fn plan(analysis: &Analysis, context: &Context<'_>) -> Result<Plan> {
                 )),
             };
         }
-        Statement::ShowDatabases { show_options, .. } => {
+        Some(Statement::ShowDatabases { show_options, .. }) => {
             let filter = like_filter(show_options, "schema_name")?;
             return query(&format!(
                 "SELECT DISTINCT schema_name AS `Database` FROM information_schema.schemata \
                  WHERE schema_name <> 'pg_catalog'{filter} ORDER BY 1"
             ));
         }
-        Statement::ShowTables {
+        Some(Statement::ShowTables {
             full, show_options, ..
-        } => {
+        }) => {
             let schema = match show_options
                 .show_in
                 .as_ref()
@@ -109,7 +112,7 @@ pub(super) fn plan(analysis: &Analysis, context: &Context<'_>) -> Result<Plan> {
                 schema = schema.replace('\'', "''"),
             ));
         }
-        Statement::ShowColumns { show_options, .. } => {
+        Some(Statement::ShowColumns { show_options, .. }) => {
             let table = show_options
                 .show_in
                 .as_ref()
@@ -117,10 +120,10 @@ pub(super) fn plan(analysis: &Analysis, context: &Context<'_>) -> Result<Plan> {
                 .ok_or_else(|| unsupported("SHOW COLUMNS without FROM".to_owned()))?;
             return Ok(Plan::Describe(table));
         }
-        Statement::ExplainTable { table_name, .. } => {
+        Some(Statement::ExplainTable { table_name, .. }) => {
             return Ok(Plan::Describe(table_name.clone()));
         }
-        Statement::ShowVariables { filter, global, .. } => {
+        Some(Statement::ShowVariables { filter, global, .. }) => {
             if *global {
                 return Err(unsupported("SHOW GLOBAL VARIABLES".to_owned()));
             }
@@ -140,10 +143,10 @@ pub(super) fn plan(analysis: &Analysis, context: &Context<'_>) -> Result<Plan> {
                 .unzip();
             return two_columns(("Variable_name", names), ("Value", values));
         }
-        Statement::ShowStatus { .. } => {
+        Some(Statement::ShowStatus { .. }) => {
             return two_columns(("Variable_name", Vec::new()), ("Value", Vec::new()));
         }
-        Statement::ShowVariable { variable }
+        Some(Statement::ShowVariable { variable })
             if variable.len() == 1
                 && matches!(
                     variable[0].value.to_lowercase().as_str(),
@@ -169,7 +172,7 @@ pub(super) fn plan(analysis: &Analysis, context: &Context<'_>) -> Result<Plan> {
     }
     // Remote engines and translation read the text, not the tree: MySQL
     // text, whose parameters are `?` (the tree numbers them).
-    let mut text = rewritten.statement.clone();
+    let mut text = Statement::clone(&rewritten.statement);
     floe_dialects::question_placeholders(&mut text);
     rewritten.sql = text.to_string();
     Ok(Plan::Run(Some(Box::new(rewritten))))
