@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # pgbench -n -S (built-in select-only, scale 10) in one run against:
-#   direct PostgreSQL, pgbouncer (transaction pooling) → PostgreSQL, and
+#   direct PostgreSQL, pgbouncer (transaction pooling) → PostgreSQL,
+#   `floe-bench forward` → PostgreSQL (a forwarder that only copies bytes:
+#   the floor any proxy on this machine pays), and
 #   Floe (release build, one `postgres` engine) → PostgreSQL,
 # with 1 and 8 clients, simple and extended protocol; prints TPS, mean
-# latency, Floe's ratios to the others and the CPU time Floe and pgbouncer
-# each spent per transaction (user + system, from /proc).
+# latency, Floe's ratios to the others and the CPU time Floe, pgbouncer and
+# the forwarder each spent per transaction (user + system, from /proc).
 #
 #   bash benchmarks/pgbench.sh            # 10 s per run
 #   FLOE_BENCH_WORKER_THREADS=2 bash ...    # clients' runtime threads (0: half the cores)
 #   SECONDS_PER_RUN=30 bash benchmarks/pgbench.sh
+#   ROUNDS=3 bash benchmarks/pgbench.sh      # each target 3 times in turn, medians
 #
 # Needs the local PostgreSQL (FLOE_BENCH_PG_HOST/PORT/USER, default
 # 127.0.0.1:5432 postgres); installs pgbouncer with apt-get when missing. The
@@ -24,6 +27,7 @@ secs="${SECONDS_PER_RUN:-10}"
 target="${CARGO_TARGET_DIR:-$PWD/target}"
 work="$(mktemp -d)"
 bouncer_port=16432
+floor_port=17432
 floe_pg_port=25432
 
 if ! command -v pgbouncer >/dev/null 2>&1; then
@@ -36,6 +40,7 @@ cleanup() {
   # Floe flushes its telemetry as it exits: let it, before its data goes.
   [ -n "${floe_pid:-}" ] && kill "$floe_pid" 2>/dev/null && wait "$floe_pid" 2>/dev/null || true
   [ -n "${bouncer_pid:-}" ] && kill "$bouncer_pid" 2>/dev/null || true
+  [ -n "${floor_pid:-}" ] && kill "$floor_pid" 2>/dev/null || true
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -44,9 +49,14 @@ psql -h "$host" -p "$port" -U "$user" -d postgres -qc "DROP DATABASE IF EXISTS $
 psql -h "$host" -p "$port" -U "$user" -d postgres -qc "CREATE DATABASE $db" >/dev/null
 pgbench -h "$host" -p "$port" -U "$user" -i -s 10 -q "$db" >/dev/null 2>&1
 
-# FLOE_BENCH_FLOE names a floe binary to measure instead of building one.
+# FLOE_BENCH_FLOE names a floe binary to measure instead of building one
+# (and FLOE_BENCH_TOOL the floe-bench binary that forwards).
 floe_bin="${FLOE_BENCH_FLOE:-$target/release/floe}"
+bench_bin="${FLOE_BENCH_TOOL:-$target/release/floe-bench}"
 [ -n "${FLOE_BENCH_FLOE:-}" ] || cargo build --release -p floe-proxy -p floe-benchmarks >/dev/null 2>&1
+"$bench_bin" forward --listen "127.0.0.1:$floor_port" --to "$(getent ahostsv4 "$host" | awk 'NR == 1 {print $1}'):$port" \
+  --threads "${FLOE_BENCH_WORKER_THREADS:-0}" &
+floor_pid=$!
 
 # pgbouncer runs as an unprivileged user when this script runs as root.
 chmod 777 "$work"
@@ -93,7 +103,7 @@ EOF
 "$floe_bin" serve --config "$work/floe.toml" &
 floe_pid=$!
 
-for p in $bouncer_port $floe_pg_port; do
+for p in $bouncer_port $floor_port $floe_pg_port; do
   for _ in $(seq 1 100); do
     psql -h 127.0.0.1 -p "$p" -U "$user" -d "$db" -qAtc "SELECT 1" >/dev/null 2>&1 && break
     sleep 0.2
@@ -110,27 +120,51 @@ run() { # target-port protocol clients → "tps latency_ms"
 
 # CPU seconds a process has used (user + system), from /proc.
 cpu_seconds() {
+  [ "$1" = 0 ] && { echo 0; return; }
   awk -v hz="$(getconf CLK_TCK)" '{printf "%.3f", ($14 + $15) / hz}' "/proc/$1/stat"
 }
 
-echo "pgbench -n -S, scale 10, ${secs}s per run, $(nproc) cores"
-printf "%-9s %-8s %12s %12s %12s %9s %9s %11s %11s %13s %12s\n" protocol clients direct pgbouncer floe \
-  "floe/dir" "floe/pgb" "lat+ floe" "lat+ pgb" "floe cpu/txn" "pgb cpu/txn"
+# One run through a target: "name tps latency_ms cpu_us_per_txn" (the CPU
+# time of the process behind the port; 0 for the server direct).
+measure() { # name port pid protocol clients
+  local before after tps lat
+  before="$(cpu_seconds "$3")"
+  read -r tps lat <<<"$(run "$2" "$4" "$5")"
+  after="$(cpu_seconds "$3")"
+  awk -v n="$1" -v t="$tps" -v l="$lat" -v a="$after" -v b="$before" -v s="$secs" \
+    'BEGIN { printf "%s %s %s %.1f\n", n, t, l, (t > 0 ? (a - b) * 1e6 / (t * s) : 0) }'
+}
+
+# ROUNDS > 1 runs the four targets that many times in turn and reports each
+# one's median: this machine's throughput drifts by 10 % and more between
+# runs a minute apart, which a single run per target mistakes for a ratio.
+rounds="${ROUNDS:-1}"
+echo "pgbench -n -S, scale 10, ${secs}s per run, $rounds round(s), median, $(nproc) cores"
+printf "%-9s %-8s %9s %9s %9s %9s %9s %9s %10s %9s %11s %11s %13s %12s %13s\n" protocol clients direct \
+  pgbouncer floor floe "floe/dir" "floe/pgb" "floe/floor" "floor/dir" "lat+ floe" "lat+ pgb" "floe cpu/txn" \
+  "pgb cpu/txn" "floor cpu/txn"
 for mode in simple extended; do
   for clients in 1 8; do
-    read -r d_tps d_lat <<<"$(run "$port" "$mode" "$clients")"
-    bcpu_before="$(cpu_seconds "$bouncer_proc")"
-    read -r b_tps b_lat <<<"$(run "$bouncer_port" "$mode" "$clients")"
-    bcpu_after="$(cpu_seconds "$bouncer_proc")"
-    cpu_before="$(cpu_seconds "$floe_pid")"
-    read -r f_tps f_lat <<<"$(run "$floe_pg_port" "$mode" "$clients")"
-    cpu_after="$(cpu_seconds "$floe_pid")"
-    awk -v m="$mode" -v c="$clients" -v d="$d_tps" -v b="$b_tps" -v f="$f_tps" \
-      -v dl="$d_lat" -v bl="$b_lat" -v fl="$f_lat" -v cpu="$cpu_after" -v cpu0="$cpu_before" \
-      -v bcpu="$bcpu_after" -v bcpu0="$bcpu_before" \
-      -v s="$secs" 'BEGIN {
-      printf "%-9s %-8s %12s %12s %12s %8.2fx %8.2fx %9.3fms %9.3fms %11.1fus %10.1fus\n",
-        m, c, d, b, f, f / d, f / b, fl - dl, bl - dl, (cpu - cpu0) * 1e6 / (f * s),
-        (bcpu - bcpu0) * 1e6 / (b * s) }'
+    : >"$work/runs"
+    for _ in $(seq 1 "$rounds"); do
+      measure direct "$port" 0 "$mode" "$clients" >>"$work/runs"
+      measure pgbouncer "$bouncer_port" "$bouncer_proc" "$mode" "$clients" >>"$work/runs"
+      measure floor "$floor_port" "$floor_pid" "$mode" "$clients" >>"$work/runs"
+      measure floe "$floe_pg_port" "$floe_pid" "$mode" "$clients" >>"$work/runs"
+    done
+    awk -v m="$mode" -v c="$clients" '
+      function median(list,   n, v, i, j, t) {
+        n = split(list, v, " ")
+        for (i = 2; i <= n; i++) for (j = i; j > 1 && v[j - 1] + 0 > v[j] + 0; j--) { t = v[j]; v[j] = v[j - 1]; v[j - 1] = t }
+        return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+      }
+      { tps[$1] = tps[$1] " " $2; lat[$1] = lat[$1] " " $3; cpu[$1] = cpu[$1] " " $4 }
+      END {
+        d = median(tps["direct"]); b = median(tps["pgbouncer"]); o = median(tps["floor"]); f = median(tps["floe"])
+        dl = median(lat["direct"])
+        printf "%-9s %-8s %9.0f %9.0f %9.0f %9.0f %8.2fx %8.2fx %9.2fx %8.2fx %9.3fms %9.3fms %11.1fus %10.1fus %11.1fus\n",
+          m, c, d, b, o, f, f / d, f / b, f / o, o / d, median(lat["floe"]) - dl, median(lat["pgbouncer"]) - dl,
+          median(cpu["floe"]), median(cpu["pgbouncer"]), median(cpu["floor"])
+      }' "$work/runs"
   done
 done

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # sysbench oltp_point_select and oltp_read_only through Floe's MySQL front end
-# (release build, one `mysql` engine) → MariaDB, against MariaDB directly, in
-# one run; prints TPS, mean latency, the ratio and the CPU time Floe spent
-# per transaction (user + system, from /proc).
+# (release build, one `mysql` engine) → MariaDB, against MariaDB directly and
+# through `floe-bench forward` (a forwarder that only copies bytes: the floor
+# any proxy on this machine pays), in one run; prints TPS, mean latency, the
+# ratios and the CPU time Floe and the forwarder spent per transaction
+# (user + system, from /proc).
 #
 #   bash benchmarks/sysbench.sh               # 10 s per run, 1 and 8 threads
 #   FLOE_BENCH_WORKER_THREADS=2 bash ...    # clients' runtime threads (0: half the cores)
 #   SECONDS_PER_RUN=30 bash benchmarks/sysbench.sh
+#   ROUNDS=3 bash benchmarks/sysbench.sh     # each target 3 times in turn, medians
 #
 # Needs the local MariaDB (FLOE_BENCH_MY_HOST/PORT/USER, default
 # 127.0.0.1:3306 root, empty password); installs sysbench with apt-get when
@@ -22,6 +25,7 @@ secs="${SECONDS_PER_RUN:-10}"
 target="${CARGO_TARGET_DIR:-$PWD/target}"
 work="$(mktemp -d)"
 floe_port=23306
+floor_port=13307
 
 if ! command -v sysbench >/dev/null 2>&1; then
   apt-get update -qq
@@ -31,6 +35,7 @@ fi
 cleanup() {
   # Floe flushes its telemetry as it exits: let it, before its data goes.
   [ -n "${floe_pid:-}" ] && kill "$floe_pid" 2>/dev/null && wait "$floe_pid" 2>/dev/null || true
+  [ -n "${floor_pid:-}" ] && kill "$floor_pid" 2>/dev/null || true
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -39,9 +44,14 @@ mysql -h "$host" -P "$port" -u "$user" -e "DROP DATABASE IF EXISTS $db; CREATE D
 common=(--db-driver=mysql --mysql-user="$user" --mysql-db="$db" --tables=1 --table-size=100000)
 sysbench oltp_read_only "${common[@]}" --mysql-host="$host" --mysql-port="$port" prepare >/dev/null
 
-# FLOE_BENCH_FLOE names a floe binary to measure instead of building one.
+# FLOE_BENCH_FLOE names a floe binary to measure instead of building one
+# (and FLOE_BENCH_TOOL the floe-bench binary that forwards).
 floe_bin="${FLOE_BENCH_FLOE:-$target/release/floe}"
+bench_bin="${FLOE_BENCH_TOOL:-$target/release/floe-bench}"
 [ -n "${FLOE_BENCH_FLOE:-}" ] || cargo build --release -p floe-proxy -p floe-benchmarks >/dev/null 2>&1
+"$bench_bin" forward --listen "127.0.0.1:$floor_port" --to "$(getent ahostsv4 "$host" | awk 'NR == 1 {print $1}'):$port" \
+  --threads "${FLOE_BENCH_WORKER_THREADS:-0}" &
+floor_pid=$!
 cat >"$work/floe.toml" <<EOF
 [server]
 data_dir = "$work/floe-data"
@@ -77,25 +87,56 @@ run() { # test port threads → "tps latency_ms" (or "error")
 
 # CPU seconds a process has used (user + system), from /proc.
 cpu_seconds() {
+  [ "$1" = 0 ] && { echo 0; return; }
   awk -v hz="$(getconf CLK_TCK)" '{printf "%.3f", ($14 + $15) / hz}' "/proc/$1/stat"
 }
 
-echo "sysbench, 1 table of 100000 rows, ${secs}s per run, $(nproc) cores"
-printf "%-18s %-8s %12s %12s %9s %12s %12s %13s\n" test threads direct floe "floe/dir" "lat direct" "lat floe" \
-  "floe cpu/txn"
+# One run through a target: "name tps latency_ms cpu_us_per_txn" (the CPU
+# time of the process behind the port; 0 for the server direct), or
+# "name error".
+measure() { # name test port pid threads
+  local before after tps lat
+  before="$(cpu_seconds "$4")"
+  read -r tps lat <<<"$(run "$2" "$3" "$5")" || true
+  after="$(cpu_seconds "$4")"
+  if [ "$tps" = error ]; then
+    echo "$1 error"
+    return
+  fi
+  awk -v n="$1" -v t="$tps" -v l="$lat" -v a="$after" -v b="$before" -v s="$secs" \
+    'BEGIN { printf "%s %s %s %.1f\n", n, t, l, (t > 0 ? (a - b) * 1e6 / (t * s) : 0) }'
+}
+
+# ROUNDS > 1 runs the three targets that many times in turn and reports each
+# one's median (see pgbench.sh).
+rounds="${ROUNDS:-1}"
+echo "sysbench, 1 table of 100000 rows, ${secs}s per run, $rounds round(s), median, $(nproc) cores"
+printf "%-18s %-8s %9s %9s %9s %9s %10s %9s %11s %11s %13s %14s\n" test threads direct floor floe "floe/dir" \
+  "floe/floor" "floor/dir" "lat direct" "lat floe" "floe cpu/txn" "floor cpu/txn"
 for test in oltp_point_select oltp_read_only; do
   for threads in 1 8; do
-    read -r d_tps d_lat <<<"$(run "$test" "$port" "$threads")"
-    cpu_before="$(cpu_seconds "$floe_pid")"
-    read -r f_tps f_lat <<<"$(run "$test" "$floe_port" "$threads")" || true
-    cpu_after="$(cpu_seconds "$floe_pid")"
-    if [ "$f_tps" = error ]; then
-      printf "%-18s %-8s %12s %12s\n" "$test" "$threads" "$d_tps" "error"
+    : >"$work/runs"
+    for _ in $(seq 1 "$rounds"); do
+      measure direct "$test" "$port" 0 "$threads" >>"$work/runs"
+      measure floor "$test" "$floor_port" "$floor_pid" "$threads" >>"$work/runs"
+      measure floe "$test" "$floe_port" "$floe_pid" "$threads" >>"$work/runs"
+    done
+    if grep -q ' error$' "$work/runs"; then
+      printf "%-18s %-8s %s\n" "$test" "$threads" "error: $(grep ' error$' "$work/runs" | cut -d' ' -f1 | sort -u | xargs)"
       continue
     fi
-    awk -v t="$test" -v c="$threads" -v d="$d_tps" -v f="$f_tps" -v dl="$d_lat" -v fl="$f_lat" \
-      -v cpu="$cpu_after" -v cpu0="$cpu_before" -v s="$secs" \
-      'BEGIN { printf "%-18s %-8s %12s %12s %8.2fx %10.3fms %10.3fms %11.1fus\n", t, c, d, f, f / d, dl, fl,
-        (cpu - cpu0) * 1e6 / (f * s) }'
+    awk -v t="$test" -v c="$threads" '
+      function median(list,   n, v, i, j, x) {
+        n = split(list, v, " ")
+        for (i = 2; i <= n; i++) for (j = i; j > 1 && v[j - 1] + 0 > v[j] + 0; j--) { x = v[j]; v[j] = v[j - 1]; v[j - 1] = x }
+        return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+      }
+      { tps[$1] = tps[$1] " " $2; lat[$1] = lat[$1] " " $3; cpu[$1] = cpu[$1] " " $4 }
+      END {
+        d = median(tps["direct"]); o = median(tps["floor"]); f = median(tps["floe"])
+        printf "%-18s %-8s %9.0f %9.0f %9.0f %8.2fx %9.2fx %8.2fx %9.3fms %9.3fms %11.1fus %12.1fus\n",
+          t, c, d, o, f, f / d, f / o, o / d, median(lat["direct"]), median(lat["floe"]),
+          median(cpu["floe"]), median(cpu["floor"])
+      }' "$work/runs"
   done
 done

@@ -29,6 +29,14 @@
 //! target/release/floe-bench dialects --python target/test-venv/bin/python
 //! ```
 //!
+//! `floe-bench forward` copies bytes between a client and a server and does
+//! nothing else: the floor any proxy on the machine pays (two loopback hops
+//! per statement). `pgbench.sh` and `sysbench.sh` run it beside Floe:
+//!
+//! ```sh
+//! target/release/floe-bench forward --listen 127.0.0.1:17432 --to 127.0.0.1:5432
+//! ```
+//!
 //! `floe-bench compact` generates a table of many small files and times Floe's
 //! binpack compaction against raw DataFusion rewriting the same Parquet files
 //! and pyiceberg overwriting the table, then a selective query before and
@@ -48,6 +56,7 @@ use floe_conformance::{Daemon, DaemonOptions};
 
 mod compact;
 mod dialects;
+mod forward;
 mod frontends;
 mod lake;
 
@@ -142,6 +151,19 @@ enum Bench {
         /// Where the CSV and PNG go.
         #[arg(long, default_value = "benchmarks")]
         out: PathBuf,
+    },
+    /// A TCP forwarder that does nothing but copy bytes: the floor under any
+    /// proxy's cost, run beside Floe by `pgbench.sh` and `sysbench.sh`.
+    Forward {
+        /// Where clients connect.
+        #[arg(long)]
+        listen: std::net::SocketAddr,
+        /// The server each client's bytes go to.
+        #[arg(long)]
+        to: std::net::SocketAddr,
+        /// Runtime worker threads; 0 means half the cores, as Floe's default.
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
     },
     /// What reporting one query to the maintenance engine costs.
     Telemetry {
@@ -239,6 +261,11 @@ fn main() -> anyhow::Result<()> {
             out,
         }),
         Bench::Telemetry { events } => lake::telemetry(events),
+        Bench::Forward {
+            listen,
+            to,
+            threads,
+        } => forward::run(listen, to, threads),
         Bench::DatafusionRewrite { list, out } => {
             tokio::runtime::Runtime::new()?.block_on(compact::datafusion_rewrite(&list, &out))
         }

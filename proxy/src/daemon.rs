@@ -55,9 +55,9 @@ pub struct RunOptions {
     /// `None` disables reloads.
     pub reload_config: Option<LoadConfig>,
     /// The runtime for CPU-bound work: the embedded engine's planning and
-    /// execution and the maintenance engine's operations, kept off the
-    /// runtime that serves clients. `None` runs them on the caller's runtime
-    /// (spawned there).
+    /// execution, the maintenance engine's operations and telemetry
+    /// aggregation, kept off the runtime that serves clients. `None` runs
+    /// them on the caller's runtime (spawned there).
     pub cpu_runtime: Option<tokio::runtime::Handle>,
 }
 
@@ -211,7 +211,9 @@ pub async fn run(
     let (telemetry, heat, heat_task) = if telemetry_section.enabled {
         let heat = Arc::new(Heat::open(telemetry_section.aggregator(), &state_path).await?);
         let (sender, events) = telemetry::channel(telemetry_section.channel);
-        let task = tokio::spawn(Arc::clone(&heat).run(events, stop_telemetry.clone()));
+        // On the compute runtime: aggregating a tick's events is work the
+        // clients' few threads, which carry every connection, need not do.
+        let task = cpu.spawn(Arc::clone(&heat).run(events, stop_telemetry.clone()));
         (Some(sender), Some(heat), Some(task))
     } else {
         (None, None, None)

@@ -4,6 +4,8 @@
 //! through Floe while the instance is killed with SIGKILL and restarted: no
 //! read fails, the engine goes Down within its probe interval, comes back
 //! Healthy and gets traffic again; a write is never retried elsewhere.
+//! And with that instance as the only engine: a restart behind the pooled
+//! pass-through connections it closed is no client's error.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -112,6 +114,13 @@ impl OwnPostgres {
                 "start",
             ],
         );
+    }
+
+    /// A clean restart: the server ends every connection (telling each
+    /// client why) before it stops.
+    fn restart(&self) {
+        self.run("pg_ctl", &["-D", &self.data(), "-m", "fast", "-w", "stop"]);
+        self.start_server();
     }
 
     fn conninfo(&self) -> String {
@@ -385,4 +394,51 @@ engines = ["own"]
         log.contains("engine health changed"),
         "transitions are logged"
     );
+}
+
+/// The PostgreSQL pass-through keeps idle connections of its own (no task
+/// watches them); after the server restarts, each is closed. A statement
+/// must never be sent on one of them and fail for it: the client sees its
+/// rows as if nothing happened, however many idle connections the pool held.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_server_behind_idle_pass_through_connections_costs_no_statement() {
+    let own = OwnPostgres::start();
+    setup(&own.conninfo()).await;
+    let daemon = plain_daemon(&format!(
+        r#"
+[[engines]]
+name = "own"
+type = "postgres"
+url = "{}"
+connect_timeout = "2s"
+"#,
+        own.conninfo()
+    ));
+    // Four clients at once leave up to four connections idle in each pool:
+    // the pass-through's (simple queries, text rows) and the converting
+    // path's (binary rows through tokio-postgres).
+    let clients = futures::future::join_all((0..4).map(|_| daemon.connect())).await;
+    read_on_each(&clients).await;
+
+    own.restart();
+    // Each read after the restart finds the pools' connections closed.
+    for _ in 0..3 {
+        read_on_each(&clients).await;
+    }
+}
+
+/// A simple and an extended-protocol count on each client, all at once.
+async fn read_on_each(clients: &[tokio_postgres::Client]) {
+    let count = "SELECT count(*) FROM public.route_kill";
+    let simple = futures::future::join_all(clients.iter().map(|c| c.simple_query(count)));
+    let binary = futures::future::join_all(clients.iter().map(|c| c.query_one(count, &[])));
+    let (simple, binary) = futures::future::join(simple, binary).await;
+    for result in simple {
+        let rows = text_rows(&result.expect("a simple query"));
+        assert_eq!(rows[0][0].as_deref(), Some("100"));
+    }
+    for result in binary {
+        let n: i64 = result.expect("an extended query").get(0);
+        assert_eq!(n, 100);
+    }
 }

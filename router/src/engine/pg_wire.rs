@@ -187,6 +187,12 @@ impl WirePool {
         loop {
             let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
             if let Some(mut conn) = idle {
+                if !conn.still_open() {
+                    // Closed by the server while idle (a restart, an
+                    // administrator's terminate): dropped, permit and all,
+                    // and the next one tried; no statement is sent on it.
+                    continue;
+                }
                 if let Ok(stale) = self.stale.lock() {
                     stale.apply(&mut conn.named);
                 }
@@ -776,6 +782,17 @@ impl WireConn {
         frontend::execute("", 0, buf)?;
         frontend::sync(buf);
         Ok(reused)
+    }
+
+    /// Whether this idle connection is still open: nothing arrived on it
+    /// since its last statement ended. A server ends a connection by
+    /// sending an error (`57P01` on shutdown) and closing it, which the
+    /// runtime's poller has seen by now; a healthy idle connection has
+    /// nothing to read, and the check costs no system call while the
+    /// poller reports nothing.
+    fn still_open(&self) -> bool {
+        let mut byte = [0u8; 1];
+        matches!(self.stream.try_read(&mut byte), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
     }
 
     async fn flush(&mut self) -> std::result::Result<(), WireError> {
