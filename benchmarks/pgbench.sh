@@ -118,11 +118,8 @@ run() { # target-port protocol clients → "tps latency_ms"
     awk '/latency average/ {lat=$4} /^tps/ {tps=$3} END {printf "%.0f %.3f", tps, lat}'
 }
 
-# CPU seconds a process has used (user + system), from /proc.
-cpu_seconds() {
-  [ "$1" = 0 ] && { echo 0; return; }
-  awk -v hz="$(getconf CLK_TCK)" '{printf "%.3f", ($14 + $15) / hz}' "/proc/$1/stat"
-}
+# shellcheck source=benchmarks/common.sh
+. benchmarks/common.sh
 
 # One run through a target: "name tps latency_ms cpu_us_per_txn" (the CPU
 # time of the process behind the port; 0 for the server direct).
@@ -152,19 +149,13 @@ for mode in simple extended; do
       measure floor "$floor_port" "$floor_pid" "$mode" "$clients" >>"$work/runs"
       measure floe "$floe_pg_port" "$floe_pid" "$mode" "$clients" >>"$work/runs"
     done
-    awk -v m="$mode" -v c="$clients" '
-      function median(list,   n, v, i, j, t) {
-        n = split(list, v, " ")
-        for (i = 2; i <= n; i++) for (j = i; j > 1 && v[j - 1] + 0 > v[j] + 0; j--) { t = v[j]; v[j] = v[j - 1]; v[j - 1] = t }
-        return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
-      }
-      { tps[$1] = tps[$1] " " $2; lat[$1] = lat[$1] " " $3; cpu[$1] = cpu[$1] " " $4 }
+    medians "$work/runs" | awk -v m="$mode" -v c="$clients" '
+      { tps[$1] = $2; lat[$1] = $3; cpu[$1] = $4 }
       END {
-        d = median(tps["direct"]); b = median(tps["pgbouncer"]); o = median(tps["floor"]); f = median(tps["floe"])
-        dl = median(lat["direct"])
+        d = tps["direct"]; b = tps["pgbouncer"]; o = tps["floor"]; f = tps["floe"]
         printf "%-9s %-8s %9.0f %9.0f %9.0f %9.0f %8.2fx %8.2fx %9.2fx %8.2fx %9.3fms %9.3fms %11.1fus %10.1fus %11.1fus\n",
-          m, c, d, b, o, f, f / d, f / b, f / o, o / d, median(lat["floe"]) - dl, median(lat["pgbouncer"]) - dl,
-          median(cpu["floe"]), median(cpu["pgbouncer"]), median(cpu["floor"])
-      }' "$work/runs"
+          m, c, d, b, o, f, f / d, f / b, f / o, o / d, lat["floe"] - lat["direct"], lat["pgbouncer"] - lat["direct"],
+          cpu["floe"], cpu["pgbouncer"], cpu["floor"]
+      }'
   done
 done

@@ -85,11 +85,8 @@ run() { # test port threads → "tps latency_ms" (or "error")
          END {if (err || tps == "") print "error"; else printf "%.0f %.3f", tps, lat}'
 }
 
-# CPU seconds a process has used (user + system), from /proc.
-cpu_seconds() {
-  [ "$1" = 0 ] && { echo 0; return; }
-  awk -v hz="$(getconf CLK_TCK)" '{printf "%.3f", ($14 + $15) / hz}' "/proc/$1/stat"
-}
+# shellcheck source=benchmarks/common.sh
+. benchmarks/common.sh
 
 # One run through a target: "name tps latency_ms cpu_us_per_txn" (the CPU
 # time of the process behind the port; 0 for the server direct), or
@@ -125,18 +122,12 @@ for test in oltp_point_select oltp_read_only; do
       printf "%-18s %-8s %s\n" "$test" "$threads" "error: $(grep ' error$' "$work/runs" | cut -d' ' -f1 | sort -u | xargs)"
       continue
     fi
-    awk -v t="$test" -v c="$threads" '
-      function median(list,   n, v, i, j, x) {
-        n = split(list, v, " ")
-        for (i = 2; i <= n; i++) for (j = i; j > 1 && v[j - 1] + 0 > v[j] + 0; j--) { x = v[j]; v[j] = v[j - 1]; v[j - 1] = x }
-        return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
-      }
-      { tps[$1] = tps[$1] " " $2; lat[$1] = lat[$1] " " $3; cpu[$1] = cpu[$1] " " $4 }
+    medians "$work/runs" | awk -v t="$test" -v c="$threads" '
+      { tps[$1] = $2; lat[$1] = $3; cpu[$1] = $4 }
       END {
-        d = median(tps["direct"]); o = median(tps["floor"]); f = median(tps["floe"])
+        d = tps["direct"]; o = tps["floor"]; f = tps["floe"]
         printf "%-18s %-8s %9.0f %9.0f %9.0f %8.2fx %9.2fx %8.2fx %9.3fms %9.3fms %11.1fus %12.1fus\n",
-          t, c, d, o, f, f / d, f / o, o / d, median(lat["direct"]), median(lat["floe"]),
-          median(cpu["floe"]), median(cpu["floor"])
-      }' "$work/runs"
+          t, c, d, o, f, f / d, f / o, o / d, lat["direct"], lat["floe"], cpu["floe"], cpu["floor"]
+      }'
   done
 done
