@@ -6,6 +6,32 @@ cpu_seconds() {
   awk -v hz="$(getconf CLK_TCK)" '{printf "%.3f", ($14 + $15) / hz}' "/proc/$1/stat"
 }
 
+# Starts `floe-bench forward` ($1) on 127.0.0.1:$2 to $3:$4 with the clients'
+# runtime threads Floe gets, in the background; sets floor_pid.
+start_floor() {
+  "$1" forward --listen "127.0.0.1:$2" --to "$(getent ahostsv4 "$3" | awk 'NR == 1 {print $1}'):$4" \
+    --threads "${FLOE_BENCH_WORKER_THREADS:-0}" &
+  floor_pid=$!
+}
+
+# One run through a target: runs the command after the name and pid, which
+# prints "tps latency_ms" (or "error"), and prints "name tps latency_ms
+# cpu_us_per_txn" (the CPU time of process pid, 0 for the server direct) or
+# "name error".
+measure() { # name pid command...
+  local name=$1 pid=$2 before after tps lat
+  shift 2
+  before="$(cpu_seconds "$pid")"
+  read -r tps lat <<<"$("$@")" || true
+  after="$(cpu_seconds "$pid")"
+  if [ "$tps" = error ]; then
+    echo "$name error"
+    return
+  fi
+  awk -v n="$name" -v t="$tps" -v l="$lat" -v a="$after" -v b="$before" -v s="$secs" \
+    'BEGIN { printf "%s %s %s %.1f\n", n, t, l, (t > 0 ? (a - b) * 1e6 / (t * s) : 0) }'
+}
+
 # Reads lines "target tps latency_ms cpu_us_per_txn" (several runs per target)
 # from the file $1 and prints each target's medians: "target tps latency cpu".
 medians() {

@@ -18,6 +18,8 @@
 # database `floe_pgbench` is created (and re-initialised) on that server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=benchmarks/common.sh
+. benchmarks/common.sh
 
 host="${FLOE_BENCH_PG_HOST:-127.0.0.1}"
 port="${FLOE_BENCH_PG_PORT:-5432}"
@@ -54,9 +56,7 @@ pgbench -h "$host" -p "$port" -U "$user" -i -s 10 -q "$db" >/dev/null 2>&1
 floe_bin="${FLOE_BENCH_FLOE:-$target/release/floe}"
 bench_bin="${FLOE_BENCH_TOOL:-$target/release/floe-bench}"
 [ -n "${FLOE_BENCH_FLOE:-}" ] || cargo build --release -p floe-proxy -p floe-benchmarks >/dev/null 2>&1
-"$bench_bin" forward --listen "127.0.0.1:$floor_port" --to "$(getent ahostsv4 "$host" | awk 'NR == 1 {print $1}'):$port" \
-  --threads "${FLOE_BENCH_WORKER_THREADS:-0}" &
-floor_pid=$!
+start_floor "$bench_bin" "$floor_port" "$host" "$port"
 
 # pgbouncer runs as an unprivileged user when this script runs as root.
 chmod 777 "$work"
@@ -118,19 +118,7 @@ run() { # target-port protocol clients → "tps latency_ms"
     awk '/latency average/ {lat=$4} /^tps/ {tps=$3} END {printf "%.0f %.3f", tps, lat}'
 }
 
-# shellcheck source=benchmarks/common.sh
-. benchmarks/common.sh
 
-# One run through a target: "name tps latency_ms cpu_us_per_txn" (the CPU
-# time of the process behind the port; 0 for the server direct).
-measure() { # name port pid protocol clients
-  local before after tps lat
-  before="$(cpu_seconds "$3")"
-  read -r tps lat <<<"$(run "$2" "$4" "$5")"
-  after="$(cpu_seconds "$3")"
-  awk -v n="$1" -v t="$tps" -v l="$lat" -v a="$after" -v b="$before" -v s="$secs" \
-    'BEGIN { printf "%s %s %s %.1f\n", n, t, l, (t > 0 ? (a - b) * 1e6 / (t * s) : 0) }'
-}
 
 # ROUNDS > 1 runs the four targets that many times in turn and reports each
 # one's median: this machine's throughput drifts by 10 % and more between
@@ -144,10 +132,10 @@ for mode in simple extended; do
   for clients in 1 8; do
     : >"$work/runs"
     for _ in $(seq 1 "$rounds"); do
-      measure direct "$port" 0 "$mode" "$clients" >>"$work/runs"
-      measure pgbouncer "$bouncer_port" "$bouncer_proc" "$mode" "$clients" >>"$work/runs"
-      measure floor "$floor_port" "$floor_pid" "$mode" "$clients" >>"$work/runs"
-      measure floe "$floe_pg_port" "$floe_pid" "$mode" "$clients" >>"$work/runs"
+      measure direct 0 run "$port" "$mode" "$clients" >>"$work/runs"
+      measure pgbouncer "$bouncer_proc" run "$bouncer_port" "$mode" "$clients" >>"$work/runs"
+      measure floor "$floor_pid" run "$floor_port" "$mode" "$clients" >>"$work/runs"
+      measure floe "$floe_pid" run "$floe_pg_port" "$mode" "$clients" >>"$work/runs"
     done
     medians "$work/runs" | awk -v m="$mode" -v c="$clients" '
       { tps[$1] = $2; lat[$1] = $3; cpu[$1] = $4 }

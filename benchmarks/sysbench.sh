@@ -16,6 +16,8 @@
 # missing. The database `floe_sysbench` is created (and re-filled) there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=benchmarks/common.sh
+. benchmarks/common.sh
 
 host="${FLOE_BENCH_MY_HOST:-127.0.0.1}"
 port="${FLOE_BENCH_MY_PORT:-3306}"
@@ -49,9 +51,7 @@ sysbench oltp_read_only "${common[@]}" --mysql-host="$host" --mysql-port="$port"
 floe_bin="${FLOE_BENCH_FLOE:-$target/release/floe}"
 bench_bin="${FLOE_BENCH_TOOL:-$target/release/floe-bench}"
 [ -n "${FLOE_BENCH_FLOE:-}" ] || cargo build --release -p floe-proxy -p floe-benchmarks >/dev/null 2>&1
-"$bench_bin" forward --listen "127.0.0.1:$floor_port" --to "$(getent ahostsv4 "$host" | awk 'NR == 1 {print $1}'):$port" \
-  --threads "${FLOE_BENCH_WORKER_THREADS:-0}" &
-floor_pid=$!
+start_floor "$bench_bin" "$floor_port" "$host" "$port"
 cat >"$work/floe.toml" <<EOF
 [server]
 data_dir = "$work/floe-data"
@@ -85,24 +85,7 @@ run() { # test port threads → "tps latency_ms" (or "error")
          END {if (err || tps == "") print "error"; else printf "%.0f %.3f", tps, lat}'
 }
 
-# shellcheck source=benchmarks/common.sh
-. benchmarks/common.sh
 
-# One run through a target: "name tps latency_ms cpu_us_per_txn" (the CPU
-# time of the process behind the port; 0 for the server direct), or
-# "name error".
-measure() { # name test port pid threads
-  local before after tps lat
-  before="$(cpu_seconds "$4")"
-  read -r tps lat <<<"$(run "$2" "$3" "$5")" || true
-  after="$(cpu_seconds "$4")"
-  if [ "$tps" = error ]; then
-    echo "$1 error"
-    return
-  fi
-  awk -v n="$1" -v t="$tps" -v l="$lat" -v a="$after" -v b="$before" -v s="$secs" \
-    'BEGIN { printf "%s %s %s %.1f\n", n, t, l, (t > 0 ? (a - b) * 1e6 / (t * s) : 0) }'
-}
 
 # ROUNDS > 1 runs the three targets that many times in turn and reports each
 # one's median (see pgbench.sh).
@@ -114,9 +97,9 @@ for test in oltp_point_select oltp_read_only; do
   for threads in 1 8; do
     : >"$work/runs"
     for _ in $(seq 1 "$rounds"); do
-      measure direct "$test" "$port" 0 "$threads" >>"$work/runs"
-      measure floor "$test" "$floor_port" "$floor_pid" "$threads" >>"$work/runs"
-      measure floe "$test" "$floe_port" "$floe_pid" "$threads" >>"$work/runs"
+      measure direct 0 run "$test" "$port" "$threads" >>"$work/runs"
+      measure floor "$floor_pid" run "$test" "$floor_port" "$threads" >>"$work/runs"
+      measure floe "$floe_pid" run "$test" "$floe_port" "$threads" >>"$work/runs"
     done
     if grep -q ' error$' "$work/runs"; then
       printf "%-18s %-8s %s\n" "$test" "$threads" "error: $(grep ' error$' "$work/runs" | cut -d' ' -f1 | sort -u | xargs)"
