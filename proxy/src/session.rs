@@ -153,7 +153,29 @@ pub struct Session {
     /// PostgreSQL engine may pass its rows through unconverted. Set by the
     /// front end before each statement it runs.
     pg_text: bool,
+    /// The settings of [`FORWARDED`] this session `SET` (a PostgreSQL or
+    /// Flight SQL session's), sorted by name: a PostgreSQL engine applies them
+    /// on the connection that runs the session's statement.
+    forwarded: Vec<(String, String)>,
 }
+
+/// PostgreSQL settings that change what a server answers (how times, dates,
+/// intervals, floats and bytes print, which schemas unqualified names search,
+/// how long a lock is waited for) or how it works for this client: a
+/// session's `SET` of one reaches the PostgreSQL engines that run its
+/// statements, as pgbouncer and PgDog pass them on. Sorted.
+const FORWARDED: &[&str] = &[
+    "application_name",
+    "bytea_output",
+    "datestyle",
+    "default_transaction_isolation",
+    "extra_float_digits",
+    "intervalstyle",
+    "lock_timeout",
+    "search_path",
+    "timezone",
+    "work_mem",
+];
 
 /// The cancellation token of a session's running statement, shared with the
 /// front end's cancel-request handler.
@@ -294,6 +316,7 @@ impl Session {
             user: String::new(),
             pinned: None,
             pg_text: false,
+            forwarded: Vec::new(),
         }
     }
 
@@ -398,6 +421,7 @@ impl Session {
             self.protocol,
             self.schema.as_deref(),
             &self.settings,
+            &self.forwarded,
         )?;
         let router = &self.shared.router;
         Ok(match &mut self.pinned {
@@ -485,12 +509,14 @@ impl Session {
             schema: self.schema.as_deref(),
             scan: scan.as_ref(),
             pg_text: self.pg_text,
+            settings: &self.forwarded,
         };
         let ctx = route_context(
             &self.user,
             self.protocol,
             self.schema.as_deref(),
             &self.settings,
+            &self.forwarded,
         )?;
         let router = &self.shared.router;
         let in_block = self.txn == TxnState::InBlock;
@@ -633,9 +659,11 @@ impl Session {
                 match &reset.reset {
                     Reset::ALL => {
                         self.settings = Session::new(self.shared.clone(), self.protocol).settings;
+                        self.forwarded.clear();
                     }
                     Reset::ConfigurationParameter(name) => {
                         let name = normalise(&name.to_string());
+                        self.forward(&name, None);
                         let default = default_settings(self.protocol)
                             .iter()
                             .find(|(k, _)| *k == name)
@@ -700,6 +728,7 @@ impl Session {
             self.protocol,
             self.schema.as_deref(),
             &self.settings,
+            &self.forwarded,
         )?;
         let explanation = self.shared.router.explain(&ctx, analysis)?;
         let batch = explain_batch(&explanation, self.pinned_engine())
@@ -784,9 +813,41 @@ impl Session {
             if !valid {
                 return Err(Error::InvalidValue { name, value });
             }
+            // `SET x TO DEFAULT` (and `SET TIME ZONE LOCAL`) is a reset.
+            let reset = value.eq_ignore_ascii_case("default")
+                || (name == "timezone" && value.eq_ignore_ascii_case("local"));
+            let value = match default_settings(self.protocol)
+                .iter()
+                .find(|(k, _)| *k == name)
+            {
+                Some((_, default)) if reset => (*default).to_owned(),
+                _ => value,
+            };
+            self.forward(&name, (!reset).then_some(value.as_str()));
             self.settings.insert(name, value);
         }
         Ok(())
+    }
+
+    /// Records a `SET` (`Some(value)`) or reset (`None`) of `name` among the
+    /// settings the session's engines apply, if it is one of [`FORWARDED`].
+    fn forward(&mut self, name: &str, value: Option<&str>) {
+        if self.protocol == Protocol::MySql || FORWARDED.binary_search(&name).is_err() {
+            return;
+        }
+        let at = self
+            .forwarded
+            .binary_search_by(|(k, _)| k.as_str().cmp(name));
+        match (at, value) {
+            (Ok(i), Some(value)) => self.forwarded[i].1 = value.to_owned(),
+            (Err(i), Some(value)) => self
+                .forwarded
+                .insert(i, (name.to_owned(), value.to_owned())),
+            (Ok(i), None) => {
+                self.forwarded.remove(i);
+            }
+            (Err(_), None) => {}
+        }
     }
 }
 
@@ -802,13 +863,15 @@ fn handled_locally(analysis: &Analysis) -> bool {
     }
 }
 
-/// The routing context of a session: its user, protocol, schema and the
-/// `floe.tag`, `floe.strategy` and `floe.engine` settings.
+/// The routing context of a session: its user, protocol, schema, the
+/// `floe.tag`, `floe.strategy` and `floe.engine` settings and the settings
+/// its engines apply.
 fn route_context<'a>(
     user: &'a str,
     protocol: Protocol,
     schema: Option<&'a str>,
     settings: &'a BTreeMap<String, String>,
+    forwarded: &'a [(String, String)],
 ) -> Result<RouteContext<'a>> {
     let setting = |name: &str| {
         settings
@@ -826,6 +889,7 @@ fn route_context<'a>(
             .transpose()
             .map_err(Error::Engine)?,
         engine: setting("floe.engine"),
+        settings: forwarded,
     })
 }
 
@@ -1152,5 +1216,16 @@ mod tests {
         assert_eq!(parse_pg_duration("0"), Some(Duration::ZERO));
         assert_eq!(parse_pg_duration("soon"), None);
         assert_eq!(parse_pg_duration("5 parsecs"), None);
+    }
+
+    #[test]
+    fn forwarded_settings_are_sorted_postgresql_settings() {
+        assert!(FORWARDED.windows(2).all(|w| w[0] < w[1]), "binary search needs order");
+        for name in FORWARDED {
+            assert!(
+                POSTGRES_SETTINGS.iter().any(|(k, _)| k == name),
+                "{name} cannot be SET, so it is never forwarded"
+            );
+        }
     }
 }

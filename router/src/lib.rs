@@ -28,6 +28,8 @@ pub mod engine;
 mod error;
 pub mod routing;
 
-pub use engine::{BatchStream, Engine, Prepared, QueryOutput, Request, ScanStats, Transaction};
+pub use engine::{
+    BatchStream, Engine, Prepared, QueryOutput, Request, ScanStats, Scope, Transaction,
+};
 pub use error::{DataErrorKind, Error, Result};
 pub use routing::{RouteContext, Router, RoutingConfig, Strategy, Touched};

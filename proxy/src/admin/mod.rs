@@ -240,6 +240,7 @@ async fn route(
         tag: query.tag.as_deref(),
         strategy,
         engine: None,
+        settings: &[],
     };
     match routing.router.explain(&ctx, &analysis) {
         Ok(explanation) => Json(explanation).into_response(),

@@ -928,3 +928,213 @@ async fn a_translated_statement_in_a_block_reads_column_types_on_the_blocks_conn
         "the block waited {waited:?} for a second connection"
     );
 }
+
+/// `SELECT v FROM floe_use_which` through a Floe MySQL connection, over the
+/// text protocol and as a prepared statement.
+async fn which(conn: &mut mysql_async::Conn) -> (Option<String>, Option<String>) {
+    let text: Option<String> = conn
+        .query_first("SELECT v FROM floe_use_which ORDER BY v LIMIT 1")
+        .await
+        .expect("text query");
+    let prepared: Option<String> = conn
+        .exec_first(
+            "SELECT v FROM floe_use_which WHERE v <> ? ORDER BY v LIMIT 1",
+            ("none",),
+        )
+        .await
+        .expect("prepared query");
+    (text, prepared)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mysql_clients_database_is_where_its_statements_run() {
+    let mut direct = mariadb_direct().await;
+    for (database, value) in [
+        ("test", "default"),
+        ("floe_use_a", "a"),
+        ("floe_use_b", "b"),
+    ] {
+        for sql in [
+            format!("CREATE DATABASE IF NOT EXISTS {database}"),
+            format!("CREATE OR REPLACE TABLE {database}.floe_use_which (v VARCHAR(16))"),
+            format!("INSERT INTO {database}.floe_use_which VALUES ('{value}')"),
+        ] {
+            direct
+                .query_drop(&sql)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        }
+    }
+    // One server connection, so that every session below runs on it in turn:
+    // each must find it in its own database, whatever the last one left.
+    let config = format!(
+        "[[engines]]\nname = \"maria\"\ntype = \"mysql\"\nurl = \"{}\"\nmax_connections = 1\n",
+        mysql_url()
+    );
+    let daemon = plain_daemon(&config);
+    let addr = daemon.mysql.expect("mysql");
+    let connect = |database: Option<&str>| {
+        let url = match database {
+            Some(db) => format!("mysql://root@{addr}/{db}?prefer_socket=false"),
+            None => format!("mysql://root@{addr}?prefer_socket=false"),
+        };
+        async move {
+            mysql_async::Conn::from_url(url.as_str())
+                .await
+                .expect("connect")
+        }
+    };
+    let answer = |v: &str| (Some(v.to_owned()), Some(v.to_owned()));
+
+    let mut in_a = connect(Some("floe_use_a")).await;
+    let mut nowhere = connect(None).await;
+    assert_eq!(
+        which(&mut in_a).await,
+        answer("a"),
+        "connected to floe_use_a"
+    );
+    assert_eq!(
+        which(&mut nowhere).await,
+        answer("default"),
+        "no database: the engine URL's"
+    );
+    in_a.query_drop("USE floe_use_b").await.expect("USE");
+    assert_eq!(which(&mut in_a).await, answer("b"), "after USE floe_use_b");
+    assert_eq!(which(&mut nowhere).await, answer("default"));
+    in_a.query_drop("USE floe_use_a").await.expect("USE");
+    assert_eq!(which(&mut in_a).await, answer("a"), "back in floe_use_a");
+
+    // A write lands in the session's database, and a block runs there too.
+    in_a.query_drop("INSERT INTO floe_use_which VALUES ('a2')")
+        .await
+        .expect("INSERT");
+    let landed: Vec<String> = direct
+        .query("SELECT v FROM floe_use_a.floe_use_which ORDER BY v")
+        .await
+        .expect("read back");
+    assert_eq!(landed, vec!["a", "a2"]);
+    nowhere.query_drop("BEGIN").await.expect("BEGIN");
+    assert_eq!(which(&mut nowhere).await, answer("default"), "in a block");
+    nowhere.query_drop("COMMIT").await.expect("COMMIT");
+    assert_eq!(which(&mut in_a).await, answer("a"), "after the reset");
+}
+
+/// `SELECT <expr>` through Floe twice: as a simple query (whose text rows
+/// pass through from the server) and over the extended protocol with binary
+/// results (converted through Arrow, on the engine's other pool).
+async fn both_ways(client: &tokio_postgres::Client, expr: &str) -> (String, String) {
+    let sql = format!("SELECT ({expr})::text");
+    let simple = text_rows(&client.simple_query(&sql).await.expect(&sql));
+    let extended: String = client
+        .query_one(&sql, &[])
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .get(0);
+    (
+        simple[0][0].clone().unwrap_or_else(|| panic!("{sql}: NULL")),
+        extended,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgresql_clients_settings_reach_the_engine_and_leave_with_it() {
+    let direct = postgres_direct().await;
+    direct
+        .batch_execute(
+            "CREATE SCHEMA IF NOT EXISTS floe_sp;
+             DROP TABLE IF EXISTS floe_sp.sp_which, public.sp_which;
+             CREATE TABLE floe_sp.sp_which (v text); INSERT INTO floe_sp.sp_which VALUES ('floe_sp');
+             CREATE TABLE public.sp_which (v text); INSERT INTO public.sp_which VALUES ('public');",
+        )
+        .await
+        .expect("load PostgreSQL");
+    let server_zone: String = direct
+        .query_one("SELECT current_setting('TimeZone')", &[])
+        .await
+        .expect("server zone")
+        .get(0);
+    let zone = if server_zone == "America/New_York" {
+        "Asia/Tokyo"
+    } else {
+        "America/New_York"
+    };
+    // One connection in each of the engine's pools, so that every session
+    // below runs on it in turn.
+    let config = format!(
+        "[[engines]]\nname = \"pg\"\ntype = \"postgres\"\nurl = \"{}\"\nmax_connections = 1\n",
+        postgres_conninfo()
+    );
+    let daemon = plain_daemon(&config);
+    let set = daemon.connect().await;
+    let plain = daemon.connect().await;
+    let same = |v: &str| (v.to_owned(), v.to_owned());
+
+    set.batch_execute(&format!("SET TimeZone = '{zone}'"))
+        .await
+        .expect("SET TimeZone");
+    assert_eq!(both_ways(&set, "current_setting('TimeZone')").await, same(zone));
+    assert_eq!(
+        both_ways(&plain, "current_setting('TimeZone')").await,
+        same(&server_zone),
+        "a session that set nothing gets the server's defaults back"
+    );
+    set.batch_execute("SET search_path = floe_sp, public")
+        .await
+        .expect("SET search_path");
+    assert_eq!(
+        both_ways(&set, "SELECT v FROM sp_which").await,
+        same("floe_sp")
+    );
+    assert_eq!(
+        both_ways(&plain, "SELECT v FROM sp_which").await,
+        same("public")
+    );
+    assert_eq!(both_ways(&set, "current_setting('TimeZone')").await, same(zone));
+
+    // Inside a block: a SET counts for what follows, and the connection goes
+    // back to the pool as it was.
+    set.batch_execute("BEGIN").await.expect("BEGIN");
+    assert_eq!(both_ways(&set, "current_setting('TimeZone')").await, same(zone));
+    set.batch_execute("SET TimeZone = 'Pacific/Auckland'")
+        .await
+        .expect("SET in the block");
+    assert_eq!(
+        both_ways(&set, "current_setting('TimeZone')").await,
+        same("Pacific/Auckland")
+    );
+    set.batch_execute("COMMIT").await.expect("COMMIT");
+    assert_eq!(
+        both_ways(&plain, "current_setting('TimeZone')").await,
+        same(&server_zone)
+    );
+    assert_eq!(
+        both_ways(&set, "current_setting('TimeZone')").await,
+        same("Pacific/Auckland")
+    );
+
+    // A value the server refuses is its error, on the statement that needs
+    // it; RESET puts the session back, and nobody else noticed.
+    set.batch_execute("SET TimeZone = 'Mars/Olympus_Mons'")
+        .await
+        .expect("Floe keeps the setting");
+    let refused = set
+        .simple_query("SELECT 1")
+        .await
+        .expect_err("the server refuses the zone");
+    assert_eq!(refused.code().map(|c| c.code()), Some("22023"), "{refused:?}");
+    assert_eq!(
+        both_ways(&plain, "current_setting('TimeZone')").await,
+        same(&server_zone)
+    );
+    set.batch_execute("RESET TimeZone; RESET search_path")
+        .await
+        .expect("RESET");
+    assert_eq!(
+        both_ways(&set, "current_setting('TimeZone')").await,
+        same(&server_zone)
+    );
+    assert_eq!(
+        both_ways(&set, "SELECT v FROM sp_which").await,
+        same("public")
+    );
+}

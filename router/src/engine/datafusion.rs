@@ -40,7 +40,7 @@ use tokio::runtime::Handle;
 use super::metered_scan::meter_scans;
 use super::offload::{output_on, run_on};
 use super::table_cache::CachingCatalog;
-use super::{Engine, Prepared, QueryOutput, Request};
+use super::{Engine, Prepared, QueryOutput, Request, Scope};
 use crate::{DataErrorKind, Error, Result};
 
 /// How to build a [`DataFusionEngine`].
@@ -241,7 +241,8 @@ impl Engine for DataFusionEngine {
         )
     }
 
-    async fn prepare(&self, statement: &Analysis, schema: Option<&str>) -> Result<Prepared> {
+    async fn prepare(&self, statement: &Analysis, scope: Scope<'_>) -> Result<Prepared> {
+        let schema = scope.schema;
         let Some(runtime) = &self.runtime else {
             return self.core.prepare(statement, schema).await;
         };
@@ -273,6 +274,8 @@ impl Engine for DataFusionEngine {
                 schema: schema.as_deref(),
                 scan: scan.as_ref(),
                 pg_text,
+                // The embedded engine keeps no server session to apply them to.
+                settings: &[],
             };
             core.execute(request).await
         })

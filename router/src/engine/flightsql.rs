@@ -27,7 +27,7 @@ use tokio::sync::Mutex;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
 
-use super::{Engine, Prepared, QueryOutput, Request};
+use super::{Engine, Prepared, QueryOutput, Request, Scope};
 use crate::{DataErrorKind, Error, Result};
 
 /// How to build a [`FlightSqlEngine`].
@@ -239,7 +239,7 @@ impl Engine for FlightSqlEngine {
             .map_err(|e| self.error(e))
     }
 
-    async fn prepare(&self, statement: &Analysis, _schema: Option<&str>) -> Result<Prepared> {
+    async fn prepare(&self, statement: &Analysis, _scope: Scope<'_>) -> Result<Prepared> {
         let mut client = self.sql_client().await?;
         let prepared = client
             .prepare(statement.sql.clone(), None)

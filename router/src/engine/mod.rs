@@ -11,6 +11,7 @@
 //! daemon builds engines and hands them to the front ends as `Arc<dyn Engine>`.
 
 mod columns;
+mod conn_state;
 mod datafusion;
 mod flightsql;
 mod inline;
@@ -105,23 +106,25 @@ pub trait Engine: Send + Sync + fmt::Debug {
     }
 
     /// Opens a transaction that pins the statements of a client's
-    /// `BEGIN ... COMMIT` block to one connection. `None` means the engine has
-    /// no transactions: each statement of the block commits on its own.
+    /// `BEGIN ... COMMIT` block to one connection, in the session's `scope`.
+    /// `None` means the engine has no transactions: each statement of the
+    /// block commits on its own.
     ///
     /// # Errors
     ///
     /// The engine could not open one.
-    async fn begin(&self) -> Result<Option<Box<dyn Transaction>>> {
+    async fn begin(&self, scope: Scope<'_>) -> Result<Option<Box<dyn Transaction>>> {
+        let _ = scope;
         Ok(None)
     }
 
     /// Plans a statement without running it: the types of its parameters and the
     /// schema of its result, as the extended query protocols need for `Describe`.
     ///
-    /// `schema` is the session's current schema (MySQL's current database),
-    /// against which unqualified table names resolve; `None` means the
-    /// engine's default.
-    async fn prepare(&self, statement: &Analysis, schema: Option<&str>) -> Result<Prepared>;
+    /// `scope` is where the session stands: its current schema (MySQL's
+    /// current database), against which unqualified table names resolve, and
+    /// its settings.
+    async fn prepare(&self, statement: &Analysis, scope: Scope<'_>) -> Result<Prepared>;
 
     /// Runs one statement.
     async fn execute(&self, request: Request<'_>) -> Result<QueryOutput>;
@@ -319,9 +322,9 @@ pub trait Transaction: Send + Sync {
     async fn prepare(
         &mut self,
         statement: &Analysis,
-        schema: Option<&str>,
+        scope: Scope<'_>,
     ) -> Result<Option<Prepared>> {
-        let _ = (statement, schema);
+        let _ = (statement, scope);
         Ok(None)
     }
 
@@ -351,6 +354,32 @@ pub struct Request<'a> {
     /// text format: a PostgreSQL engine may then hand the server's rows on
     /// as they came (see [`pg_wire`]) instead of converting them.
     pub pg_text: bool,
+    /// The session's settings, as [`Scope::settings`].
+    pub settings: &'a [(String, String)],
+}
+
+/// Where a session stands, for an engine that runs or plans one of its
+/// statements on a connection of its own.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Scope<'a> {
+    /// The session's current schema (MySQL's current database); `None` means
+    /// the engine's default.
+    pub schema: Option<&'a str>,
+    /// The PostgreSQL settings the session set away from their defaults
+    /// (`TimeZone`, `search_path`, ...: see the session layer), as (name,
+    /// value) pairs sorted by name. A PostgreSQL engine applies them on the
+    /// connection that runs the statement; other engines ignore them.
+    pub settings: &'a [(String, String)],
+}
+
+impl Request<'_> {
+    /// The request's [`Scope`].
+    pub fn scope(&self) -> Scope<'_> {
+        Scope {
+            schema: self.schema,
+            settings: self.settings,
+        }
+    }
 }
 
 /// What an engine read from storage for one statement, where it can tell: the
@@ -392,6 +421,7 @@ impl<'a> Request<'a> {
             schema: None,
             scan: None,
             pg_text: false,
+            settings: &[],
         }
     }
 }

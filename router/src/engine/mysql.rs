@@ -8,6 +8,7 @@
 //! ([`Inline`]) in the client's task: the client's reading paces the server,
 //! and dropping the stream ends the statement.
 
+use std::borrow::Cow;
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,8 +26,9 @@ use mysql_async::{Column, Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOp
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use super::columns::{BATCH_ROWS, BatchBuilder, Value, empty_schema, parse_decimal};
+use super::conn_state::ConnStates;
 use super::inline::{Inline, Yield};
-use super::{Engine, Prepared, QueryOutput, Request, ServerEngineOptions, Transaction};
+use super::{Engine, Prepared, QueryOutput, Request, Scope, ServerEngineOptions, Transaction};
 use crate::{DataErrorKind, Error, Result};
 
 /// A MySQL or MariaDB server.
@@ -37,6 +39,73 @@ pub struct MySqlEngine {
     /// Shared with the engine's transactions, which read types on their own
     /// connection.
     types: Arc<super::TypeCache>,
+    /// Which database each connection is in; shared with the transactions.
+    databases: Arc<Databases>,
+}
+
+/// The database each pooled connection is in.
+///
+/// A MySQL client's `USE` (or the database it connected with) is its
+/// session's schema; its unqualified table names mean that database's tables.
+/// Before a statement (or a prepare) runs on a connection that is in another
+/// database, the connection gets a `USE` — only then, so clients that stay in
+/// the URL's database never pay a round trip for it, and a connection a
+/// session moved is moved back for the next session that did not.
+#[derive(Debug, Default)]
+struct Databases {
+    /// The URL's database, where every new connection starts.
+    default: Option<String>,
+    /// By server connection id.
+    states: ConnStates<u32, String>,
+}
+
+impl Databases {
+    fn new(default: Option<String>) -> Self {
+        Databases {
+            default,
+            states: ConnStates::default(),
+        }
+    }
+
+    /// Records that `conn` will be reset: if it had moved, where it ends up
+    /// is not known.
+    fn reset(&self, conn: &Conn) {
+        self.states.unknown(conn.id());
+    }
+
+    /// The text to prepare `sql` under for a session in `schema`. MySQL
+    /// resolves a prepared statement's tables in the database it was prepared
+    /// in, whatever `USE` comes later, and mysql_async caches prepared
+    /// statements by text: outside the URL's database, the text carries the
+    /// database in a leading comment, so that a connection's cached statement
+    /// of that text was prepared there.
+    fn statement_text<'a>(&self, sql: &'a str, schema: Option<&str>) -> Cow<'a, str> {
+        match schema {
+            Some(database) if self.default.as_deref() != Some(database) => {
+                let hex: String = database.bytes().map(|b| format!("{b:02x}")).collect();
+                Cow::Owned(format!("/* floe:db={hex} */ {sql}"))
+            }
+            _ => Cow::Borrowed(sql),
+        }
+    }
+
+    /// Moves `conn` to the database of a session in `schema` (`None`: the
+    /// URL's), if it is not there. With no database in the URL either, a
+    /// connection stays where it is: MySQL cannot leave a database.
+    async fn enter(&self, engine: &str, conn: &mut Conn, schema: Option<&str>) -> Result<()> {
+        let Some(database) = schema.or(self.default.as_deref()) else {
+            return Ok(());
+        };
+        let at_default = self.default.as_deref() == Some(database);
+        if !self.states.needs(conn.id(), database, at_default) {
+            return Ok(());
+        }
+        conn.query_drop(format!("USE `{}`", database.replace('`', "``")))
+            .await
+            .map_err(|e| map_error(engine, e))?;
+        self.states.now(conn.id(), database.to_owned(), at_default);
+        Ok(())
+    }
 }
 
 impl std::fmt::Debug for MySqlEngine {
@@ -57,6 +126,7 @@ impl MySqlEngine {
         let opts = Opts::from_url(&options.url).map_err(|e| {
             Error::InvalidInput(format!("engine {}: invalid MySQL URL: {e}", options.name))
         })?;
+        let databases = Arc::new(Databases::new(opts.db_name().map(str::to_owned)));
         let constraints = PoolConstraints::new(0, options.max_connections.max(1))
             .ok_or_else(|| Error::Internal("pool constraints".to_owned()))?;
         // A pooled connection that ran only reads carries no session state
@@ -86,6 +156,7 @@ impl MySqlEngine {
             pool: Pool::new(builder),
             connect_timeout: options.connect_timeout,
             types: Arc::default(),
+            databases,
         })
     }
 
@@ -129,17 +200,24 @@ impl Engine for MySqlEngine {
         conn.ping().await.map_err(|e| map_error(&self.name, e))
     }
 
-    async fn prepare(&self, statement: &Analysis, _schema: Option<&str>) -> Result<Prepared> {
+    async fn prepare(&self, statement: &Analysis, scope: Scope<'_>) -> Result<Prepared> {
         let mut conn = self.conn().await?;
-        prepare_on(&self.name, &mut conn, statement).await
+        self.databases
+            .enter(&self.name, &mut conn, scope.schema)
+            .await?;
+        let sql = self.databases.statement_text(&statement.sql, scope.schema);
+        prepare_on(&self.name, &mut conn, &sql).await
     }
 
     async fn execute(&self, request: Request<'_>) -> Result<QueryOutput> {
-        let conn = self.conn().await?;
-        run(&self.name, Handle::Owned(conn), request).await
+        let mut conn = self.conn().await?;
+        self.databases
+            .enter(&self.name, &mut conn, request.schema)
+            .await?;
+        run(&self.name, Handle::Owned(conn), &self.databases, request).await
     }
 
-    async fn begin(&self) -> Result<Option<Box<dyn Transaction>>> {
+    async fn begin(&self, _scope: Scope<'_>) -> Result<Option<Box<dyn Transaction>>> {
         let mut conn = self.conn().await?;
         // A block that ran only provably read-only statements leaves nothing
         // behind, so its connection goes back as it is, prepared statements
@@ -153,6 +231,7 @@ impl Engine for MySqlEngine {
             name: self.name.clone(),
             conn: Arc::new(Mutex::new(conn)),
             types: Arc::clone(&self.types),
+            databases: Arc::clone(&self.databases),
             ended: false,
         })))
     }
@@ -181,11 +260,8 @@ async fn read_columns(
 
 /// Prepares `statement` on `conn` (mysql_async keeps it in the connection's
 /// statement cache, so the execution that follows reuses it).
-async fn prepare_on(name: &str, conn: &mut Conn, statement: &Analysis) -> Result<Prepared> {
-    let prepared = conn
-        .prep(statement.sql.as_str())
-        .await
-        .map_err(|e| map_error(name, e))?;
+async fn prepare_on(name: &str, conn: &mut Conn, sql: &str) -> Result<Prepared> {
+    let prepared = conn.prep(sql).await.map_err(|e| map_error(name, e))?;
     Ok(Prepared {
         param_types: vec![None; usize::from(prepared.num_params())],
         returns_rows: !prepared.columns().is_empty(),
@@ -200,6 +276,7 @@ struct MySqlTransaction {
     name: String,
     conn: Arc<Mutex<Conn>>,
     types: Arc<super::TypeCache>,
+    databases: Arc<Databases>,
     /// Set once committed or rolled back.
     ended: bool,
 }
@@ -236,17 +313,24 @@ impl Drop for MySqlTransaction {
 #[async_trait]
 impl Transaction for MySqlTransaction {
     async fn execute(&mut self, request: Request<'_>) -> Result<QueryOutput> {
-        let conn = Arc::clone(&self.conn).lock_owned().await;
-        run(&self.name, Handle::Shared(conn), request).await
+        let mut conn = Arc::clone(&self.conn).lock_owned().await;
+        self.databases
+            .enter(&self.name, &mut conn, request.schema)
+            .await?;
+        run(&self.name, Handle::Shared(conn), &self.databases, request).await
     }
 
     async fn prepare(
         &mut self,
         statement: &Analysis,
-        _schema: Option<&str>,
+        scope: Scope<'_>,
     ) -> Result<Option<Prepared>> {
         let mut conn = Arc::clone(&self.conn).lock_owned().await;
-        prepare_on(&self.name, &mut conn, statement).await.map(Some)
+        self.databases
+            .enter(&self.name, &mut conn, scope.schema)
+            .await?;
+        let sql = self.databases.statement_text(&statement.sql, scope.schema);
+        prepare_on(&self.name, &mut conn, &sql).await.map(Some)
     }
 
     async fn column_types(
@@ -311,14 +395,30 @@ enum Item {
     Batch(Result<RecordBatch>),
 }
 
-async fn run(name: &str, mut conn: Handle, request: Request<'_>) -> Result<QueryOutput> {
+async fn run(
+    name: &str,
+    mut conn: Handle,
+    databases: &Databases,
+    request: Request<'_>,
+) -> Result<QueryOutput> {
     if !request.statement.read_only {
         // A statement that may change session state (a temporary table, a
         // user variable) does not pass it on to the next client: its own
         // connection, or its block's, is reset when it goes back to the pool.
         conn.reset_connection(true);
+        databases.reset(&conn);
     }
-    let sql = request.statement.sql.clone();
+    // Prepared statements are cached by text, per connection, and keep the
+    // database they were prepared in: a session outside the URL's database
+    // prepares its own (see `Databases::statement_text`). The text protocol
+    // keeps nothing, so a statement without parameters goes as written.
+    let sql = if request.params.is_empty() {
+        request.statement.sql.clone()
+    } else {
+        databases
+            .statement_text(&request.statement.sql, request.schema)
+            .into_owned()
+    };
     let params: Vec<mysql_async::Value> = request.params.iter().map(param_value).collect();
     let engine = name.to_owned();
     let mut items = Inline::new(move |tx: Yield<Item>| async move {

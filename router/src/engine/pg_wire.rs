@@ -248,16 +248,22 @@ impl WirePool {
     /// the values in text and types left to the server, `Describe`,
     /// `Execute`, `Sync`), results in text either way. `types` are the
     /// parameters' type OIDs (0 or missing: left to the server).
+    /// `settings` are the session's (see [`super::Scope::settings`]),
+    /// applied first on a connection that has others.
     pub(crate) async fn query(
         self: &Arc<Self>,
         sql: &str,
         params: Option<&[Option<String>]>,
         types: &[u32],
+        settings: &[(String, String)],
     ) -> Result<QueryOutput> {
         self.statements.increment(1);
         let mut retried = false;
         loop {
             let mut conn = self.get().await?;
+            if conn.applied != settings {
+                conn = self.apply(conn, settings).await?;
+            }
             let reused = match params {
                 None => frontend::query(sql, &mut conn.write).map(|()| None),
                 Some(params) => conn.extended(sql, params, types),
@@ -348,6 +354,32 @@ impl WirePool {
         }
     }
 
+    /// Applies a session's `settings` on `conn` (one simple query: see
+    /// [`settings_sql`]) and hands it back; a value the server refuses is the
+    /// error, with the connection back in the pool as it was.
+    async fn apply(&self, mut conn: WireConn, settings: &[(String, String)]) -> Result<WireConn> {
+        let sql = settings_sql(&conn.applied, settings, false);
+        frontend::query(&sql, &mut conn.write).map_err(|e| self.error(WireError::Io(e)))?;
+        conn.flush().await.map_err(|e| self.error(e))?;
+        let mut failed = None;
+        loop {
+            match conn.read_message().await.map_err(|e| self.error(e))? {
+                Message::ReadyForQuery(_) => break,
+                Message::ErrorResponse(body) => {
+                    failed.get_or_insert_with(|| self.error(server_error(&body)));
+                }
+                _ => {}
+            }
+        }
+        conn.done = true;
+        if let Some(e) = failed {
+            self.put(conn);
+            return Err(e);
+        }
+        conn.applied = settings.to_vec();
+        Ok(conn)
+    }
+
     /// Reads up to `ReadyForQuery` and returns the connection to the pool when
     /// it is idle outside a transaction; the first error the server reports
     /// on the way is the result.
@@ -383,6 +415,58 @@ impl WirePool {
         drop(self.finish(conn).await);
         error
     }
+}
+
+/// The statements that bring a PostgreSQL connection whose session settings
+/// are `applied` to `wanted` (both as [`super::Scope::settings`]).
+///
+/// Outside a transaction (`local` false): `RESET ALL`, then one `SELECT` of
+/// `set_config` per wanted setting — every setting Floe does not apply goes
+/// back to the connection's default, whatever came before. Inside a block
+/// (`local`): transaction-local changes only (`SET LOCAL ... TO DEFAULT`,
+/// `set_config(..., true)`), which end with the block, so that what the
+/// connection holds at session level stays what was applied before `BEGIN`.
+/// Values travel as escaped string literals through `set_config`, which reads
+/// them as `SET` would (a list for `search_path`); names are Floe's own and
+/// one that is not a plain identifier is skipped.
+pub(crate) fn settings_sql(
+    applied: &[(String, String)],
+    wanted: &[(String, String)],
+    local: bool,
+) -> String {
+    let plain = |name: &str| {
+        !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'.')
+    };
+    let mut sql = String::new();
+    if local {
+        for (name, _) in applied {
+            if plain(name) && !wanted.iter().any(|(w, _)| w == name) {
+                sql.push_str(&format!("SET LOCAL {name} TO DEFAULT; "));
+            }
+        }
+    } else {
+        sql.push_str("RESET ALL; ");
+    }
+    let calls: Vec<String> = wanted
+        .iter()
+        .filter(|(name, value)| {
+            plain(name) && !(local && applied.iter().any(|(a, v)| a == name && v == value))
+        })
+        .map(|(name, value)| {
+            format!(
+                "pg_catalog.set_config('{name}', E'{}', {local})",
+                value.replace('\\', "\\\\").replace('\'', "''")
+            )
+        })
+        .collect();
+    if !calls.is_empty() {
+        sql.push_str("SELECT ");
+        sql.push_str(&calls.join(", "));
+    }
+    sql
 }
 
 /// How many texts each pass-through connection keeps as named statements.
@@ -588,6 +672,9 @@ struct WireConn {
     named: Named,
     /// The last `RowDescription`'s fields and the schema made of them.
     last_schema: Option<(Vec<WireField>, SchemaRef)>,
+    /// The session settings applied on this connection (see
+    /// [`super::Scope::settings`]).
+    applied: Vec<(String, String)>,
     /// This connection's place under the pool's limit, freed when it closes.
     _permit: OwnedSemaphorePermit,
 }
@@ -632,6 +719,7 @@ impl WireConn {
             done: true,
             named: Named::new(),
             last_schema: None,
+            applied: Vec::new(),
             _permit: permit,
         };
         let mut params = vec![
@@ -822,6 +910,39 @@ impl WireConn {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn settings_are_applied_as_escaped_literals_after_a_reset() {
+        let wanted = pairs(&[("search_path", "sales, public"), ("timezone", "it's\\here")]);
+        assert_eq!(
+            settings_sql(&[], &wanted, false),
+            "RESET ALL; SELECT pg_catalog.set_config('search_path', E'sales, public', false), \
+             pg_catalog.set_config('timezone', E'it''s\\\\here', false)"
+        );
+        assert_eq!(settings_sql(&wanted, &[], false), "RESET ALL; ");
+        // A name that is not a plain identifier never reaches the server.
+        assert_eq!(
+            settings_sql(&[], &pairs(&[("x; DROP TABLE t", "1")]), false),
+            "RESET ALL; "
+        );
+    }
+
+    #[test]
+    fn inside_a_block_only_the_differences_change_and_only_for_the_block() {
+        let applied = pairs(&[("datestyle", "ISO, DMY"), ("timezone", "UTC")]);
+        let wanted = pairs(&[("timezone", "Europe/Paris"), ("work_mem", "64MB")]);
+        assert_eq!(
+            settings_sql(&applied, &wanted, true),
+            "SET LOCAL datestyle TO DEFAULT; SELECT pg_catalog.set_config('timezone', E'Europe/Paris', true), \
+             pg_catalog.set_config('work_mem', E'64MB', true)"
+        );
+    }
 
     #[test]
     fn fields_survive_the_schema_metadata() {

@@ -15,7 +15,9 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use async_trait::async_trait;
 use bytes::BytesMut;
 use datafusion::scalar::ScalarValue;
-use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod};
+use deadpool_postgres::{
+    Manager, ManagerConfig, Object, ObjectId, Pool, PoolError, RecyclingMethod,
+};
 use floe_dialects::{Analysis, Dialect, ParameterShape, ShapeCache, StatementKind};
 use std::pin::Pin;
 
@@ -26,8 +28,9 @@ use tokio_postgres::{Column, NoTls, Row};
 use super::columns::{
     BATCH_ROWS, BatchBuilder, Value, empty_schema, extension_field, parse_decimal,
 };
-use super::pg_wire::{WireConfig, WirePool};
-use super::{Engine, Prepared, QueryOutput, Request, ServerEngineOptions, Transaction};
+use super::conn_state::ConnStates;
+use super::pg_wire::{WireConfig, WirePool, settings_sql};
+use super::{Engine, Prepared, QueryOutput, Request, Scope, ServerEngineOptions, Transaction};
 use crate::{DataErrorKind, Error, Result};
 
 /// A PostgreSQL server.
@@ -44,6 +47,9 @@ pub struct PostgresEngine {
     /// when the option is off. How each shape is parameterised is decided
     /// once, from the first text of that shape.
     parameterize: Option<ShapeCache<ParameterShape>>,
+    /// The session settings applied on each pooled connection (see
+    /// [`Scope::settings`]), by deadpool object.
+    applied: ConnStates<ObjectId, Vec<(String, String)>>,
 }
 
 /// Statement shapes whose parameterisation a PostgreSQL engine remembers.
@@ -105,11 +111,28 @@ impl PostgresEngine {
             parameterize: options
                 .parameterize
                 .then(|| ShapeCache::new(PARAMETER_SHAPES)),
+            applied: ConnStates::default(),
         })
     }
 
     async fn client(&self) -> Result<Object> {
         self.pool.get().await.map_err(|e| self.pool_error(e))
+    }
+
+    /// A pooled connection with the session's `settings` applied.
+    async fn client_with(&self, settings: &[(String, String)]) -> Result<Object> {
+        let client = self.client().await?;
+        let id = Object::id(&client);
+        if self.applied.needs(id, settings, settings.is_empty()) {
+            // What the connection holds is not known here (only that it is
+            // not `settings`): `settings_sql` resets everything first.
+            client
+                .batch_execute(&settings_sql(&[], settings, false))
+                .await
+                .map_err(|e| map_error(&self.name, &e))?;
+            self.applied.now(id, settings.to_vec(), settings.is_empty());
+        }
+        Ok(client)
     }
 
     fn pool_error(&self, e: PoolError) -> Error {
@@ -156,8 +179,9 @@ impl Engine for PostgresEngine {
             .map_err(|e| map_error(&self.name, &e))
     }
 
-    async fn prepare(&self, statement: &Analysis, _schema: Option<&str>) -> Result<Prepared> {
-        let client = self.client().await?;
+    async fn prepare(&self, statement: &Analysis, scope: Scope<'_>) -> Result<Prepared> {
+        // `search_path` decides which tables the statement names.
+        let client = self.client_with(scope.settings).await?;
         prepare_on(&self.name, &client, statement).await
     }
 
@@ -178,24 +202,28 @@ impl Engine for PostgresEngine {
                     if let Some(shape) = shaped.and_then(|s| s.value.apply(analysis, &key)) {
                         let values: Vec<Option<String>> =
                             shape.values.into_iter().map(Some).collect();
-                        return wire.query(&shape.sql, Some(&values), &shape.types).await;
+                        return wire
+                            .query(&shape.sql, Some(&values), &shape.types, request.settings)
+                            .await;
                     }
                 }
-                return wire.query(sql, None, &[]).await;
+                return wire.query(sql, None, &[], request.settings).await;
             }
             let params: Vec<Option<String>> = request
                 .params
                 .iter()
                 .map(|p| TextParam::from_scalar(p).0)
                 .collect();
-            return wire.query(sql, Some(&params), &[]).await;
+            return wire.query(sql, Some(&params), &[], request.settings).await;
         }
-        let client = Arc::new(self.client().await?);
+        let client = Arc::new(self.client_with(request.settings).await?);
         run(&self.name, client, request).await
     }
 
-    async fn begin(&self) -> Result<Option<Box<dyn Transaction>>> {
-        let client = Arc::new(self.client().await?);
+    async fn begin(&self, scope: Scope<'_>) -> Result<Option<Box<dyn Transaction>>> {
+        // Applied before `BEGIN`, at session level: a rollback cannot undo
+        // them behind the pool's back.
+        let client = Arc::new(self.client_with(scope.settings).await?);
         client
             .batch_execute("BEGIN")
             .await
@@ -204,6 +232,7 @@ impl Engine for PostgresEngine {
             name: self.name.clone(),
             client: Some(client),
             types: Arc::clone(&self.types),
+            settings: scope.settings.to_vec(),
         })))
     }
 }
@@ -259,6 +288,10 @@ struct PostgresTransaction {
     /// `None` once committed or rolled back.
     client: Option<Arc<Object>>,
     types: Arc<super::TypeCache>,
+    /// The session settings in force in the block now: a `SET` inside the
+    /// block applies for the rest of the block only (`settings_sql`'s local
+    /// form), and the connection goes back to the pool as it was at `BEGIN`.
+    settings: Vec<(String, String)>,
 }
 
 impl PostgresTransaction {
@@ -266,6 +299,25 @@ impl PostgresTransaction {
         self.client
             .as_ref()
             .ok_or_else(|| Error::Internal("the transaction has ended".to_owned()))
+    }
+
+    /// The block's connection, with `settings` in force for the block.
+    async fn client_with(&mut self, settings: &[(String, String)]) -> Result<Arc<Object>> {
+        let client = Arc::clone(self.client()?);
+        if self.settings != settings {
+            // Relative to what is in force in the block: the local form
+            // changes only what differs, and restores what is no longer
+            // wanted to its default.
+            let sql = settings_sql(&self.settings, settings, true);
+            if !sql.is_empty() {
+                client
+                    .batch_execute(&sql)
+                    .await
+                    .map_err(|e| map_error(&self.name, &e))?;
+            }
+            self.settings = settings.to_vec();
+        }
+        Ok(client)
     }
 
     async fn finish(mut self: Box<Self>, statement: &str) -> Result<()> {
@@ -296,16 +348,16 @@ impl Drop for PostgresTransaction {
 #[async_trait]
 impl Transaction for PostgresTransaction {
     async fn execute(&mut self, request: Request<'_>) -> Result<QueryOutput> {
-        let client = Arc::clone(self.client()?);
+        let client = self.client_with(request.settings).await?;
         run(&self.name, client, request).await
     }
 
     async fn prepare(
         &mut self,
         statement: &Analysis,
-        _schema: Option<&str>,
+        scope: Scope<'_>,
     ) -> Result<Option<Prepared>> {
-        let client = Arc::clone(self.client()?);
+        let client = self.client_with(scope.settings).await?;
         prepare_on(&self.name, &client, statement).await.map(Some)
     }
 

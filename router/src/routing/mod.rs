@@ -49,7 +49,7 @@ use self::rules::{CompiledRule, Facts, hints, pattern};
 pub use self::rules::{CostModel, EngineSpec, Rule, Strategy};
 use self::shapes::Shapes;
 use crate::engine::{
-    BatchStream, Engine, Prepared, QueryOutput, Request, Transaction, data_type_of_name,
+    BatchStream, Engine, Prepared, QueryOutput, Request, Scope, Transaction, data_type_of_name,
 };
 use crate::{Error, Result};
 
@@ -105,6 +105,18 @@ pub struct RouteContext<'a> {
     pub strategy: Option<Strategy>,
     /// `SET floe.engine`: run only there.
     pub engine: Option<&'a str>,
+    /// The session's settings, as [`Scope::settings`].
+    pub settings: &'a [(String, String)],
+}
+
+impl RouteContext<'_> {
+    /// Where the session stands, for an engine.
+    fn scope(&self) -> Scope<'_> {
+        Scope {
+            schema: self.schema,
+            settings: self.settings,
+        }
+    }
 }
 
 /// One engine with everything the router knows of it.
@@ -768,7 +780,7 @@ impl Router {
                     continue;
                 }
             };
-            match entry.engine.prepare(&statement, ctx.schema).await {
+            match entry.engine.prepare(&statement, ctx.scope()).await {
                 Ok(mut prepared) => {
                     prepared.engine = Some(entry.name().to_owned());
                     if let Cow::Owned(_) = statement {
@@ -805,7 +817,7 @@ impl Router {
             let (statement, _) = self
                 .statement_for(&entry, Some(&mut *txn), analysis, &[], ctx.schema)
                 .await?;
-            if let Some(mut prepared) = txn.prepare(&statement, ctx.schema).await? {
+            if let Some(mut prepared) = txn.prepare(&statement, ctx.scope()).await? {
                 prepared.engine = Some(entry.name().to_owned());
                 if let Cow::Owned(_) = statement {
                     self.describe_params(&entry, Some(txn), analysis, ctx.schema, &mut prepared)
@@ -954,6 +966,7 @@ impl Router {
             // The server's rows are what the client wants only when the
             // statement goes as the client wrote it.
             pg_text: request.pg_text && std::ptr::eq(statement, request.statement),
+            settings: request.settings,
         };
         let output = entry.engine.execute(sent).await;
         self.track(entry, output, started, fingerprint, slot, prefetch)
@@ -1020,7 +1033,7 @@ impl Router {
         };
         let txn = entry
             .engine
-            .begin()
+            .begin(ctx.scope())
             .await
             .inspect_err(|e| record_error(&entry, e))?;
         Ok(Pinned { entry, txn })
@@ -1061,6 +1074,7 @@ impl Router {
             schema: request.schema,
             scan: request.scan,
             pg_text: false,
+            settings: request.settings,
         };
         let output = match pinned.txn.as_mut() {
             Some(txn) => txn.execute(sent).await,

@@ -57,7 +57,7 @@ impl Engine for Fake {
         }
         Ok(())
     }
-    async fn prepare(&self, _: &Analysis, _: Option<&str>) -> Result<Prepared> {
+    async fn prepare(&self, _: &Analysis, _: Scope<'_>) -> Result<Prepared> {
         Ok(Prepared::command())
     }
     async fn execute(&self, request: Request<'_>) -> Result<QueryOutput> {
@@ -122,6 +122,7 @@ const CTX: RouteContext<'static> = RouteContext {
     tag: None,
     strategy: None,
     engine: None,
+    settings: &[],
 };
 
 async fn run(router: &Router, ctx: &RouteContext<'_>, sql: &str) -> Result<String> {
