@@ -1,13 +1,19 @@
 //! `floe-bench dialects`: Floe's `translate` against sqlglot's `transpile` on
-//! the translation corpus, statement by statement, plus `analyze` and a
-//! translation-cache hit.
+//! the translation corpus, statement by statement, plus `analyze`, the
+//! translation cache (the same text again; a text of a known shape with other
+//! constants) and two floors: `sqlparser`'s parse alone, which any translator
+//! that parses pays, and polyglot-sql's `transpile` without Floe's rules.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{Context as _, bail};
-use floe_dialects::{Analyses, Dialect, TranslationCache, analyze, translate};
+use floe_dialects::sqlparser::dialect::{MySqlDialect, PostgreSqlDialect};
+use floe_dialects::sqlparser::parser::Parser;
+use floe_dialects::{
+    Analyses, ConstantClass, Dialect, TranslationCache, analyze, shape_key, translate,
+};
 
 /// Times `f` `rounds` times and returns the median in microseconds.
 fn median_us(rounds: usize, mut f: impl FnMut()) -> f64 {
@@ -23,6 +29,9 @@ fn median_us(rounds: usize, mut f: impl FnMut()) -> f64 {
 }
 
 fn percentile(values: &[f64], q: f64) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
     let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);
     sorted[((sorted.len() as f64 * q) as usize).min(sorted.len() - 1)]
@@ -85,6 +94,53 @@ print(json.dumps(out))
     Ok(serde_json::from_slice(&output.stdout)?)
 }
 
+/// `sql` with each constant its shape masks replaced by another of the same
+/// class: a text the translation cache has not seen, of a shape it has.
+fn other_constants(sql: &str, dialect: Dialect) -> Option<String> {
+    let key = shape_key(sql, dialect);
+    if key.constants.is_empty() {
+        return None;
+    }
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut at = 0;
+    for (range, class) in &key.constants {
+        out.push_str(sql.get(at..range.start)?);
+        let written = sql.get(range.clone())?;
+        match class {
+            ConstantClass::Int4 | ConstantClass::Int8 => {
+                let value: i64 = written.parse().ok()?;
+                out.push_str(&(value / 2 + 1).to_string());
+            }
+            ConstantClass::Text => {
+                out.push_str("'z");
+                out.push_str(written.get(1..)?);
+            }
+        }
+        at = range.end;
+    }
+    out.push_str(sql.get(at..)?);
+    Some(out)
+}
+
+/// `sqlparser`'s parse of `sql` alone, in `dialect`.
+fn parse_only(sql: &str, dialect: Dialect) {
+    let parsed = match dialect {
+        Dialect::MySql => Parser::parse_sql(&MySqlDialect {}, sql),
+        _ => Parser::parse_sql(&PostgreSqlDialect {}, sql),
+    };
+    drop(parsed);
+}
+
+/// polyglot-sql's own translation, without Floe's rules.
+fn polyglot_only(sql: &str, from: Dialect, to: Dialect) {
+    use polyglot_sql::DialectType;
+    let kind = |d: Dialect| match d {
+        Dialect::MySql => DialectType::MySQL,
+        _ => DialectType::PostgreSQL,
+    };
+    drop(polyglot_sql::transpile(sql, kind(from), kind(to)));
+}
+
 pub fn run(corpus: PathBuf, python: PathBuf, rounds: usize) -> anyhow::Result<()> {
     println!(
         "# floe-bench dialects: per-statement medians over {rounds} rounds; table rows are the median and p99 across statements"
@@ -98,6 +154,7 @@ pub fn run(corpus: PathBuf, python: PathBuf, rounds: usize) -> anyhow::Result<()
     let mut shaped_times = Vec::new();
     let mut hit_times = Vec::new();
     let mut route_times = Vec::new();
+    let mut floors = Vec::new();
     // The engines' pools and channels belong to a runtime, though routing
     // decisions never await.
     let runtime = tokio::runtime::Runtime::new()?;
@@ -158,13 +215,60 @@ pub fn run(corpus: PathBuf, python: PathBuf, rounds: usize) -> anyhow::Result<()
                 }
             }));
         }
+        // A text of a shape seen twice before (the text-shape template is
+        // made at the second sighting), with other constants: what a client
+        // of a simple protocol sends, statement after statement.
         let glot = sqlglot(&python, &sql, read, write, rounds)?;
+        let shaped = TranslationCache::new(4096);
+        let mut known_shape = Vec::new();
+        let mut known_glot = Vec::new();
+        for (s, g) in sql.iter().zip(&glot) {
+            let Some(other) = other_constants(s, from) else {
+                continue;
+            };
+            for _ in 0..2 {
+                let _ = shaped.translate(s, from, to);
+            }
+            known_shape.push(median_us(rounds, || {
+                drop(shaped.translate(&other, from, to))
+            }));
+            known_glot.push(*g);
+        }
+        let parse: Vec<f64> = sql
+            .iter()
+            .map(|s| median_us(rounds, || parse_only(s, from)))
+            .collect();
+        let polyglot: Vec<f64> = sql
+            .iter()
+            .map(|s| median_us(rounds, || polyglot_only(s, from, to)))
+            .collect();
         let (f50, f99) = (percentile(&floe, 0.5), percentile(&floe, 0.99));
         let (g50, g99) = (percentile(&glot, 0.5), percentile(&glot, 0.99));
         println!(
             "| {from}→{to} | {} | {f50:.1} | {f99:.1} | {g50:.1} | {g99:.1} | {:.1} |",
             sql.len(),
             g50 / f50
+        );
+        floors.push((from, to, known_shape, known_glot, parse, polyglot, g50));
+    }
+    println!();
+    println!(
+        "| pair | known shape, other constants: statements | p50 (µs) | p99 | sqlglot p50 on them | sqlglot/floe | floor: sqlparser parse alone p50 | sqlglot/parse | polyglot-sql transpile alone p50 |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for (from, to, known, known_glot, parse, polyglot, g50) in floors {
+        let (k50, k99, kg50) = (
+            percentile(&known, 0.5),
+            percentile(&known, 0.99),
+            percentile(&known_glot, 0.5),
+        );
+        let p50 = percentile(&parse, 0.5);
+        println!(
+            "| {from}→{to} | {} | {k50:.2} | {k99:.2} | {kg50:.1} | {:.0} | {p50:.1} | {:.1} | {:.1} |",
+            known.len(),
+            kg50 / k50,
+            g50 / p50,
+            percentile(&polyglot, 0.5)
         );
     }
     println!();

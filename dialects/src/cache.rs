@@ -8,6 +8,13 @@
 //! pattern, a `SUBSTR` start) and it is proven, on the statement that created
 //! it, to give exactly what translating that statement directly gives; other
 //! shapes are always translated directly.
+//!
+//! In front of that sits a cache by *text shape* ([`shape_key`]): a statement
+//! whose only difference from one translated before is in the constants it
+//! compares columns with (`WHERE id = 48213`) gets that translation with its
+//! own constants written in, found with one pass over its bytes and no parse
+//! at all. The template is made (and proven, as above) at the shape's second
+//! sighting.
 
 use std::num::NonZeroUsize;
 use std::ops::ControlFlow;
@@ -16,6 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use sqlparser::ast::{Expr, Statement, Value, ValueWithSpan, visit_expressions_mut};
 
+use crate::shape::{ConstantClass, ShapeCache, ShapeKey};
 use crate::{Dialect, Result, analyze, translate};
 
 /// The first number marker; markers are this plus the literal's index, all 13
@@ -42,6 +50,36 @@ enum Entry {
 /// A translated text: (source text, from, to, translations).
 type ExactEntry = (String, Dialect, Dialect, Vec<String>);
 
+/// What the shape cache knows of a text shape's translation into one dialect.
+#[derive(Debug)]
+enum ShapeEntry {
+    /// The translation of the shape with its masked constants as markers:
+    /// the text, and where each marker is in it (byte range, index of the
+    /// masked constant), in text order.
+    Template {
+        text: String,
+        slots: Vec<(std::ops::Range<usize>, usize)>,
+    },
+    /// The translation depends on the constants' values, or the markers did
+    /// not survive it: such texts take the parsing path.
+    Direct,
+}
+
+/// The number of target dialects, one shape cache each.
+const DIALECTS: usize = 5;
+
+/// The shape cache of translations into `to`.
+fn dialect_slot(to: Dialect) -> usize {
+    // A match, not `as usize`: a new dialect must be given its slot here.
+    match to {
+        Dialect::Postgres => 0,
+        Dialect::MySql => 1,
+        Dialect::DataFusion => 2,
+        Dialect::DuckDb => 3,
+        Dialect::Trino => 4,
+    }
+}
+
 /// Counters of a [`TranslationCache`], for metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CacheStats {
@@ -51,7 +89,7 @@ pub struct CacheStats {
     pub misses: u64,
     /// Templates dropped to make room.
     pub evictions: u64,
-    /// Templates held now.
+    /// Templates held now (by statement shape and by text shape).
     pub entries: u64,
 }
 
@@ -63,6 +101,9 @@ pub struct TranslationCache {
     /// to): a hit costs a hash and a comparison, no parsing.
     exact: Mutex<lru::LruCache<u64, ExactEntry>>,
     entries: Mutex<lru::LruCache<(String, Dialect, Dialect), Entry>>,
+    /// Translations by text shape, one cache per target dialect (the key's
+    /// hash includes the source dialect).
+    shapes: [ShapeCache<ShapeEntry>; DIALECTS],
     hits: AtomicU64,
     misses: AtomicU64,
     evictions: AtomicU64,
@@ -75,6 +116,7 @@ impl TranslationCache {
         TranslationCache {
             exact: Mutex::new(lru::LruCache::new(capacity)),
             entries: Mutex::new(lru::LruCache::new(capacity)),
+            shapes: std::array::from_fn(|_| ShapeCache::new(capacity.get())),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
             evictions: AtomicU64::new(0),
@@ -87,7 +129,8 @@ impl TranslationCache {
             hits: self.hits.load(Ordering::Relaxed),
             misses: self.misses.load(Ordering::Relaxed),
             evictions: self.evictions.load(Ordering::Relaxed),
-            entries: self.entries.lock().map_or(0, |e| e.len() as u64),
+            entries: self.entries.lock().map_or(0, |e| e.len() as u64)
+                + self.shapes.iter().map(|s| s.len() as u64).sum::<u64>(),
         }
     }
 
@@ -127,6 +170,17 @@ impl TranslationCache {
             self.hits.fetch_add(1, Ordering::Relaxed);
             return Ok(out.clone());
         }
+        // A text of a shape seen before: no parse. Such texts are not kept
+        // in the exact cache, where their constants would make each one new.
+        let shapes = &self.shapes[dialect_slot(to)];
+        let (key, shaped) = shapes.lookup(sql, from);
+        if let Some(shaped) = shaped
+            && let ShapeEntry::Template { text, slots } = &shaped.value
+            && plain_constants(sql, &key)
+        {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(vec![fill(text, slots, sql, &key)]);
+        }
         let mut out = Vec::new();
         for analysis in analyze(sql, from)? {
             out.push(self.translate_one(
@@ -135,6 +189,14 @@ impl TranslationCache {
                 from,
                 to,
             )?);
+        }
+        if let [translated] = out.as_slice()
+            && !key.constants.is_empty()
+            && plain_constants(sql, &key)
+        {
+            shapes.keep_if_seen(sql, &key, || {
+                shape_template(sql, &key, from, to, translated).unwrap_or(ShapeEntry::Direct)
+            });
         }
         if let Ok(mut exact) = self.exact.lock() {
             exact.put(hash, (sql.to_owned(), from, to, out.clone()));
@@ -151,10 +213,11 @@ impl TranslationCache {
     ) -> Result<String> {
         let literals = mark(&mut statement);
         let templatable = literals.as_ref().is_some_and(|l| {
-            // Quotes and backslashes are quoted differently by different
-            // dialects: such strings are translated directly.
+            // Quotes, backslashes and control characters are escaped
+            // differently by different dialects: such strings are translated
+            // directly.
             l.iter()
-                .all(|lit| !matches!(lit, Literal::Text(t) if t.contains(['\'', '\\'])))
+                .all(|lit| !matches!(lit, Literal::Text(t) if !plain_text(t)))
         });
         let key = (statement.to_string(), from, to);
         if templatable
@@ -199,6 +262,120 @@ fn one(mut statements: Vec<String>) -> Result<String> {
             "translation gave {n} statements for one"
         ))),
     }
+}
+
+/// The translation template of the shape of `sql` (whose key is `key` and
+/// whose translation is `translated`): the text with its masked constants as
+/// markers, translated, kept only if no rule read a constant's value and
+/// filling it with this text's constants gives `translated` exactly. `None`
+/// when the marked text does not translate.
+fn shape_template(
+    sql: &str,
+    key: &ShapeKey,
+    from: Dialect,
+    to: Dialect,
+    translated: &str,
+) -> Option<ShapeEntry> {
+    if key.constants.len() > MAX_LITERALS {
+        return None;
+    }
+    let mut marked = String::with_capacity(sql.len() + 16 * key.constants.len());
+    let mut markers = Vec::with_capacity(key.constants.len());
+    let mut at = 0;
+    for (index, (range, class)) in key.constants.iter().enumerate() {
+        let marker = match class {
+            ConstantClass::Int4 | ConstantClass::Int8 => number_marker(index, "0"),
+            ConstantClass::Text => format!("'{}'", text_marker(index)),
+        };
+        marked.push_str(sql.get(at..range.start)?);
+        marked.push_str(&marker);
+        markers.push(marker);
+        at = range.end;
+    }
+    marked.push_str(sql.get(at..)?);
+    let (template, literal_read) =
+        crate::translate::translate_tracked(&marked, from, to, &crate::ColumnTypes::default())
+            .ok()?;
+    let [text] = template.as_slice() else {
+        return None;
+    };
+    if literal_read {
+        return Some(ShapeEntry::Direct);
+    }
+    let mut slots = Vec::with_capacity(markers.len());
+    for (index, marker) in markers.iter().enumerate() {
+        slots.extend(
+            text.match_indices(marker.as_str())
+                .map(|(start, found)| (start..start + found.len(), index)),
+        );
+    }
+    slots.sort_by_key(|(range, _)| range.start);
+    // A marker found inside a longer number (or overlapping another) is not
+    // a marker: the proof below would fail anyway, but say so plainly.
+    let isolated = slots.windows(2).all(|w| w[0].0.end <= w[1].0.start)
+        && slots.iter().all(|(range, _)| {
+            let digit = |i: Option<u8>| i.is_some_and(|c| c.is_ascii_digit());
+            !digit(range.start.checked_sub(1).map(|i| text.as_bytes()[i]))
+                && !digit(text.as_bytes().get(range.end).copied())
+        });
+    let template = ShapeEntry::Template {
+        text: text.clone(),
+        slots,
+    };
+    Some(match &template {
+        ShapeEntry::Template { text, slots }
+            if isolated && fill(text, slots, sql, key) == translated =>
+        {
+            template
+        }
+        _ => ShapeEntry::Direct,
+    })
+}
+
+/// Whether every masked string constant of `sql` (whose key is `key`) is
+/// written the same in every target dialect: no quote, backslash or control
+/// character inside, which dialects escape each their own way.
+fn plain_constants(sql: &str, key: &ShapeKey) -> bool {
+    key.constants.iter().all(|(range, class)| {
+        *class != ConstantClass::Text
+            || sql
+                .get(range.start + 1..range.end - 1)
+                .is_some_and(plain_text)
+    })
+}
+
+/// Whether a string's content is written the same in every dialect: no
+/// quote, backslash or control character.
+fn plain_text(text: &str) -> bool {
+    !text
+        .bytes()
+        .any(|b| b == b'\'' || b == b'\\' || b < 0x20 || b == 0x7f)
+}
+
+/// A shape's template with the masked constants of `sql` (whose key is
+/// `key`) written in, each as the text wrote it: integers, and strings that
+/// [`plain_constants`] admits, which every target dialect reads alike.
+fn fill(
+    template: &str,
+    slots: &[(std::ops::Range<usize>, usize)],
+    sql: &str,
+    key: &ShapeKey,
+) -> String {
+    let mut out = String::with_capacity(template.len() + 8 * slots.len());
+    let mut at = 0;
+    for (range, index) in slots {
+        out.push_str(&template[at..range.start]);
+        if let Some(constant) = key
+            .constants
+            .get(*index)
+            .and_then(|(r, _)| sql.get(r.clone()))
+        {
+            out.push_str(constant);
+        }
+        at = range.end;
+    }
+    out.push_str(&template[at..]);
+    out
 }
 
 /// Replaces the statement's number and string literals with markers, in

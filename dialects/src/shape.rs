@@ -367,6 +367,16 @@ impl<T> ShapeCache<T> {
         (key, shaped)
     }
 
+    /// The number of shapes held.
+    pub fn len(&self) -> usize {
+        self.entries.lock().map_or(0, |e| e.len())
+    }
+
+    /// Whether no shape is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// The key of `sql` and the cached value of its shape, if any.
     pub fn lookup(&self, sql: &str, dialect: Dialect) -> (ShapeKey, Option<Arc<Shaped<T>>>) {
         let key = shape_key(sql, dialect);

@@ -169,6 +169,35 @@ proptest! {
             }
         }
     }
+
+    /// The same texts through the translation cache, whose text-shape
+    /// templates answer them from the third on: exactly what translating
+    /// each directly gives.
+    #[test]
+    fn texts_of_one_shape_translate_through_the_cache_as_directly(
+        shape in prop::sample::select(SHAPES),
+        constants in prop::collection::vec((any::<u64>(), "[^\\\\]{0,12}"), 4..8),
+    ) {
+        for (from, to) in [
+            (Dialect::MySql, Dialect::Postgres),
+            (Dialect::Postgres, Dialect::MySql),
+            (Dialect::MySql, Dialect::DataFusion),
+        ] {
+            let cache = TranslationCache::new(16);
+            for (i, text) in &constants {
+                let sql = shape
+                    .replace("{i}", &i.to_string())
+                    .replace("{s}", &text.replace('\'', "''"));
+                let cached = cache.translate(&sql, from, to);
+                let direct = translate(&sql, from, to);
+                match (&cached, &direct) {
+                    (Ok(cached), Ok(direct)) => prop_assert_eq!(cached, direct, "{}", sql),
+                    (Err(_), Err(_)) => {}
+                    _ => prop_assert!(false, "{}: cache {:?}, direct {:?}", sql, cached, direct),
+                }
+            }
+        }
+    }
 }
 
 #[test]
