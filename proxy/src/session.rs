@@ -1220,7 +1220,10 @@ mod tests {
 
     #[test]
     fn forwarded_settings_are_sorted_postgresql_settings() {
-        assert!(FORWARDED.windows(2).all(|w| w[0] < w[1]), "binary search needs order");
+        assert!(
+            FORWARDED.windows(2).all(|w| w[0] < w[1]),
+            "binary search needs order"
+        );
         for name in FORWARDED {
             assert!(
                 POSTGRES_SETTINGS.iter().any(|(k, _)| k == name),

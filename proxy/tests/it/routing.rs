@@ -1031,7 +1031,9 @@ async fn both_ways(client: &tokio_postgres::Client, expr: &str) -> (String, Stri
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
         .get(0);
     (
-        simple[0][0].clone().unwrap_or_else(|| panic!("{sql}: NULL")),
+        simple[0][0]
+            .clone()
+            .unwrap_or_else(|| panic!("{sql}: NULL")),
         extended,
     )
 }
@@ -1072,7 +1074,10 @@ async fn a_postgresql_clients_settings_reach_the_engine_and_leave_with_it() {
     set.batch_execute(&format!("SET TimeZone = '{zone}'"))
         .await
         .expect("SET TimeZone");
-    assert_eq!(both_ways(&set, "current_setting('TimeZone')").await, same(zone));
+    assert_eq!(
+        both_ways(&set, "current_setting('TimeZone')").await,
+        same(zone)
+    );
     assert_eq!(
         both_ways(&plain, "current_setting('TimeZone')").await,
         same(&server_zone),
@@ -1089,12 +1094,18 @@ async fn a_postgresql_clients_settings_reach_the_engine_and_leave_with_it() {
         both_ways(&plain, "SELECT v FROM sp_which").await,
         same("public")
     );
-    assert_eq!(both_ways(&set, "current_setting('TimeZone')").await, same(zone));
+    assert_eq!(
+        both_ways(&set, "current_setting('TimeZone')").await,
+        same(zone)
+    );
 
     // Inside a block: a SET counts for what follows, and the connection goes
     // back to the pool as it was.
     set.batch_execute("BEGIN").await.expect("BEGIN");
-    assert_eq!(both_ways(&set, "current_setting('TimeZone')").await, same(zone));
+    assert_eq!(
+        both_ways(&set, "current_setting('TimeZone')").await,
+        same(zone)
+    );
     set.batch_execute("SET TimeZone = 'Pacific/Auckland'")
         .await
         .expect("SET in the block");
@@ -1121,7 +1132,11 @@ async fn a_postgresql_clients_settings_reach_the_engine_and_leave_with_it() {
         .simple_query("SELECT 1")
         .await
         .expect_err("the server refuses the zone");
-    assert_eq!(refused.code().map(|c| c.code()), Some("22023"), "{refused:?}");
+    assert_eq!(
+        refused.code().map(|c| c.code()),
+        Some("22023"),
+        "{refused:?}"
+    );
     assert_eq!(
         both_ways(&plain, "current_setting('TimeZone')").await,
         same(&server_zone)
