@@ -1153,3 +1153,60 @@ async fn a_postgresql_clients_settings_reach_the_engine_and_leave_with_it() {
         same("public")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mysql_session_in_a_lake_namespace_reaches_mariadb_tables_by_qualified_name() {
+    let mut direct = mariadb_direct().await;
+    for sql in [
+        "CREATE DATABASE IF NOT EXISTS floe_q_db",
+        "CREATE OR REPLACE TABLE floe_q_db.floe_q_t (v VARCHAR(8))",
+        "INSERT INTO floe_q_db.floe_q_t VALUES ('q')",
+        // What the engine URL's database holds under the same name.
+        "CREATE OR REPLACE TABLE test.floe_q_t (v VARCHAR(8))",
+        "INSERT INTO test.floe_q_t VALUES ('wrong')",
+    ] {
+        direct
+            .query_drop(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+    let config = format!(
+        "[[engines]]\nname = \"local\"\ntype = \"datafusion\"\n\n\
+         [[engines]]\nname = \"maria\"\ntype = \"mysql\"\nurl = \"{}\"\nmax_connections = 1\n",
+        mysql_url()
+    );
+    // The demo's namespace `demo` is in the lake only.
+    let daemon = Daemon::start(crate::options().demo(1000).config(&config));
+    let url = format!(
+        "mysql://root@{}/demo?prefer_socket=false",
+        daemon.mysql.expect("mysql")
+    );
+    let mut conn = mysql_async::Conn::from_url(url.as_str())
+        .await
+        .expect("connect in the lake namespace");
+    conn.query_drop("SET floe.engine = 'maria'")
+        .await
+        .expect("pin maria");
+    let text: Option<String> = conn
+        .query_first("SELECT v FROM floe_q_db.floe_q_t")
+        .await
+        .expect("a qualified name runs whatever the session's database");
+    assert_eq!(text.as_deref(), Some("q"));
+    let prepared: Option<String> = conn
+        .exec_first("SELECT v FROM floe_q_db.floe_q_t WHERE v <> ?", ("none",))
+        .await
+        .expect("prepared, qualified");
+    assert_eq!(prepared.as_deref(), Some("q"));
+    // An unqualified name means the session's database, which MariaDB does
+    // not have: its error, never the URL database's table of that name.
+    // (Floe's error classes carry it as 1146, "no such table".)
+    match conn
+        .query_first::<String, _>("SELECT v FROM floe_q_t")
+        .await
+    {
+        Err(mysql_async::Error::Server(e)) => {
+            assert!(e.message.contains("Unknown database 'demo'"), "{e:?}")
+        }
+        other => panic!("expected MariaDB's unknown database, got {other:?}"),
+    }
+}

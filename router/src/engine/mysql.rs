@@ -43,6 +43,9 @@ pub struct MySqlEngine {
     databases: Arc<Databases>,
 }
 
+/// MySQL's "Unknown database".
+const ER_BAD_DB_ERROR: u16 = 1049;
+
 /// The database each pooled connection is in.
 ///
 /// A MySQL client's `USE` (or the database it connected with) is its
@@ -90,9 +93,19 @@ impl Databases {
     }
 
     /// Moves `conn` to the database of a session in `schema` (`None`: the
-    /// URL's), if it is not there. With no database in the URL either, a
-    /// connection stays where it is: MySQL cannot leave a database.
-    async fn enter(&self, engine: &str, conn: &mut Conn, schema: Option<&str>) -> Result<()> {
+    /// URL's), if it is not there, for `statement`. With no database in the
+    /// URL either, a connection stays where it is: MySQL cannot leave a
+    /// database. A session database this server does not have (a lake
+    /// namespace the session chose) is the server's error (1049), unless
+    /// every table the statement names is qualified: then where the
+    /// connection stands does not matter, and it stays.
+    async fn enter(
+        &self,
+        engine: &str,
+        conn: &mut Conn,
+        schema: Option<&str>,
+        statement: &Analysis,
+    ) -> Result<()> {
         let Some(database) = schema.or(self.default.as_deref()) else {
             return Ok(());
         };
@@ -100,11 +113,26 @@ impl Databases {
         if !self.states.needs(conn.id(), database, at_default) {
             return Ok(());
         }
-        conn.query_drop(format!("USE `{}`", database.replace('`', "``")))
+        match conn
+            .query_drop(format!("USE `{}`", database.replace('`', "``")))
             .await
-            .map_err(|e| map_error(engine, e))?;
-        self.states.now(conn.id(), database.to_owned(), at_default);
-        Ok(())
+        {
+            Ok(()) => {
+                self.states.now(conn.id(), database.to_owned(), at_default);
+                Ok(())
+            }
+            Err(mysql_async::Error::Server(e))
+                if e.code == ER_BAD_DB_ERROR
+                    && statement
+                        .references()
+                        .tables
+                        .iter()
+                        .all(|t| t.parts.len() >= 2) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(map_error(engine, e)),
+        }
     }
 }
 
@@ -203,7 +231,7 @@ impl Engine for MySqlEngine {
     async fn prepare(&self, statement: &Analysis, scope: Scope<'_>) -> Result<Prepared> {
         let mut conn = self.conn().await?;
         self.databases
-            .enter(&self.name, &mut conn, scope.schema)
+            .enter(&self.name, &mut conn, scope.schema, statement)
             .await?;
         let sql = self.databases.statement_text(&statement.sql, scope.schema);
         prepare_on(&self.name, &mut conn, &sql).await
@@ -212,7 +240,7 @@ impl Engine for MySqlEngine {
     async fn execute(&self, request: Request<'_>) -> Result<QueryOutput> {
         let mut conn = self.conn().await?;
         self.databases
-            .enter(&self.name, &mut conn, request.schema)
+            .enter(&self.name, &mut conn, request.schema, request.statement)
             .await?;
         run(&self.name, Handle::Owned(conn), &self.databases, request).await
     }
@@ -315,7 +343,7 @@ impl Transaction for MySqlTransaction {
     async fn execute(&mut self, request: Request<'_>) -> Result<QueryOutput> {
         let mut conn = Arc::clone(&self.conn).lock_owned().await;
         self.databases
-            .enter(&self.name, &mut conn, request.schema)
+            .enter(&self.name, &mut conn, request.schema, request.statement)
             .await?;
         run(&self.name, Handle::Shared(conn), &self.databases, request).await
     }
@@ -327,7 +355,7 @@ impl Transaction for MySqlTransaction {
     ) -> Result<Option<Prepared>> {
         let mut conn = Arc::clone(&self.conn).lock_owned().await;
         self.databases
-            .enter(&self.name, &mut conn, scope.schema)
+            .enter(&self.name, &mut conn, scope.schema, statement)
             .await?;
         let sql = self.databases.statement_text(&statement.sql, scope.schema);
         prepare_on(&self.name, &mut conn, &sql).await.map(Some)
