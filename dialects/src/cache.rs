@@ -174,9 +174,10 @@ impl TranslationCache {
         // in the exact cache, where their constants would make each one new.
         let shapes = &self.shapes[dialect_slot(to)];
         let (key, shaped) = shapes.lookup(sql, from);
+        let plain = plain_constants(sql, &key);
         if let Some(shaped) = shaped
             && let ShapeEntry::Template { text, slots } = &shaped.value
-            && plain_constants(sql, &key)
+            && plain
         {
             self.hits.fetch_add(1, Ordering::Relaxed);
             return Ok(vec![fill(text, slots, sql, &key)]);
@@ -192,7 +193,7 @@ impl TranslationCache {
         }
         if let [translated] = out.as_slice()
             && !key.constants.is_empty()
-            && plain_constants(sql, &key)
+            && plain
         {
             shapes.keep_if_seen(sql, &key, || {
                 shape_template(sql, &key, from, to, translated).unwrap_or(ShapeEntry::Direct)
@@ -318,17 +319,13 @@ fn shape_template(
             !digit(range.start.checked_sub(1).map(|i| text.as_bytes()[i]))
                 && !digit(text.as_bytes().get(range.end).copied())
         });
-    let template = ShapeEntry::Template {
-        text: text.clone(),
-        slots,
-    };
-    Some(match &template {
-        ShapeEntry::Template { text, slots }
-            if isolated && fill(text, slots, sql, key) == translated =>
-        {
-            template
+    Some(if isolated && fill(text, &slots, sql, key) == translated {
+        ShapeEntry::Template {
+            text: text.clone(),
+            slots,
         }
-        _ => ShapeEntry::Direct,
+    } else {
+        ShapeEntry::Direct
     })
 }
 

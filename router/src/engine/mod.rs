@@ -372,16 +372,6 @@ pub struct Scope<'a> {
     pub settings: &'a [(String, String)],
 }
 
-impl Request<'_> {
-    /// The request's [`Scope`].
-    pub fn scope(&self) -> Scope<'_> {
-        Scope {
-            schema: self.schema,
-            settings: self.settings,
-        }
-    }
-}
-
 /// What an engine read from storage for one statement, where it can tell: the
 /// embedded engine counts the Iceberg data files its scans planned (after
 /// partition and min/max pruning) and their bytes. Telemetry reads it when

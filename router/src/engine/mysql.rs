@@ -230,11 +230,14 @@ impl Engine for MySqlEngine {
 
     async fn prepare(&self, statement: &Analysis, scope: Scope<'_>) -> Result<Prepared> {
         let mut conn = self.conn().await?;
-        self.databases
-            .enter(&self.name, &mut conn, scope.schema, statement)
-            .await?;
-        let sql = self.databases.statement_text(&statement.sql, scope.schema);
-        prepare_on(&self.name, &mut conn, &sql).await
+        prepare_on(
+            &self.name,
+            &mut conn,
+            &self.databases,
+            statement,
+            scope.schema,
+        )
+        .await
     }
 
     async fn execute(&self, request: Request<'_>) -> Result<QueryOutput> {
@@ -286,10 +289,23 @@ async fn read_columns(
     Ok(read)
 }
 
-/// Prepares `statement` on `conn` (mysql_async keeps it in the connection's
-/// statement cache, so the execution that follows reuses it).
-async fn prepare_on(name: &str, conn: &mut Conn, sql: &str) -> Result<Prepared> {
-    let prepared = conn.prep(sql).await.map_err(|e| map_error(name, e))?;
+/// Prepares `statement` on `conn` for a session in `schema`, in that
+/// database and under the text [`Databases::statement_text`] gives
+/// (mysql_async keeps it in the connection's statement cache, so the
+/// execution that follows reuses it).
+async fn prepare_on(
+    name: &str,
+    conn: &mut Conn,
+    databases: &Databases,
+    statement: &Analysis,
+    schema: Option<&str>,
+) -> Result<Prepared> {
+    databases.enter(name, conn, schema, statement).await?;
+    let sql = databases.statement_text(&statement.sql, schema);
+    let prepared = conn
+        .prep(sql.as_ref())
+        .await
+        .map_err(|e| map_error(name, e))?;
     Ok(Prepared {
         param_types: vec![None; usize::from(prepared.num_params())],
         returns_rows: !prepared.columns().is_empty(),
@@ -354,11 +370,15 @@ impl Transaction for MySqlTransaction {
         scope: Scope<'_>,
     ) -> Result<Option<Prepared>> {
         let mut conn = Arc::clone(&self.conn).lock_owned().await;
-        self.databases
-            .enter(&self.name, &mut conn, scope.schema, statement)
-            .await?;
-        let sql = self.databases.statement_text(&statement.sql, scope.schema);
-        prepare_on(&self.name, &mut conn, &sql).await.map(Some)
+        prepare_on(
+            &self.name,
+            &mut conn,
+            &self.databases,
+            statement,
+            scope.schema,
+        )
+        .await
+        .map(Some)
     }
 
     async fn column_types(

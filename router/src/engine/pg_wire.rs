@@ -358,20 +358,10 @@ impl WirePool {
     /// [`settings_sql`]) and hands it back; a value the server refuses is the
     /// error, with the connection back in the pool as it was.
     async fn apply(&self, mut conn: WireConn, settings: &[(String, String)]) -> Result<WireConn> {
-        let sql = settings_sql(&conn.applied, settings, false);
+        let sql = settings_sql(settings);
         frontend::query(&sql, &mut conn.write).map_err(|e| self.error(WireError::Io(e)))?;
         conn.flush().await.map_err(|e| self.error(e))?;
-        let mut failed = None;
-        loop {
-            match conn.read_message().await.map_err(|e| self.error(e))? {
-                Message::ReadyForQuery(_) => break,
-                Message::ErrorResponse(body) => {
-                    failed.get_or_insert_with(|| self.error(server_error(&body)));
-                }
-                _ => {}
-            }
-        }
-        conn.done = true;
+        let (_, failed) = self.read_to_ready(&mut conn).await?;
         if let Some(e) = failed {
             self.put(conn);
             return Err(e);
@@ -384,17 +374,24 @@ impl WirePool {
     /// it is idle outside a transaction; the first error the server reports
     /// on the way is the result.
     async fn finish(&self, mut conn: WireConn) -> Result<()> {
+        let (status, failed) = self.read_to_ready(&mut conn).await?;
+        // A statement that left a transaction open keeps its connection out
+        // of the pool: it closes here.
+        if status == b'I' {
+            self.put(conn);
+        }
+        failed.map_or(Ok(()), Err)
+    }
+
+    /// Reads `conn`'s messages up to `ReadyForQuery`: its transaction status,
+    /// and the first error the server reported on the way.
+    async fn read_to_ready(&self, conn: &mut WireConn) -> Result<(u8, Option<Error>)> {
         let mut failed = None;
         loop {
             match conn.read_message().await.map_err(|e| self.error(e))? {
                 Message::ReadyForQuery(body) => {
                     conn.done = true;
-                    // A statement that left a transaction open keeps its
-                    // connection out of the pool: it closes here.
-                    if body.status() == b'I' {
-                        self.put(conn);
-                    }
-                    return failed.map_or(Ok(()), Err);
+                    return Ok((body.status(), failed));
                 }
                 Message::ErrorResponse(body) => {
                     failed.get_or_insert_with(|| self.error(server_error(&body)));
@@ -417,44 +414,48 @@ impl WirePool {
     }
 }
 
-/// The statements that bring a PostgreSQL connection whose session settings
-/// are `applied` to `wanted` (both as [`super::Scope::settings`]).
-///
-/// Outside a transaction (`local` false): `RESET ALL`, then one `SELECT` of
-/// `set_config` per wanted setting — every setting Floe does not apply goes
-/// back to the connection's default, whatever came before. Inside a block
-/// (`local`): transaction-local changes only (`SET LOCAL ... TO DEFAULT`,
-/// `set_config(..., true)`), which end with the block, so that what the
-/// connection holds at session level stays what was applied before `BEGIN`.
-/// Values travel as escaped string literals through `set_config`, which reads
-/// them as `SET` would (a list for `search_path`); names are Floe's own and
-/// one that is not a plain identifier is skipped.
-pub(crate) fn settings_sql(
-    applied: &[(String, String)],
+/// The statements that give a PostgreSQL connection, outside a transaction,
+/// the session settings `wanted` (as [`super::Scope::settings`]) and no
+/// others: `RESET ALL` — every setting Floe does not apply goes back to the
+/// connection's default, whatever came before — then one `SELECT` of
+/// `set_config` per setting.
+pub(crate) fn settings_sql(wanted: &[(String, String)]) -> String {
+    let mut sql = "RESET ALL; ".to_owned();
+    push_set_config(&mut sql, wanted.iter(), false);
+    sql
+}
+
+/// The statements that change, inside a block, the session settings in
+/// force from `in_force` to `wanted`: transaction-local changes only (`SET
+/// LOCAL ... TO DEFAULT`, `set_config(..., true)`), which end with the block,
+/// so that what the connection holds at session level stays what was applied
+/// before `BEGIN`. Empty when nothing differs.
+pub(crate) fn local_settings_sql(
+    in_force: &[(String, String)],
     wanted: &[(String, String)],
-    local: bool,
 ) -> String {
-    let plain = |name: &str| {
-        !name.is_empty()
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'.')
-    };
     let mut sql = String::new();
-    if local {
-        for (name, _) in applied {
-            if plain(name) && !wanted.iter().any(|(w, _)| w == name) {
-                sql.push_str(&format!("SET LOCAL {name} TO DEFAULT; "));
-            }
+    for (name, _) in in_force {
+        if plain_setting_name(name) && !wanted.iter().any(|(w, _)| w == name) {
+            sql.push_str(&format!("SET LOCAL {name} TO DEFAULT; "));
         }
-    } else {
-        sql.push_str("RESET ALL; ");
     }
-    let calls: Vec<String> = wanted
-        .iter()
-        .filter(|(name, value)| {
-            plain(name) && !(local && applied.iter().any(|(a, v)| a == name && v == value))
-        })
+    let changed = wanted.iter().filter(|setting| !in_force.contains(setting));
+    push_set_config(&mut sql, changed, true);
+    sql
+}
+
+/// Appends one `SELECT` of `set_config(name, value, local)` per setting, if
+/// any. Values travel as escaped string literals, which `set_config` reads as
+/// `SET` would (a list for `search_path`); names are Floe's own, and one that
+/// is not a plain identifier is skipped.
+fn push_set_config<'a>(
+    sql: &mut String,
+    settings: impl Iterator<Item = &'a (String, String)>,
+    local: bool,
+) {
+    let calls: Vec<String> = settings
+        .filter(|(name, _)| plain_setting_name(name))
         .map(|(name, value)| {
             format!(
                 "pg_catalog.set_config('{name}', E'{}', {local})",
@@ -466,7 +467,14 @@ pub(crate) fn settings_sql(
         sql.push_str("SELECT ");
         sql.push_str(&calls.join(", "));
     }
-    sql
+}
+
+/// Whether a setting's name can be written into SQL as it is.
+fn plain_setting_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'.')
 }
 
 /// How many texts each pass-through connection keeps as named statements.
@@ -921,14 +929,14 @@ mod tests {
     fn settings_are_applied_as_escaped_literals_after_a_reset() {
         let wanted = pairs(&[("search_path", "sales, public"), ("timezone", "it's\\here")]);
         assert_eq!(
-            settings_sql(&[], &wanted, false),
+            settings_sql(&wanted),
             "RESET ALL; SELECT pg_catalog.set_config('search_path', E'sales, public', false), \
              pg_catalog.set_config('timezone', E'it''s\\\\here', false)"
         );
-        assert_eq!(settings_sql(&wanted, &[], false), "RESET ALL; ");
+        assert_eq!(settings_sql(&[]), "RESET ALL; ");
         // A name that is not a plain identifier never reaches the server.
         assert_eq!(
-            settings_sql(&[], &pairs(&[("x; DROP TABLE t", "1")]), false),
+            settings_sql(&pairs(&[("x; DROP TABLE t", "1")])),
             "RESET ALL; "
         );
     }
@@ -938,7 +946,7 @@ mod tests {
         let applied = pairs(&[("datestyle", "ISO, DMY"), ("timezone", "UTC")]);
         let wanted = pairs(&[("timezone", "Europe/Paris"), ("work_mem", "64MB")]);
         assert_eq!(
-            settings_sql(&applied, &wanted, true),
+            local_settings_sql(&applied, &wanted),
             "SET LOCAL datestyle TO DEFAULT; SELECT pg_catalog.set_config('timezone', E'Europe/Paris', true), \
              pg_catalog.set_config('work_mem', E'64MB', true)"
         );

@@ -29,7 +29,7 @@ use super::columns::{
     BATCH_ROWS, BatchBuilder, Value, empty_schema, extension_field, parse_decimal,
 };
 use super::conn_state::ConnStates;
-use super::pg_wire::{WireConfig, WirePool, settings_sql};
+use super::pg_wire::{WireConfig, WirePool, local_settings_sql, settings_sql};
 use super::{Engine, Prepared, QueryOutput, Request, Scope, ServerEngineOptions, Transaction};
 use crate::{DataErrorKind, Error, Result};
 
@@ -127,7 +127,7 @@ impl PostgresEngine {
             // What the connection holds is not known here (only that it is
             // not `settings`): `settings_sql` resets everything first.
             client
-                .batch_execute(&settings_sql(&[], settings, false))
+                .batch_execute(&settings_sql(settings))
                 .await
                 .map_err(|e| map_error(&self.name, &e))?;
             self.applied.now(id, settings.to_vec(), settings.is_empty());
@@ -289,8 +289,8 @@ struct PostgresTransaction {
     client: Option<Arc<Object>>,
     types: Arc<super::TypeCache>,
     /// The session settings in force in the block now: a `SET` inside the
-    /// block applies for the rest of the block only (`settings_sql`'s local
-    /// form), and the connection goes back to the pool as it was at `BEGIN`.
+    /// block applies for the rest of the block only (`local_settings_sql`),
+    /// and the connection goes back to the pool as it was at `BEGIN`.
     settings: Vec<(String, String)>,
 }
 
@@ -308,7 +308,7 @@ impl PostgresTransaction {
             // Relative to what is in force in the block: the local form
             // changes only what differs, and restores what is no longer
             // wanted to its default.
-            let sql = settings_sql(&self.settings, settings, true);
+            let sql = local_settings_sql(&self.settings, settings);
             if !sql.is_empty() {
                 client
                     .batch_execute(&sql)
