@@ -26,6 +26,10 @@ pub enum Error {
     /// A statement other than `ROLLBACK` arrived in a failed transaction block.
     #[error("current transaction is aborted, commands ignored until end of transaction block")]
     InFailedTransaction,
+    /// A savepoint command (`SAVEPOINT`, `RELEASE`, `ROLLBACK TO`) outside a
+    /// transaction block.
+    #[error("{0} can only be used in transaction blocks")]
+    NoTransactionBlock(&'static str),
     /// Extended protocol `Parse` with more than one statement.
     #[error("cannot insert multiple commands into a prepared statement")]
     MultipleStatements,

@@ -22,7 +22,10 @@ use floe_dialects::sqlparser::ast::{ContextModifier, Expr, Set, Statement, Value
 use floe_dialects::{Analyses, Analysis, StatementKind};
 use floe_maintenance::now_ms;
 use floe_maintenance::telemetry::{QueryEvent, QueryOutcome, TelemetrySender};
-use floe_router::engine::{BatchStream, Prepared, QueryOutput, Request, ScanStats};
+use floe_router::engine::{
+    BatchStream, MYSQL_SESSION_SETTINGS, POSTGRES_SESSION_SETTINGS, Prepared, QueryOutput, Request,
+    ScanStats,
+};
 use floe_router::routing::{Explanation, Pinned};
 use floe_router::{RouteContext, Router, Strategy};
 use futures::Stream;
@@ -153,29 +156,35 @@ pub struct Session {
     /// PostgreSQL engine may pass its rows through unconverted. Set by the
     /// front end before each statement it runs.
     pg_text: bool,
-    /// The settings of [`FORWARDED`] this session `SET` (a PostgreSQL or
-    /// Flight SQL session's), sorted by name: a PostgreSQL engine applies them
-    /// on the connection that runs the session's statement.
+    /// The settings of [`forwarded_names`] this session `SET`, sorted by
+    /// name: an engine of the session's own server kind applies them on the
+    /// connection that runs the session's statement.
     forwarded: Vec<(String, String)>,
+    /// A PostgreSQL transaction block's settings as it began and as its
+    /// commit leaves them; taken at the block's first change of a setting.
+    block_settings: Option<Box<BlockSettings>>,
 }
 
-/// PostgreSQL settings that change what a server answers (how times, dates,
-/// intervals, floats and bytes print, which schemas unqualified names search,
-/// how long a lock is waited for) or how it works for this client: a
-/// session's `SET` of one reaches the PostgreSQL engines that run its
-/// statements, as pgbouncer and PgDog pass them on. Sorted.
-const FORWARDED: &[&str] = &[
-    "application_name",
-    "bytea_output",
-    "datestyle",
-    "default_transaction_isolation",
-    "extra_float_digits",
-    "intervalstyle",
-    "lock_timeout",
-    "search_path",
-    "timezone",
-    "work_mem",
-];
+/// What a PostgreSQL transaction block does to a session's settings when it
+/// ends: a rollback undoes every `SET` made in it, a commit keeps them but
+/// for `SET LOCAL`s, which last only until the block ends. (MySQL's `SET`
+/// is not transactional.)
+#[derive(Debug)]
+struct BlockSettings {
+    /// The settings and forwarded settings when the block began.
+    at_begin: (BTreeMap<String, String>, Vec<(String, String)>),
+    /// The same after the block's session-level changes only.
+    at_commit: (BTreeMap<String, String>, Vec<(String, String)>),
+}
+
+/// The settings a session's `SET` passes on to the engines of its own
+/// server's kind (see `floe_router::engine`).
+fn forwarded_names(protocol: Protocol) -> &'static [&'static str] {
+    match protocol {
+        Protocol::MySql => MYSQL_SESSION_SETTINGS,
+        Protocol::Postgres | Protocol::FlightSql => POSTGRES_SESSION_SETTINGS,
+    }
+}
 
 /// The cancellation token of a session's running statement, shared with the
 /// front end's cancel-request handler.
@@ -317,6 +326,7 @@ impl Session {
             pinned: None,
             pg_text: false,
             forwarded: Vec::new(),
+            block_settings: None,
         }
     }
 
@@ -413,7 +423,12 @@ impl Session {
     ///
     /// A bad routing setting, or the engine's planning error.
     pub async fn prepare(&mut self, analysis: &Analysis) -> Result<Prepared> {
-        if analysis.explain_route || handled_locally(analysis) {
+        // A savepoint statement is described as the command it is, whichever
+        // engine runs it.
+        if analysis.explain_route
+            || handled_locally(analysis)
+            || savepoint_command(analysis).is_some()
+        {
             return Ok(local_schema(analysis).map_or_else(Prepared::command, Prepared::rows));
         }
         let ctx = route_context(
@@ -473,7 +488,10 @@ impl Session {
         // Only transaction control reads the tree here: a query's may not
         // be built (`floe_dialects::Tree`).
         if analysis.kind == StatementKind::Transaction
-            && let Statement::Commit { .. } | Statement::Rollback { .. } = *analysis.statement
+            && let Statement::Commit { .. }
+            | Statement::Rollback {
+                savepoint: None, ..
+            } = *analysis.statement
             && let Some(pinned) = self.pinned.take()
         {
             let commit = matches!(*analysis.statement, Statement::Commit { .. })
@@ -484,13 +502,27 @@ impl Session {
                 pinned.rollback().await
             };
             if let Err(e) = ended {
-                // The engine ended the transaction one way or the other.
-                self.txn = TxnState::Idle;
+                // The engine ended the transaction one way or the other;
+                // PostgreSQL's failed COMMIT rolls back.
+                self.end_block(false);
                 return Err(e.into());
             }
         }
         if handled_locally(analysis) {
             return self.run_locally(analysis);
+        }
+        if let Some(command) = savepoint_command(analysis)
+            && self.txn == TxnState::Idle
+        {
+            // MySQL takes a SAVEPOINT with no transaction open (autocommit)
+            // and forgets it; PostgreSQL refuses all three outside a block.
+            if self.protocol == Protocol::MySql && command == "SAVEPOINT" {
+                return Ok(Outcome::Command {
+                    command,
+                    rows: None,
+                });
+            }
+            return Err(Error::NoTransactionBlock(command));
         }
         let cancel = self.cancel.renew();
         let timeout = self.statement_timeout();
@@ -519,7 +551,9 @@ impl Session {
             &self.forwarded,
         )?;
         let router = &self.shared.router;
-        let in_block = self.txn == TxnState::InBlock;
+        // A failed block gets here only with ROLLBACK TO SAVEPOINT, which runs
+        // on the block's engine like the statements before it.
+        let in_block = self.txn != TxnState::Idle;
         let pinned = &mut self.pinned;
         let execution = async move {
             if !in_block {
@@ -538,6 +572,10 @@ impl Session {
             _ = cancel.cancelled() => Err(Error::Engine(floe_router::Error::Cancelled)),
             routed = with_timeout(timeout, execution) => routed,
         };
+        if routed.is_ok() && self.txn == TxnState::Failed {
+            // ROLLBACK TO SAVEPOINT brought the failed block back.
+            self.txn = TxnState::InBlock;
+        }
         let kind = analysis.kind;
         let (output, mut report) = match routed {
             Ok(routed) => {
@@ -629,20 +667,22 @@ impl Session {
         match &*analysis.statement {
             Statement::StartTransaction { .. } => {
                 // PostgreSQL warns and stays in the block on a nested BEGIN.
+                if self.txn == TxnState::Idle {
+                    self.block_settings = None;
+                }
                 self.txn = TxnState::InBlock;
                 Ok(Outcome::TransactionStart)
             }
             Statement::Commit { .. } => {
-                let command = if self.txn == TxnState::Failed {
-                    "ROLLBACK"
-                } else {
-                    "COMMIT"
-                };
-                self.txn = TxnState::Idle;
-                Ok(Outcome::TransactionEnd { command })
+                // Outside a block PostgreSQL warns and answers COMMIT.
+                let committed = self.txn != TxnState::Failed;
+                self.end_block(committed);
+                Ok(Outcome::TransactionEnd {
+                    command: if committed { "COMMIT" } else { "ROLLBACK" },
+                })
             }
             Statement::Rollback { .. } => {
-                self.txn = TxnState::Idle;
+                self.end_block(false);
                 Ok(Outcome::TransactionEnd {
                     command: "ROLLBACK",
                 })
@@ -658,25 +698,20 @@ impl Session {
                 use floe_dialects::sqlparser::ast::Reset;
                 match &reset.reset {
                     Reset::ALL => {
-                        self.settings = Session::new(self.shared.clone(), self.protocol).settings;
-                        self.forwarded.clear();
+                        let mut names: Vec<String> = self.settings.keys().cloned().collect();
+                        if let Some(block) = &self.block_settings {
+                            names.extend(block.at_commit.0.keys().cloned());
+                        }
+                        for name in names {
+                            self.change(&name, None, false);
+                        }
                     }
                     Reset::ConfigurationParameter(name) => {
                         let name = normalise(&name.to_string());
-                        self.forward(&name, None);
-                        let default = default_settings(self.protocol)
-                            .iter()
-                            .find(|(k, _)| *k == name)
-                            .map(|(_, v)| (*v).to_owned());
-                        match default {
-                            Some(v) => {
-                                self.settings.insert(name, v);
-                            }
-                            None if name.contains('.') => {
-                                self.settings.remove(&name);
-                            }
-                            None => return Err(Error::UnknownSetting(name)),
+                        if !name.contains('.') && default_of(self.protocol, &name).is_none() {
+                            return Err(Error::UnknownSetting(name));
                         }
+                        self.change(&name, None, false);
                     }
                 }
                 Ok(Outcome::Command {
@@ -754,7 +789,8 @@ impl Session {
     }
 
     fn set(&mut self, set: &Set) -> Result<()> {
-        let assignments: Vec<(String, String)> = match set {
+        // (name, value, whether the SET is LOCAL to the transaction block)
+        let assignments: Vec<(String, String, bool)> = match set {
             Set::SingleAssignment {
                 scope: Some(ContextModifier::Global),
                 variable,
@@ -765,39 +801,57 @@ impl Session {
                 ))));
             }
             Set::SingleAssignment {
-                variable, values, ..
-            } => vec![(variable.to_string(), values_text(values))],
-            Set::SetTimeZone { value, .. } => vec![("timezone".to_owned(), expr_text(value))],
+                scope,
+                variable,
+                values,
+                ..
+            } => vec![(
+                variable.to_string(),
+                values_text(values),
+                *scope == Some(ContextModifier::Local),
+            )],
+            Set::SetTimeZone { value, local } => {
+                vec![("timezone".to_owned(), expr_text(value), *local)]
+            }
             Set::SetNames { charset_name, .. } if self.protocol == Protocol::MySql => {
                 let charset = charset_name.value.clone();
                 vec![
-                    ("character_set_client".to_owned(), charset.clone()),
-                    ("character_set_connection".to_owned(), charset.clone()),
-                    ("character_set_results".to_owned(), charset),
+                    ("character_set_client".to_owned(), charset.clone(), false),
+                    (
+                        "character_set_connection".to_owned(),
+                        charset.clone(),
+                        false,
+                    ),
+                    ("character_set_results".to_owned(), charset, false),
                 ]
             }
             Set::SetNames { charset_name, .. } => {
-                vec![("client_encoding".to_owned(), charset_name.value.clone())]
+                vec![(
+                    "client_encoding".to_owned(),
+                    charset_name.value.clone(),
+                    false,
+                )]
             }
             Set::MultipleAssignments { assignments } => assignments
                 .iter()
-                .map(|a| (a.name.to_string(), expr_text(&a.value)))
+                .map(|a| {
+                    (
+                        a.name.to_string(),
+                        expr_text(&a.value),
+                        a.scope == Some(ContextModifier::Local),
+                    )
+                })
                 .collect(),
             // SET TRANSACTION, SET ROLE, SET SESSION AUTHORIZATION: accepted, as
             // the embedded engine has one isolation level and no roles.
             _ => Vec::new(),
         };
-        for (name, value) in assignments {
+        for (name, value, local) in assignments {
             let name = normalise(&name);
             // MySQL `@user` variables hold anything; `floe.*` and other dotted
             // names are extension settings, as in PostgreSQL.
             let user_variable = self.protocol == Protocol::MySql && name.starts_with('@');
-            if !user_variable
-                && !name.contains('.')
-                && !default_settings(self.protocol)
-                    .iter()
-                    .any(|(k, _)| *k == name)
-            {
+            if !user_variable && !name.contains('.') && default_of(self.protocol, &name).is_none() {
                 return Err(Error::UnknownSetting(name));
             }
             if matches!(name.as_str(), "statement_timeout" | "max_execution_time")
@@ -814,47 +868,120 @@ impl Session {
                 return Err(Error::InvalidValue { name, value });
             }
             // `SET x TO DEFAULT` (and `SET TIME ZONE LOCAL`) is a reset.
-            let reset = value.eq_ignore_ascii_case("default")
-                || (name == "timezone" && value.eq_ignore_ascii_case("local"));
-            let value = match default_settings(self.protocol)
-                .iter()
-                .find(|(k, _)| *k == name)
-            {
-                Some((_, default)) if reset => (*default).to_owned(),
-                _ => value,
-            };
-            self.forward(&name, (!reset).then_some(value.as_str()));
-            self.settings.insert(name, value);
+            let reset = !user_variable
+                && (value.eq_ignore_ascii_case("default")
+                    || (name == "timezone" && value.eq_ignore_ascii_case("local")));
+            self.change(&name, (!reset).then_some(value.as_str()), local);
         }
         Ok(())
     }
 
-    /// Records a `SET` (`Some(value)`) or reset (`None`) of `name` among the
-    /// settings the session's engines apply, if it is one of [`FORWARDED`].
-    fn forward(&mut self, name: &str, value: Option<&str>) {
-        if self.protocol == Protocol::MySql || FORWARDED.binary_search(&name).is_err() {
+    /// Sets `name` to `value`, or resets it (`None`), for the rest of the
+    /// session or, when `local`, of the transaction block. In a PostgreSQL
+    /// block the change is undone if the block rolls back; a `SET LOCAL`
+    /// outside a block does nothing, as in PostgreSQL (which also warns).
+    fn change(&mut self, name: &str, value: Option<&str>, local: bool) {
+        let protocol = self.protocol;
+        if protocol != Protocol::MySql && self.txn == TxnState::InBlock {
+            let block = self.block_settings.get_or_insert_with(|| {
+                let now = (self.settings.clone(), self.forwarded.clone());
+                Box::new(BlockSettings {
+                    at_begin: now.clone(),
+                    at_commit: now,
+                })
+            });
+            if !local {
+                let (settings, forwarded) = &mut block.at_commit;
+                change_setting(protocol, settings, forwarded, name, value);
+            }
+        } else if local && protocol != Protocol::MySql {
             return;
         }
-        let at = self
-            .forwarded
-            .binary_search_by(|(k, _)| k.as_str().cmp(name));
-        match (at, value) {
-            (Ok(i), Some(value)) => self.forwarded[i].1 = value.to_owned(),
-            (Err(i), Some(value)) => self
-                .forwarded
-                .insert(i, (name.to_owned(), value.to_owned())),
-            (Ok(i), None) => {
-                self.forwarded.remove(i);
-            }
-            (Err(_), None) => {}
+        change_setting(
+            protocol,
+            &mut self.settings,
+            &mut self.forwarded,
+            name,
+            value,
+        );
+    }
+
+    /// Puts the settings where the ending transaction block leaves them.
+    fn end_block(&mut self, committed: bool) {
+        self.txn = TxnState::Idle;
+        if let Some(block) = self.block_settings.take() {
+            let BlockSettings {
+                at_begin,
+                at_commit,
+            } = *block;
+            (self.settings, self.forwarded) = if committed { at_commit } else { at_begin };
         }
+    }
+}
+
+/// The default of setting `name` for clients of `protocol`, if it is one.
+fn default_of(protocol: Protocol, name: &str) -> Option<&'static str> {
+    default_settings(protocol)
+        .iter()
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| *v)
+}
+
+/// Sets (`Some(value)`) or resets (`None`) setting `name` in a session's
+/// settings and, if it is one of [`forwarded_names`], in the list its engines
+/// apply. A reset setting takes its default; one without a default (an
+/// extension's `x.y`, a MySQL `@variable`) is removed.
+fn change_setting(
+    protocol: Protocol,
+    settings: &mut BTreeMap<String, String>,
+    forwarded: &mut Vec<(String, String)>,
+    name: &str,
+    value: Option<&str>,
+) {
+    match value.or_else(|| default_of(protocol, name)) {
+        Some(v) => {
+            settings.insert(name.to_owned(), v.to_owned());
+        }
+        None => {
+            settings.remove(name);
+        }
+    }
+    if forwarded_names(protocol).binary_search(&name).is_err() {
+        return;
+    }
+    match (
+        forwarded.binary_search_by(|(k, _)| k.as_str().cmp(name)),
+        value,
+    ) {
+        (Ok(i), Some(value)) => forwarded[i].1 = value.to_owned(),
+        (Err(i), Some(value)) => forwarded.insert(i, (name.to_owned(), value.to_owned())),
+        (Ok(i), None) => {
+            forwarded.remove(i);
+        }
+        (Err(_), None) => {}
+    }
+}
+
+/// The command tag of a savepoint statement (`SAVEPOINT`, `RELEASE`,
+/// `ROLLBACK TO`): these run on the transaction block's engine.
+fn savepoint_command(analysis: &Analysis) -> Option<&'static str> {
+    if analysis.kind != StatementKind::Transaction {
+        return None;
+    }
+    match &*analysis.statement {
+        Statement::Savepoint { .. } => Some("SAVEPOINT"),
+        Statement::ReleaseSavepoint { .. } => Some("RELEASE"),
+        Statement::Rollback {
+            savepoint: Some(_), ..
+        } => Some("ROLLBACK"),
+        _ => None,
     }
 }
 
 /// Whether the session layer answers this statement without an engine.
 fn handled_locally(analysis: &Analysis) -> bool {
     match analysis.kind {
-        StatementKind::Transaction => true,
+        StatementKind::Transaction => savepoint_command(analysis).is_none(),
         StatementKind::Session => matches!(
             *analysis.statement,
             Statement::Set(_) | Statement::Reset(_) | Statement::ShowVariable { .. }
@@ -1219,16 +1346,19 @@ mod tests {
     }
 
     #[test]
-    fn forwarded_settings_are_sorted_postgresql_settings() {
-        assert!(
-            FORWARDED.windows(2).all(|w| w[0] < w[1]),
-            "binary search needs order"
-        );
-        for name in FORWARDED {
+    fn forwarded_settings_are_sorted_settings_of_their_protocol() {
+        for protocol in [Protocol::Postgres, Protocol::MySql] {
+            let names = forwarded_names(protocol);
             assert!(
-                POSTGRES_SETTINGS.iter().any(|(k, _)| k == name),
-                "{name} cannot be SET, so it is never forwarded"
+                names.windows(2).all(|w| w[0] < w[1]),
+                "binary search needs order"
             );
+            for name in names {
+                assert!(
+                    default_settings(protocol).iter().any(|(k, _)| k == name),
+                    "{name} cannot be SET, so it is never forwarded"
+                );
+            }
         }
     }
 }

@@ -550,6 +550,146 @@ async fn a_transaction_runs_on_one_engine_and_commits_there() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn savepoints_run_on_the_blocks_engine() {
+    let _servers = SERVERS.lock().await;
+    load_servers().await;
+    let daemon = plain_daemon(&engines_config());
+    let client = daemon.connect().await;
+    let direct = postgres_direct().await;
+    let code = |e: tokio_postgres::Error| e.code().map(|c| c.code().to_owned());
+
+    client
+        .batch_execute("SET floe.tag = 'pg'")
+        .await
+        .expect("tag");
+    for sql in [
+        "BEGIN",
+        "INSERT INTO public.route_txn VALUES (1)",
+        "SAVEPOINT a",
+        "INSERT INTO public.route_txn VALUES (2)",
+        "ROLLBACK TO SAVEPOINT a",
+        "INSERT INTO public.route_txn VALUES (3)",
+        "RELEASE SAVEPOINT a",
+    ] {
+        client
+            .batch_execute(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+    // A failed block comes back with ROLLBACK TO, over the extended protocol
+    // too.
+    client
+        .execute("SAVEPOINT b", &[])
+        .await
+        .expect("SAVEPOINT (extended)");
+    let failed = client
+        .batch_execute("INSERT INTO public.route_txn VALUES (1 / 0)")
+        .await
+        .expect_err("division by zero");
+    assert_eq!(code(failed), Some("22012".to_owned()));
+    let aborted = client
+        .batch_execute("INSERT INTO public.route_txn VALUES (5)")
+        .await
+        .expect_err("the block failed");
+    assert_eq!(code(aborted), Some("25P02".to_owned()));
+    client
+        .execute("ROLLBACK TO SAVEPOINT b", &[])
+        .await
+        .expect("ROLLBACK TO (extended)");
+    client
+        .batch_execute("INSERT INTO public.route_txn VALUES (4)")
+        .await
+        .expect("INSERT after ROLLBACK TO");
+    client.batch_execute("COMMIT").await.expect("COMMIT");
+    let ids: Vec<i32> = direct
+        .query("SELECT id FROM public.route_txn ORDER BY id", &[])
+        .await
+        .expect("direct SELECT")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        ids,
+        [1, 3, 4],
+        "PostgreSQL undid what followed each savepoint"
+    );
+
+    // Outside a block PostgreSQL refuses them.
+    for sql in [
+        "SAVEPOINT z",
+        "RELEASE SAVEPOINT z",
+        "ROLLBACK TO SAVEPOINT z",
+    ] {
+        let refused = client.batch_execute(sql).await.expect_err(sql);
+        assert_eq!(code(refused), Some("25P01".to_owned()), "{sql}");
+    }
+    // A savepoint the engine never saw is the engine's error.
+    client.batch_execute("BEGIN").await.expect("BEGIN");
+    let unknown = client
+        .batch_execute("ROLLBACK TO SAVEPOINT never")
+        .await
+        .expect_err("no such savepoint");
+    assert_eq!(code(unknown), Some("3B001".to_owned()));
+    client.batch_execute("ROLLBACK").await.expect("ROLLBACK");
+
+    // The embedded engine runs each statement on its own: savepoints are
+    // accepted as its BEGIN and ROLLBACK are.
+    client
+        .batch_execute("SET floe.tag = 'local'")
+        .await
+        .expect("tag");
+    for sql in [
+        "BEGIN",
+        "SELECT 1",
+        "SAVEPOINT a",
+        "ROLLBACK TO SAVEPOINT a",
+        "RELEASE SAVEPOINT a",
+        "COMMIT",
+    ] {
+        client
+            .batch_execute(sql)
+            .await
+            .unwrap_or_else(|e| panic!("embedded: {sql}: {e}"));
+    }
+
+    // The same over the MySQL front end to MariaDB.
+    let mut conn = floe_mysql(&daemon).await;
+    let mut direct_my = mariadb_direct().await;
+    conn.query_drop("SET floe.tag = 'maria'")
+        .await
+        .expect("tag");
+    conn.query_drop("SAVEPOINT outside")
+        .await
+        .expect("MySQL takes a SAVEPOINT outside a transaction");
+    let refused = conn
+        .query_drop("RELEASE SAVEPOINT outside")
+        .await
+        .expect_err("no transaction holds it");
+    assert!(
+        matches!(&refused, mysql_async::Error::Server(e) if e.code == 1305),
+        "{refused:?}"
+    );
+    for sql in [
+        "BEGIN",
+        "INSERT INTO public.route_txn VALUES (7)",
+        "SAVEPOINT a",
+        "INSERT INTO public.route_txn VALUES (8)",
+        "ROLLBACK TO SAVEPOINT a",
+        "RELEASE SAVEPOINT a",
+        "COMMIT",
+    ] {
+        conn.query_drop(sql)
+            .await
+            .unwrap_or_else(|e| panic!("MySQL: {sql}: {e}"));
+    }
+    let ids: Vec<i32> = direct_my
+        .query("SELECT id FROM public.route_txn ORDER BY id")
+        .await
+        .expect("direct SELECT");
+    assert_eq!(ids, [7], "MariaDB undid what followed the savepoint");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flight_sql_server_is_an_engine_too() {
     // The remote: a Floe whose embedded engine holds a table, behind a user.
     let remote = floe_conformance::Daemon::start(
@@ -1152,6 +1292,237 @@ async fn a_postgresql_clients_settings_reach_the_engine_and_leave_with_it() {
         both_ways(&set, "SELECT v FROM sp_which").await,
         same("public")
     );
+}
+
+/// `SHOW name` through Floe (answered by the session layer).
+async fn show(client: &tokio_postgres::Client, name: &str) -> String {
+    let sql = format!("SHOW {name}");
+    text_rows(&client.simple_query(&sql).await.expect(&sql))[0][0]
+        .clone()
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_blocks_settings_end_as_postgresql_ends_them() {
+    let direct = postgres_direct().await;
+    let server_zone: String = direct
+        .query_one("SELECT current_setting('TimeZone')", &[])
+        .await
+        .expect("server zone")
+        .get(0);
+    let (zone, other) = if server_zone == "America/New_York" {
+        ("Asia/Tokyo", "Europe/Paris")
+    } else {
+        ("America/New_York", "Europe/Paris")
+    };
+    let config = format!(
+        "[[engines]]\nname = \"pg\"\ntype = \"postgres\"\nurl = \"{}\"\nmax_connections = 1\n",
+        postgres_conninfo()
+    );
+    let daemon = plain_daemon(&config);
+    let client = daemon.connect().await;
+    let same = |v: &str| (v.to_owned(), v.to_owned());
+    let floe_default = show(&client, "TimeZone").await;
+
+    // ROLLBACK undoes a SET made in the block, on the engine and in Floe.
+    client
+        .batch_execute(&format!("BEGIN; SET TimeZone = '{zone}'"))
+        .await
+        .expect("BEGIN; SET");
+    assert_eq!(
+        both_ways(&client, "current_setting('TimeZone')").await,
+        same(zone)
+    );
+    client.batch_execute("ROLLBACK").await.expect("ROLLBACK");
+    assert_eq!(
+        both_ways(&client, "current_setting('TimeZone')").await,
+        same(&server_zone),
+        "the rolled-back SET is gone"
+    );
+    assert_eq!(show(&client, "TimeZone").await, floe_default);
+
+    // SET LOCAL lasts until the block ends, even when it commits; a
+    // session-level SET in the same block stays.
+    client
+        .batch_execute(&format!(
+            "BEGIN; SET LOCAL TimeZone = '{zone}'; SET extra_float_digits = 2"
+        ))
+        .await
+        .expect("BEGIN; SET LOCAL");
+    assert_eq!(
+        both_ways(&client, "current_setting('TimeZone')").await,
+        same(zone)
+    );
+    assert_eq!(show(&client, "TimeZone").await, zone);
+    client.batch_execute("COMMIT").await.expect("COMMIT");
+    assert_eq!(
+        both_ways(&client, "current_setting('TimeZone')").await,
+        same(&server_zone),
+        "SET LOCAL ended with its block"
+    );
+    assert_eq!(
+        both_ways(&client, "current_setting('extra_float_digits')").await,
+        same("2"),
+        "the block's session-level SET committed"
+    );
+
+    // SET LOCAL outside a block does nothing, as in PostgreSQL.
+    client
+        .batch_execute(&format!("SET LOCAL TimeZone = '{zone}'"))
+        .await
+        .expect("SET LOCAL outside a block");
+    assert_eq!(show(&client, "TimeZone").await, floe_default);
+    assert_eq!(
+        both_ways(&client, "current_setting('TimeZone')").await,
+        same(&server_zone)
+    );
+
+    // A session-level SET before the block survives the block's rollback; a
+    // failed block's COMMIT is a ROLLBACK and undoes the block's SET.
+    client
+        .batch_execute(&format!("SET TimeZone = '{zone}'"))
+        .await
+        .expect("SET");
+    client
+        .batch_execute(&format!("BEGIN; SET TimeZone = '{other}'"))
+        .await
+        .expect("BEGIN; SET");
+    client
+        .simple_query("SELECT 1 / 0")
+        .await
+        .expect_err("division by zero fails the block");
+    client
+        .batch_execute("COMMIT")
+        .await
+        .expect("COMMIT of a failed block");
+    assert_eq!(
+        both_ways(&client, "current_setting('TimeZone')").await,
+        same(zone),
+        "the failed block's SET is undone, the session's stays"
+    );
+    assert_eq!(show(&client, "TimeZone").await, zone);
+
+    // RESET ALL in a block that rolls back is undone too.
+    client
+        .batch_execute("BEGIN; RESET ALL; ROLLBACK")
+        .await
+        .expect("BEGIN; RESET ALL; ROLLBACK");
+    assert_eq!(
+        both_ways(&client, "current_setting('TimeZone')").await,
+        same(zone)
+    );
+    client.batch_execute("RESET ALL").await.expect("RESET ALL");
+    assert_eq!(
+        both_ways(&client, "current_setting('TimeZone')").await,
+        same(&server_zone)
+    );
+}
+
+/// The hour of the epoch in the session's time zone, by `sql` over the text
+/// protocol and by its prepared twin over the binary one.
+async fn hours(conn: &mut mysql_async::Conn, sql: &str) -> (Option<String>, Option<String>) {
+    let text: Option<String> = conn.query_first(sql).await.expect("text query");
+    let binary: Option<String> = conn
+        .exec_first(
+            "SELECT DATE_FORMAT(FROM_UNIXTIME(?), '%H') FROM floe_tz",
+            (0,),
+        )
+        .await
+        .expect("prepared query");
+    (text, binary)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mysql_clients_time_zone_and_sql_mode_reach_mariadb() {
+    let mut direct = mariadb_direct().await;
+    for sql in [
+        "CREATE OR REPLACE TABLE test.floe_tz (v INT)",
+        "INSERT INTO test.floe_tz VALUES (1)",
+    ] {
+        direct
+            .query_drop(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+    let hour_sql = "SELECT DATE_FORMAT(FROM_UNIXTIME(0), '%H') FROM floe_tz";
+    let server_hour: Option<String> = direct.query_first(hour_sql).await.expect("direct hour");
+    let server_hour = server_hour.expect("a row");
+    let (zone, hour) = if server_hour == "02" {
+        ("+05:00", "05")
+    } else {
+        ("+02:00", "02")
+    };
+    // One server connection, shared by both sessions in turn.
+    let config = format!(
+        "[[engines]]\nname = \"maria\"\ntype = \"mysql\"\nurl = \"{}\"\nmax_connections = 1\n",
+        mysql_url()
+    );
+    let daemon = plain_daemon(&config);
+    let url = format!(
+        "mysql://root@{}/test?prefer_socket=false",
+        daemon.mysql.expect("mysql")
+    );
+    let mut set = mysql_async::Conn::from_url(url.as_str())
+        .await
+        .expect("connect");
+    let mut plain = mysql_async::Conn::from_url(url.as_str())
+        .await
+        .expect("connect");
+    let both = |v: &str| (Some(v.to_owned()), Some(v.to_owned()));
+
+    set.query_drop(format!("SET time_zone = '{zone}'"))
+        .await
+        .expect("SET time_zone");
+    assert_eq!(hours(&mut set, hour_sql).await, both(hour));
+    assert_eq!(
+        hours(&mut plain, hour_sql).await,
+        both(&server_hour),
+        "a session that set nothing gets the server's zone back"
+    );
+    assert_eq!(hours(&mut set, hour_sql).await, both(hour));
+
+    // sql_mode changes how the server reads the text.
+    let concat = "SELECT 'a' || 'b' FROM floe_tz";
+    set.query_drop("SET sql_mode = 'PIPES_AS_CONCAT'")
+        .await
+        .expect("SET sql_mode");
+    let piped: Option<String> = set.query_first(concat).await.expect("concat");
+    assert_eq!(piped.as_deref(), Some("ab"));
+    let ored: Option<String> = plain.query_first(concat).await.expect("or");
+    assert_eq!(
+        ored.as_deref(),
+        Some("0"),
+        "the server's sql_mode: || is OR"
+    );
+
+    // In a block, and after a write (whose connection the pool resets).
+    set.query_drop("BEGIN").await.expect("BEGIN");
+    assert_eq!(hours(&mut set, hour_sql).await, both(hour));
+    set.query_drop("COMMIT").await.expect("COMMIT");
+    set.query_drop("INSERT INTO floe_tz VALUES (2)")
+        .await
+        .expect("INSERT");
+    assert_eq!(
+        hours(&mut set, hour_sql).await,
+        both(hour),
+        "after the reset"
+    );
+    assert_eq!(hours(&mut plain, hour_sql).await, both(&server_hour));
+
+    // A zone the server refuses is its error, on the next statement.
+    set.query_drop("SET time_zone = 'Mars/Olympus_Mons'")
+        .await
+        .expect("Floe keeps the setting");
+    let refused = set
+        .query_drop(hour_sql)
+        .await
+        .expect_err("the server refuses the zone");
+    assert!(refused.to_string().contains("time zone"), "{refused}");
+    assert_eq!(hours(&mut plain, hour_sql).await, both(&server_hour));
+    set.query_drop("SET time_zone = DEFAULT")
+        .await
+        .expect("SET DEFAULT");
+    assert_eq!(hours(&mut set, hour_sql).await, both(&server_hour));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -358,6 +358,16 @@ pub struct Request<'a> {
     pub settings: &'a [(String, String)],
 }
 
+impl<'a> Request<'a> {
+    /// Where the request's session stands.
+    pub fn scope(&self) -> Scope<'a> {
+        Scope {
+            schema: self.schema,
+            settings: self.settings,
+        }
+    }
+}
+
 /// Where a session stands, for an engine that runs or plans one of its
 /// statements on a connection of its own.
 #[derive(Debug, Clone, Copy, Default)]
@@ -365,11 +375,52 @@ pub struct Scope<'a> {
     /// The session's current schema (MySQL's current database); `None` means
     /// the engine's default.
     pub schema: Option<&'a str>,
-    /// The PostgreSQL settings the session set away from their defaults
-    /// (`TimeZone`, `search_path`, ...: see the session layer), as (name,
-    /// value) pairs sorted by name. A PostgreSQL engine applies them on the
-    /// connection that runs the statement; other engines ignore them.
+    /// The settings the session set away from their defaults, of
+    /// [`POSTGRES_SESSION_SETTINGS`] for a PostgreSQL or Flight SQL client,
+    /// of [`MYSQL_SESSION_SETTINGS`] for a MySQL one, as (name, value) pairs
+    /// sorted by name. An engine applies those of its own server on the
+    /// connection that runs the statement and ignores the others.
     pub settings: &'a [(String, String)],
+}
+
+/// PostgreSQL settings that change what a server answers (how times, dates,
+/// intervals, floats and bytes print, which schemas unqualified names search,
+/// how long a lock is waited for) or how it works for this client: a
+/// session's `SET` of one reaches the `postgres` engines that run its
+/// statements, as pgbouncer and PgDog pass them on. Lower case, sorted.
+pub const POSTGRES_SESSION_SETTINGS: &[&str] = &[
+    "application_name",
+    "bytea_output",
+    "datestyle",
+    "default_transaction_isolation",
+    "extra_float_digits",
+    "intervalstyle",
+    "lock_timeout",
+    "search_path",
+    "timezone",
+    "work_mem",
+];
+
+/// MySQL system variables that change what a server answers (`NOW()` and
+/// `TIMESTAMP` values; how statements parse and how strictly values are
+/// checked): a MySQL session's `SET` of one reaches the `mysql` engines that
+/// run its statements, as ProxySQL tracks them. Lower case, sorted.
+pub const MYSQL_SESSION_SETTINGS: &[&str] = &["sql_mode", "time_zone"];
+
+/// The settings of `settings` named in `known` (an engine's own server's):
+/// a session's list holds its front end's names, which another kind of
+/// server does not have. Borrowed when all are known (an empty list, on the
+/// hot path, is).
+pub(crate) fn settings_of<'a>(
+    settings: &'a [(String, String)],
+    known: &[&str],
+) -> std::borrow::Cow<'a, [(String, String)]> {
+    let is_known = |(name, _): &&(String, String)| known.binary_search(&name.as_str()).is_ok();
+    if settings.iter().all(|s| is_known(&s)) {
+        std::borrow::Cow::Borrowed(settings)
+    } else {
+        std::borrow::Cow::Owned(settings.iter().filter(is_known).cloned().collect())
+    }
 }
 
 /// What an engine read from storage for one statement, where it can tell: the

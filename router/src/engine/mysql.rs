@@ -28,7 +28,10 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 use super::columns::{BATCH_ROWS, BatchBuilder, Value, empty_schema, parse_decimal};
 use super::conn_state::ConnStates;
 use super::inline::{Inline, Yield};
-use super::{Engine, Prepared, QueryOutput, Request, Scope, ServerEngineOptions, Transaction};
+use super::{
+    Engine, MYSQL_SESSION_SETTINGS, Prepared, QueryOutput, Request, Scope, ServerEngineOptions,
+    Transaction, settings_of,
+};
 use crate::{DataErrorKind, Error, Result};
 
 /// A MySQL or MariaDB server.
@@ -39,14 +42,16 @@ pub struct MySqlEngine {
     /// Shared with the engine's transactions, which read types on their own
     /// connection.
     types: Arc<super::TypeCache>,
-    /// Which database each connection is in; shared with the transactions.
-    databases: Arc<Databases>,
+    /// Which database each connection is in and which session settings it
+    /// holds; shared with the transactions.
+    sessions: Arc<Sessions>,
 }
 
 /// MySQL's "Unknown database".
 const ER_BAD_DB_ERROR: u16 = 1049;
 
-/// The database each pooled connection is in.
+/// The database each pooled connection is in, and the session settings
+/// ([`MYSQL_SESSION_SETTINGS`]) it holds.
 ///
 /// A MySQL client's `USE` (or the database it connected with) is its
 /// session's schema; its unqualified table names mean that database's tables.
@@ -54,26 +59,60 @@ const ER_BAD_DB_ERROR: u16 = 1049;
 /// database, the connection gets a `USE` — only then, so clients that stay in
 /// the URL's database never pay a round trip for it, and a connection a
 /// session moved is moved back for the next session that did not.
+///
+/// A session's `SET time_zone` or `sql_mode` is applied the same way: a
+/// connection gets one `SET SESSION` of every forwarded variable (the
+/// session's value or `DEFAULT`) only when it holds other values than the
+/// session's.
 #[derive(Debug, Default)]
-struct Databases {
+struct Sessions {
     /// The URL's database, where every new connection starts.
     default: Option<String>,
     /// By server connection id.
     states: ConnStates<u32, String>,
+    /// The forwarded settings each connection holds, by server connection
+    /// id; a new one holds none.
+    settings: ConnStates<u32, Vec<(String, String)>>,
 }
 
-impl Databases {
+impl Sessions {
     fn new(default: Option<String>) -> Self {
-        Databases {
+        Sessions {
             default,
             states: ConnStates::default(),
+            settings: ConnStates::default(),
         }
     }
 
     /// Records that `conn` will be reset: if it had moved, where it ends up
-    /// is not known.
+    /// is not known, nor (to be safe) which settings it holds.
     fn reset(&self, conn: &Conn) {
         self.states.unknown(conn.id());
+        self.settings.unknown(conn.id());
+    }
+
+    /// Gives `conn` the session's forwarded `settings` (a MySQL session's;
+    /// others' are not this server's and are left out), if it holds others.
+    async fn apply(
+        &self,
+        engine: &str,
+        conn: &mut Conn,
+        settings: &[(String, String)],
+    ) -> Result<()> {
+        let wanted = settings_of(settings, MYSQL_SESSION_SETTINGS);
+        if !self
+            .settings
+            .needs(conn.id(), wanted.as_ref(), wanted.is_empty())
+        {
+            return Ok(());
+        }
+        conn.query_drop(set_session_sql(&wanted))
+            .await
+            .map_err(|e| map_error(engine, e))?;
+        let at_default = wanted.is_empty();
+        self.settings
+            .now(conn.id(), wanted.into_owned(), at_default);
+        Ok(())
     }
 
     /// The text to prepare `sql` under for a session in `schema`. MySQL
@@ -99,14 +138,17 @@ impl Databases {
     /// namespace the session chose) is the server's error (1049), unless
     /// every table the statement names is qualified: then where the
     /// connection stands does not matter, and it stays.
+    ///
+    /// The session's settings come first ([`Sessions::apply`]).
     async fn enter(
         &self,
         engine: &str,
         conn: &mut Conn,
-        schema: Option<&str>,
+        scope: Scope<'_>,
         statement: &Analysis,
     ) -> Result<()> {
-        let Some(database) = schema.or(self.default.as_deref()) else {
+        self.apply(engine, conn, scope.settings).await?;
+        let Some(database) = scope.schema.or(self.default.as_deref()) else {
             return Ok(());
         };
         let at_default = self.default.as_deref() == Some(database);
@@ -136,6 +178,28 @@ impl Databases {
     }
 }
 
+/// One `SET SESSION` that leaves a connection with `wanted` (of
+/// [`MYSQL_SESSION_SETTINGS`]) and every other forwarded variable at its
+/// server default. Values go as string literals; one with a backslash or a
+/// control character (no valid `time_zone` or `sql_mode` has one, and how a
+/// backslash reads depends on the `sql_mode` in force) goes as `DEFAULT`.
+fn set_session_sql(wanted: &[(String, String)]) -> String {
+    let assignments: Vec<String> = MYSQL_SESSION_SETTINGS
+        .iter()
+        .map(|name| {
+            match wanted
+                .iter()
+                .find(|(n, _)| n == name)
+                .filter(|(_, v)| !v.chars().any(|c| c == '\\' || c.is_control()))
+            {
+                Some((_, value)) => format!("{name} = '{}'", value.replace('\'', "''")),
+                None => format!("{name} = DEFAULT"),
+            }
+        })
+        .collect();
+    format!("SET SESSION {}", assignments.join(", "))
+}
+
 impl std::fmt::Debug for MySqlEngine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MySqlEngine")
@@ -154,7 +218,7 @@ impl MySqlEngine {
         let opts = Opts::from_url(&options.url).map_err(|e| {
             Error::InvalidInput(format!("engine {}: invalid MySQL URL: {e}", options.name))
         })?;
-        let databases = Arc::new(Databases::new(opts.db_name().map(str::to_owned)));
+        let sessions = Arc::new(Sessions::new(opts.db_name().map(str::to_owned)));
         let constraints = PoolConstraints::new(0, options.max_connections.max(1))
             .ok_or_else(|| Error::Internal("pool constraints".to_owned()))?;
         // A pooled connection that ran only reads carries no session state
@@ -184,7 +248,7 @@ impl MySqlEngine {
             pool: Pool::new(builder),
             connect_timeout: options.connect_timeout,
             types: Arc::default(),
-            databases,
+            sessions,
         })
     }
 
@@ -230,26 +294,24 @@ impl Engine for MySqlEngine {
 
     async fn prepare(&self, statement: &Analysis, scope: Scope<'_>) -> Result<Prepared> {
         let mut conn = self.conn().await?;
-        prepare_on(
-            &self.name,
-            &mut conn,
-            &self.databases,
-            statement,
-            scope.schema,
-        )
-        .await
+        prepare_on(&self.name, &mut conn, &self.sessions, statement, scope).await
     }
 
     async fn execute(&self, request: Request<'_>) -> Result<QueryOutput> {
         let mut conn = self.conn().await?;
-        self.databases
-            .enter(&self.name, &mut conn, request.schema, request.statement)
+        self.sessions
+            .enter(&self.name, &mut conn, request.scope(), request.statement)
             .await?;
-        run(&self.name, Handle::Owned(conn), &self.databases, request).await
+        run(&self.name, Handle::Owned(conn), &self.sessions, request).await
     }
 
-    async fn begin(&self, _scope: Scope<'_>) -> Result<Option<Box<dyn Transaction>>> {
+    async fn begin(&self, scope: Scope<'_>) -> Result<Option<Box<dyn Transaction>>> {
         let mut conn = self.conn().await?;
+        // MySQL's SET is not transactional: the block's statements keep the
+        // settings in step as they change.
+        self.sessions
+            .apply(&self.name, &mut conn, scope.settings)
+            .await?;
         // A block that ran only provably read-only statements leaves nothing
         // behind, so its connection goes back as it is, prepared statements
         // included; the first other statement asks for the reset (see
@@ -262,7 +324,7 @@ impl Engine for MySqlEngine {
             name: self.name.clone(),
             conn: Arc::new(Mutex::new(conn)),
             types: Arc::clone(&self.types),
-            databases: Arc::clone(&self.databases),
+            sessions: Arc::clone(&self.sessions),
             ended: false,
         })))
     }
@@ -290,18 +352,19 @@ async fn read_columns(
 }
 
 /// Prepares `statement` on `conn` for a session in `schema`, in that
-/// database and under the text [`Databases::statement_text`] gives
+/// database and under the text [`Sessions::statement_text`] gives
 /// (mysql_async keeps it in the connection's statement cache, so the
 /// execution that follows reuses it).
 async fn prepare_on(
     name: &str,
     conn: &mut Conn,
-    databases: &Databases,
+    sessions: &Sessions,
     statement: &Analysis,
-    schema: Option<&str>,
+    scope: Scope<'_>,
 ) -> Result<Prepared> {
-    databases.enter(name, conn, schema, statement).await?;
-    let sql = databases.statement_text(&statement.sql, schema);
+    // The settings too: `sql_mode` decides how the text parses.
+    sessions.enter(name, conn, scope, statement).await?;
+    let sql = sessions.statement_text(&statement.sql, scope.schema);
     let prepared = conn
         .prep(sql.as_ref())
         .await
@@ -320,7 +383,7 @@ struct MySqlTransaction {
     name: String,
     conn: Arc<Mutex<Conn>>,
     types: Arc<super::TypeCache>,
-    databases: Arc<Databases>,
+    sessions: Arc<Sessions>,
     /// Set once committed or rolled back.
     ended: bool,
 }
@@ -358,10 +421,10 @@ impl Drop for MySqlTransaction {
 impl Transaction for MySqlTransaction {
     async fn execute(&mut self, request: Request<'_>) -> Result<QueryOutput> {
         let mut conn = Arc::clone(&self.conn).lock_owned().await;
-        self.databases
-            .enter(&self.name, &mut conn, request.schema, request.statement)
+        self.sessions
+            .enter(&self.name, &mut conn, request.scope(), request.statement)
             .await?;
-        run(&self.name, Handle::Shared(conn), &self.databases, request).await
+        run(&self.name, Handle::Shared(conn), &self.sessions, request).await
     }
 
     async fn prepare(
@@ -370,15 +433,9 @@ impl Transaction for MySqlTransaction {
         scope: Scope<'_>,
     ) -> Result<Option<Prepared>> {
         let mut conn = Arc::clone(&self.conn).lock_owned().await;
-        prepare_on(
-            &self.name,
-            &mut conn,
-            &self.databases,
-            statement,
-            scope.schema,
-        )
-        .await
-        .map(Some)
+        prepare_on(&self.name, &mut conn, &self.sessions, statement, scope)
+            .await
+            .map(Some)
     }
 
     async fn column_types(
@@ -446,7 +503,7 @@ enum Item {
 async fn run(
     name: &str,
     mut conn: Handle,
-    databases: &Databases,
+    sessions: &Sessions,
     request: Request<'_>,
 ) -> Result<QueryOutput> {
     if !request.statement.read_only {
@@ -454,16 +511,16 @@ async fn run(
         // user variable) does not pass it on to the next client: its own
         // connection, or its block's, is reset when it goes back to the pool.
         conn.reset_connection(true);
-        databases.reset(&conn);
+        sessions.reset(&conn);
     }
     // Prepared statements are cached by text, per connection, and keep the
     // database they were prepared in: a session outside the URL's database
-    // prepares its own (see `Databases::statement_text`). The text protocol
+    // prepares its own (see `Sessions::statement_text`). The text protocol
     // keeps nothing, so a statement without parameters goes as written.
     let sql = if request.params.is_empty() {
         request.statement.sql.clone()
     } else {
-        databases
+        sessions
             .statement_text(&request.statement.sql, request.schema)
             .into_owned()
     };
@@ -799,5 +856,37 @@ mod tests {
         assert_eq!(epoch.map(days), Some(0));
         let later = NaiveDate::from_ymd_opt(2000, 1, 1);
         assert_eq!(later.map(days), Some(10_957));
+    }
+
+    #[test]
+    fn session_settings_are_set_as_literals_and_the_rest_to_default() {
+        let pairs = |p: &[(&str, &str)]| -> Vec<(String, String)> {
+            p.iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        assert_eq!(
+            set_session_sql(&[]),
+            "SET SESSION sql_mode = DEFAULT, time_zone = DEFAULT"
+        );
+        assert_eq!(
+            set_session_sql(&pairs(&[("time_zone", "+02:00")])),
+            "SET SESSION sql_mode = DEFAULT, time_zone = '+02:00'"
+        );
+        assert_eq!(
+            set_session_sql(&pairs(&[("sql_mode", "ANSI'; DROP TABLE t; --")])),
+            "SET SESSION sql_mode = 'ANSI''; DROP TABLE t; --', time_zone = DEFAULT"
+        );
+        assert_eq!(
+            set_session_sql(&pairs(&[("sql_mode", "a\\' OR 1")])),
+            "SET SESSION sql_mode = DEFAULT, time_zone = DEFAULT",
+            "a backslash reads differently under NO_BACKSLASH_ESCAPES"
+        );
+        // A PostgreSQL session's settings are not this server's.
+        let mixed = pairs(&[("time_zone", "+01:00"), ("timezone", "UTC")]);
+        assert_eq!(
+            settings_of(&mixed, MYSQL_SESSION_SETTINGS).as_ref(),
+            &mixed[..1]
+        );
     }
 }

@@ -30,7 +30,10 @@ use super::columns::{
 };
 use super::conn_state::ConnStates;
 use super::pg_wire::{WireConfig, WirePool, local_settings_sql, settings_sql};
-use super::{Engine, Prepared, QueryOutput, Request, Scope, ServerEngineOptions, Transaction};
+use super::{
+    Engine, POSTGRES_SESSION_SETTINGS, Prepared, QueryOutput, Request, Scope, ServerEngineOptions,
+    Transaction, settings_of,
+};
 use crate::{DataErrorKind, Error, Result};
 
 /// A PostgreSQL server.
@@ -119,8 +122,10 @@ impl PostgresEngine {
         self.pool.get().await.map_err(|e| self.pool_error(e))
     }
 
-    /// A pooled connection with the session's `settings` applied.
+    /// A pooled connection with the session's `settings` applied (those of
+    /// them that are PostgreSQL's: a MySQL session's are not).
     async fn client_with(&self, settings: &[(String, String)]) -> Result<Object> {
+        let settings = &*settings_of(settings, POSTGRES_SESSION_SETTINGS);
         let client = self.client().await?;
         let id = Object::id(&client);
         if self.applied.needs(id, settings, settings.is_empty()) {
@@ -189,6 +194,7 @@ impl Engine for PostgresEngine {
         if let Some(wire) = &self.wire
             && passes_through(&request)
         {
+            // A PostgreSQL client's: all PostgreSQL settings.
             let sql = request.statement.sql.as_str();
             // A statement the client prepared gets its values bound; a simple
             // query goes as it is, or as its shape and constants.
@@ -232,7 +238,7 @@ impl Engine for PostgresEngine {
             name: self.name.clone(),
             client: Some(client),
             types: Arc::clone(&self.types),
-            settings: scope.settings.to_vec(),
+            settings: settings_of(scope.settings, POSTGRES_SESSION_SETTINGS).into_owned(),
         })))
     }
 }
@@ -303,6 +309,7 @@ impl PostgresTransaction {
 
     /// The block's connection, with `settings` in force for the block.
     async fn client_with(&mut self, settings: &[(String, String)]) -> Result<Arc<Object>> {
+        let settings = &*settings_of(settings, POSTGRES_SESSION_SETTINGS);
         let client = Arc::clone(self.client()?);
         if self.settings != settings {
             // Relative to what is in force in the block: the local form

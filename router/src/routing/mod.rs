@@ -35,7 +35,7 @@ use floe_dialects::sqlparser::ast::{
     Expr, Statement, Value as SqlValue, ValueWithSpan, visit_expressions_mut,
 };
 use floe_dialects::{
-    Analyses, Analysis, Operator, References, TranslationCache, count_placeholders,
+    Analyses, Analysis, Operator, References, StatementKind, TranslationCache, count_placeholders,
     mark_placeholders, param_columns, translate_with, unmark_placeholders,
 };
 use futures::{Stream, StreamExt};
@@ -1050,6 +1050,16 @@ impl Router {
         request: Request<'_>,
     ) -> Result<Routed> {
         let entry = Arc::clone(&pinned.entry);
+        if pinned.txn.is_none() && request.statement.kind == StatementKind::Transaction {
+            // A savepoint on an engine without transactions: each of its
+            // statements commits on its own, so there is nothing to mark or
+            // undo, as its block's BEGIN and ROLLBACK are accepted.
+            return Ok(Routed {
+                engine: entry.name().to_owned(),
+                output: QueryOutput::Command { rows: None },
+                touched: Touched::default(),
+            });
+        }
         let (statement, inlined) = self
             .statement_for(
                 &entry,

@@ -26,7 +26,7 @@ pub(super) fn code(e: &Error) -> Code {
         | Error::MultipleStatements
         | Error::InvalidParameter(_)
         | Error::NoDatabaseSelected => Code::InvalidArgument,
-        Error::InFailedTransaction => Code::FailedPrecondition,
+        Error::InFailedTransaction | Error::NoTransactionBlock(_) => Code::FailedPrecondition,
         Error::UnknownDatabase(_) | Error::UnknownStatement(_) => Code::NotFound,
         Error::ShuttingDown => Code::Unavailable,
     }

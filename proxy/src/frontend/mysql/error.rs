@@ -44,6 +44,8 @@ pub(super) fn code(e: &Error) -> ErrorKind {
         // MySQL has no failed-transaction state; the session layer never
         // raises this for MySQL sessions.
         Error::InFailedTransaction => ErrorKind::ER_UNKNOWN_ERROR,
+        // MySQL's answer to RELEASE / ROLLBACK TO a savepoint no transaction holds.
+        Error::NoTransactionBlock(_) => ErrorKind::ER_SP_DOES_NOT_EXIST,
         Error::MultipleStatements => ErrorKind::ER_PARSE_ERROR,
         Error::InvalidParameter(_) => ErrorKind::ER_WRONG_ARGUMENTS,
         Error::UnknownDatabase(_) => ErrorKind::ER_BAD_DB_ERROR,
@@ -128,6 +130,7 @@ mod tests {
             (Error::UnknownSetting("x".into()), 1193, "HY000"),
             (Error::UnknownDatabase("x".into()), 1049, "42000"),
             (Error::NoDatabaseSelected, 1046, "3D000"),
+            (Error::NoTransactionBlock("RELEASE"), 1305, "42000"),
             (Error::Engine(floe_router::Error::Cancelled), 1317, "70100"),
         ];
         for (error, number, state) in cases {
