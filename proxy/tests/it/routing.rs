@@ -869,11 +869,7 @@ async fn a_mysql_connection_is_reset_after_a_block_only_when_the_block_could_lea
     let _servers = SERVERS.lock().await;
     load_servers().await;
     // One connection to MariaDB, so every block below runs on it.
-    let config = format!(
-        "[[engines]]\nname = \"maria\"\ntype = \"mysql\"\nurl = \"{}\"\nmax_connections = 1\n",
-        mysql_url()
-    );
-    let daemon = plain_daemon(&config);
+    let daemon = one_connection_daemon("mysql");
     let mut conn = floe_mysql(&daemon).await;
     let mut direct = mariadb_direct().await;
 
@@ -1107,11 +1103,7 @@ async fn a_mysql_clients_database_is_where_its_statements_run() {
     }
     // One server connection, so that every session below runs on it in turn:
     // each must find it in its own database, whatever the last one left.
-    let config = format!(
-        "[[engines]]\nname = \"maria\"\ntype = \"mysql\"\nurl = \"{}\"\nmax_connections = 1\n",
-        mysql_url()
-    );
-    let daemon = plain_daemon(&config);
+    let daemon = one_connection_daemon("mysql");
     let addr = daemon.mysql.expect("mysql");
     let connect = |database: Option<&str>| {
         let url = match database {
@@ -1159,6 +1151,34 @@ async fn a_mysql_clients_database_is_where_its_statements_run() {
     assert_eq!(which(&mut in_a).await, answer("a"), "after the reset");
 }
 
+/// A daemon whose one engine is the local PostgreSQL (`kind` "postgres") or
+/// MariaDB ("mysql") with a single pooled connection, so that every session
+/// runs on it in turn and finds whatever the last one left there.
+fn one_connection_daemon(kind: &str) -> Daemon {
+    let (name, url) = match kind {
+        "postgres" => ("pg", postgres_conninfo()),
+        _ => ("maria", mysql_url()),
+    };
+    plain_daemon(&format!(
+        "[[engines]]\nname = \"{name}\"\ntype = \"{kind}\"\nurl = \"{url}\"\nmax_connections = 1\n"
+    ))
+}
+
+/// The PostgreSQL server's own `TimeZone`, and another zone to set.
+async fn zones(direct: &tokio_postgres::Client) -> (String, &'static str) {
+    let server_zone: String = direct
+        .query_one("SELECT current_setting('TimeZone')", &[])
+        .await
+        .expect("server zone")
+        .get(0);
+    let zone = if server_zone == "America/New_York" {
+        "Asia/Tokyo"
+    } else {
+        "America/New_York"
+    };
+    (server_zone, zone)
+}
+
 /// `SELECT <expr>` through Floe twice: as a simple query (whose text rows
 /// pass through from the server) and over the extended protocol with binary
 /// results (converted through Arrow, on the engine's other pool).
@@ -1190,23 +1210,10 @@ async fn a_postgresql_clients_settings_reach_the_engine_and_leave_with_it() {
         )
         .await
         .expect("load PostgreSQL");
-    let server_zone: String = direct
-        .query_one("SELECT current_setting('TimeZone')", &[])
-        .await
-        .expect("server zone")
-        .get(0);
-    let zone = if server_zone == "America/New_York" {
-        "Asia/Tokyo"
-    } else {
-        "America/New_York"
-    };
+    let (server_zone, zone) = zones(&direct).await;
     // One connection in each of the engine's pools, so that every session
     // below runs on it in turn.
-    let config = format!(
-        "[[engines]]\nname = \"pg\"\ntype = \"postgres\"\nurl = \"{}\"\nmax_connections = 1\n",
-        postgres_conninfo()
-    );
-    let daemon = plain_daemon(&config);
+    let daemon = one_connection_daemon("postgres");
     let set = daemon.connect().await;
     let plain = daemon.connect().await;
     let same = |v: &str| (v.to_owned(), v.to_owned());
@@ -1305,21 +1312,9 @@ async fn show(client: &tokio_postgres::Client, name: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_transaction_blocks_settings_end_as_postgresql_ends_them() {
     let direct = postgres_direct().await;
-    let server_zone: String = direct
-        .query_one("SELECT current_setting('TimeZone')", &[])
-        .await
-        .expect("server zone")
-        .get(0);
-    let (zone, other) = if server_zone == "America/New_York" {
-        ("Asia/Tokyo", "Europe/Paris")
-    } else {
-        ("America/New_York", "Europe/Paris")
-    };
-    let config = format!(
-        "[[engines]]\nname = \"pg\"\ntype = \"postgres\"\nurl = \"{}\"\nmax_connections = 1\n",
-        postgres_conninfo()
-    );
-    let daemon = plain_daemon(&config);
+    let (server_zone, zone) = zones(&direct).await;
+    let other = "Europe/Paris";
+    let daemon = one_connection_daemon("postgres");
     let client = daemon.connect().await;
     let same = |v: &str| (v.to_owned(), v.to_owned());
     let floe_default = show(&client, "TimeZone").await;
@@ -1453,11 +1448,7 @@ async fn a_mysql_clients_time_zone_and_sql_mode_reach_mariadb() {
         ("+02:00", "02")
     };
     // One server connection, shared by both sessions in turn.
-    let config = format!(
-        "[[engines]]\nname = \"maria\"\ntype = \"mysql\"\nurl = \"{}\"\nmax_connections = 1\n",
-        mysql_url()
-    );
-    let daemon = plain_daemon(&config);
+    let daemon = one_connection_daemon("mysql");
     let url = format!(
         "mysql://root@{}/test?prefer_socket=false",
         daemon.mysql.expect("mysql")
