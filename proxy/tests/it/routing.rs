@@ -1164,6 +1164,12 @@ fn one_connection_daemon(kind: &str) -> Daemon {
     ))
 }
 
+/// The `TimeZone` a session's statements run under on the engine, over both
+/// protocols.
+async fn engine_zone(client: &tokio_postgres::Client) -> (String, String) {
+    both_ways(client, "current_setting('TimeZone')").await
+}
+
 /// The PostgreSQL server's own `TimeZone`, and another zone to set.
 async fn zones(direct: &tokio_postgres::Client) -> (String, &'static str) {
     let server_zone: String = direct
@@ -1221,12 +1227,9 @@ async fn a_postgresql_clients_settings_reach_the_engine_and_leave_with_it() {
     set.batch_execute(&format!("SET TimeZone = '{zone}'"))
         .await
         .expect("SET TimeZone");
+    assert_eq!(engine_zone(&set).await, same(zone));
     assert_eq!(
-        both_ways(&set, "current_setting('TimeZone')").await,
-        same(zone)
-    );
-    assert_eq!(
-        both_ways(&plain, "current_setting('TimeZone')").await,
+        engine_zone(&plain).await,
         same(&server_zone),
         "a session that set nothing gets the server's defaults back"
     );
@@ -1241,34 +1244,19 @@ async fn a_postgresql_clients_settings_reach_the_engine_and_leave_with_it() {
         both_ways(&plain, "SELECT v FROM sp_which").await,
         same("public")
     );
-    assert_eq!(
-        both_ways(&set, "current_setting('TimeZone')").await,
-        same(zone)
-    );
+    assert_eq!(engine_zone(&set).await, same(zone));
 
     // Inside a block: a SET counts for what follows, and the connection goes
     // back to the pool as it was.
     set.batch_execute("BEGIN").await.expect("BEGIN");
-    assert_eq!(
-        both_ways(&set, "current_setting('TimeZone')").await,
-        same(zone)
-    );
+    assert_eq!(engine_zone(&set).await, same(zone));
     set.batch_execute("SET TimeZone = 'Pacific/Auckland'")
         .await
         .expect("SET in the block");
-    assert_eq!(
-        both_ways(&set, "current_setting('TimeZone')").await,
-        same("Pacific/Auckland")
-    );
+    assert_eq!(engine_zone(&set).await, same("Pacific/Auckland"));
     set.batch_execute("COMMIT").await.expect("COMMIT");
-    assert_eq!(
-        both_ways(&plain, "current_setting('TimeZone')").await,
-        same(&server_zone)
-    );
-    assert_eq!(
-        both_ways(&set, "current_setting('TimeZone')").await,
-        same("Pacific/Auckland")
-    );
+    assert_eq!(engine_zone(&plain).await, same(&server_zone));
+    assert_eq!(engine_zone(&set).await, same("Pacific/Auckland"));
 
     // A value the server refuses is its error, on the statement that needs
     // it; RESET puts the session back, and nobody else noticed.
@@ -1284,17 +1272,11 @@ async fn a_postgresql_clients_settings_reach_the_engine_and_leave_with_it() {
         Some("22023"),
         "{refused:?}"
     );
-    assert_eq!(
-        both_ways(&plain, "current_setting('TimeZone')").await,
-        same(&server_zone)
-    );
+    assert_eq!(engine_zone(&plain).await, same(&server_zone));
     set.batch_execute("RESET TimeZone; RESET search_path")
         .await
         .expect("RESET");
-    assert_eq!(
-        both_ways(&set, "current_setting('TimeZone')").await,
-        same(&server_zone)
-    );
+    assert_eq!(engine_zone(&set).await, same(&server_zone));
     assert_eq!(
         both_ways(&set, "SELECT v FROM sp_which").await,
         same("public")
@@ -1324,13 +1306,10 @@ async fn a_transaction_blocks_settings_end_as_postgresql_ends_them() {
         .batch_execute(&format!("BEGIN; SET TimeZone = '{zone}'"))
         .await
         .expect("BEGIN; SET");
-    assert_eq!(
-        both_ways(&client, "current_setting('TimeZone')").await,
-        same(zone)
-    );
+    assert_eq!(engine_zone(&client).await, same(zone));
     client.batch_execute("ROLLBACK").await.expect("ROLLBACK");
     assert_eq!(
-        both_ways(&client, "current_setting('TimeZone')").await,
+        engine_zone(&client).await,
         same(&server_zone),
         "the rolled-back SET is gone"
     );
@@ -1344,14 +1323,11 @@ async fn a_transaction_blocks_settings_end_as_postgresql_ends_them() {
         ))
         .await
         .expect("BEGIN; SET LOCAL");
-    assert_eq!(
-        both_ways(&client, "current_setting('TimeZone')").await,
-        same(zone)
-    );
+    assert_eq!(engine_zone(&client).await, same(zone));
     assert_eq!(show(&client, "TimeZone").await, zone);
     client.batch_execute("COMMIT").await.expect("COMMIT");
     assert_eq!(
-        both_ways(&client, "current_setting('TimeZone')").await,
+        engine_zone(&client).await,
         same(&server_zone),
         "SET LOCAL ended with its block"
     );
@@ -1367,10 +1343,7 @@ async fn a_transaction_blocks_settings_end_as_postgresql_ends_them() {
         .await
         .expect("SET LOCAL outside a block");
     assert_eq!(show(&client, "TimeZone").await, floe_default);
-    assert_eq!(
-        both_ways(&client, "current_setting('TimeZone')").await,
-        same(&server_zone)
-    );
+    assert_eq!(engine_zone(&client).await, same(&server_zone));
 
     // A session-level SET before the block survives the block's rollback; a
     // failed block's COMMIT is a ROLLBACK and undoes the block's SET.
@@ -1391,7 +1364,7 @@ async fn a_transaction_blocks_settings_end_as_postgresql_ends_them() {
         .await
         .expect("COMMIT of a failed block");
     assert_eq!(
-        both_ways(&client, "current_setting('TimeZone')").await,
+        engine_zone(&client).await,
         same(zone),
         "the failed block's SET is undone, the session's stays"
     );
@@ -1402,15 +1375,9 @@ async fn a_transaction_blocks_settings_end_as_postgresql_ends_them() {
         .batch_execute("BEGIN; RESET ALL; ROLLBACK")
         .await
         .expect("BEGIN; RESET ALL; ROLLBACK");
-    assert_eq!(
-        both_ways(&client, "current_setting('TimeZone')").await,
-        same(zone)
-    );
+    assert_eq!(engine_zone(&client).await, same(zone));
     client.batch_execute("RESET ALL").await.expect("RESET ALL");
-    assert_eq!(
-        both_ways(&client, "current_setting('TimeZone')").await,
-        same(&server_zone)
-    );
+    assert_eq!(engine_zone(&client).await, same(&server_zone));
 }
 
 /// The hour of the epoch in the session's time zone, by `sql` over the text
