@@ -95,8 +95,9 @@ print(json.dumps(out))
 }
 
 /// `sql` with each constant its shape masks replaced by another of the same
-/// class: a text the translation cache has not seen, of a shape it has.
-fn other_constants(sql: &str, dialect: Dialect) -> Option<String> {
+/// class, different for each `salt`: a text the translation cache has not
+/// seen, of a shape it has.
+fn other_constants(sql: &str, dialect: Dialect, salt: usize) -> Option<String> {
     let key = shape_key(sql, dialect);
     if key.constants.is_empty() {
         return None;
@@ -109,10 +110,10 @@ fn other_constants(sql: &str, dialect: Dialect) -> Option<String> {
         match class {
             ConstantClass::Int4 | ConstantClass::Int8 => {
                 let value: i64 = written.parse().ok()?;
-                out.push_str(&(value / 2 + 1).to_string());
+                out.push_str(&(value / 2 + 1 + i64::try_from(salt).ok()?).to_string());
             }
             ConstantClass::Text => {
-                out.push_str("'z");
+                out.push_str(&format!("'z{salt}"));
                 out.push_str(written.get(1..)?);
             }
         }
@@ -223,14 +224,21 @@ pub fn run(corpus: PathBuf, python: PathBuf, rounds: usize) -> anyhow::Result<()
         let mut known_shape = Vec::new();
         let mut known_glot = Vec::new();
         for (s, g) in sql.iter().zip(&glot) {
-            let Some(other) = other_constants(s, from) else {
+            // A new text each round: the same text again would be an exact hit.
+            let Some(others) = (0..rounds)
+                .map(|salt| other_constants(s, from, salt))
+                .collect::<Option<Vec<String>>>()
+            else {
                 continue;
             };
             for _ in 0..2 {
                 let _ = shaped.translate(s, from, to);
             }
+            let mut others = others.iter();
             known_shape.push(median_us(rounds, || {
-                drop(shaped.translate(&other, from, to))
+                if let Some(other) = others.next() {
+                    drop(shaped.translate(other, from, to));
+                }
             }));
             known_glot.push(*g);
         }
