@@ -14,7 +14,7 @@
 //! quote — cannot template it); other shapes are parsed every time.
 
 use std::ops::ControlFlow;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use sqlparser::ast::{Expr, Statement, Value, visit_expressions};
 use sqlparser::tokenizer::Location;
@@ -48,7 +48,7 @@ struct Template {
 /// for id in [1, 2, 3] {
 ///     let sql = format!("SELECT * FROM t WHERE id = {id}");
 ///     let analysis = analyses.analyze(&sql, Dialect::Postgres)?.remove(0);
-///     assert_eq!(analysis.sql, sql);
+///     assert_eq!(analysis.sql(), sql);
 ///     assert_eq!(analysis.statement.to_string(), sql);
 /// }
 /// # Ok::<(), floe_dialects::Error>(())
@@ -103,16 +103,19 @@ impl Analyses {
         let text = lone_statement(sql).filter(|t| strip_explain_route(t).is_none())?;
         let (key, hit) = self.cache.lookup(text, dialect);
         if let Some(shaped) = hit {
-            return shaped.value.as_ref()?.instantiate(text, &key).map(Ok);
+            return shaped.value.as_ref()?.instantiate(text, key).map(Ok);
         }
         let analysis = analyze_statement(text, dialect);
-        if let Ok(analysis) = &analysis {
+        Some(analysis.map(|analysis| {
             // Only a shape seen before pays for its template (a copy of the
             // tree): most texts of a one-off shape are never seen again.
             self.cache
-                .keep_if_seen(text, &key, || Template::of(analysis, &key));
-        }
-        Some(analysis)
+                .keep_if_seen(text, &key, || Template::of(&analysis, &key));
+            // `analyze_statement` keeps a lone statement's text as it is,
+            // so the key is of `analysis.sql`: later readers need not scan.
+            let _ = analysis.shape.set(key);
+            analysis
+        }))
     }
 }
 
@@ -161,7 +164,7 @@ impl Template {
 
     /// The analysis of `sql`, whose key `key` is of this template's shape:
     /// its tree is built when first read.
-    fn instantiate(&self, sql: &str, key: &ShapeKey) -> Option<Analysis> {
+    fn instantiate(&self, sql: &str, key: ShapeKey) -> Option<Analysis> {
         let mut values = Vec::with_capacity(self.slots.len());
         for (range, class) in &key.constants {
             values.push(constant(sql.get(range.clone())?, *class)?);
@@ -175,6 +178,7 @@ impl Template {
             command: self.command,
             explain_route: false,
             exact_spans: false,
+            shape: OnceLock::from(key),
         })
     }
 }
@@ -306,5 +310,36 @@ mod tests {
                 assert_eq!(p, None);
             }
         }
+    }
+
+    #[test]
+    fn an_analysis_carries_its_texts_shape_key_until_its_text_changes() {
+        let analyses = Analyses::new(8);
+        for n in [1, 2, 3] {
+            let sql = format!("SELECT a FROM t WHERE id = {n} AND s = 'x'");
+            let mut analysis = analyses
+                .analyze_statement(&sql, Dialect::Postgres)
+                .expect("parses");
+            assert!(analysis.shape.get().is_some(), "the cache's key is kept");
+            assert_eq!(
+                *analysis.shape_key(),
+                crate::shape_key(&sql, Dialect::Postgres)
+            );
+            let copy = analysis.clone();
+            let other = format!("SELECT a FROM t WHERE  id = {n} AND s = 'xyz'");
+            analysis.set_sql(other.clone());
+            assert_eq!(analysis.sql(), other);
+            assert_eq!(
+                *analysis.shape_key(),
+                crate::shape_key(&other, Dialect::Postgres)
+            );
+            assert_eq!(*copy.shape_key(), crate::shape_key(&sql, Dialect::Postgres));
+        }
+        let direct = analyze_statement("SELECT 1 WHERE 2 = 3", Dialect::MySql).expect("parses");
+        assert!(direct.shape.get().is_none(), "computed only when read");
+        assert_eq!(
+            *direct.shape_key(),
+            crate::shape_key("SELECT 1 WHERE 2 = 3", Dialect::MySql)
+        );
     }
 }

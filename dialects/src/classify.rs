@@ -6,12 +6,13 @@
 //! it is.
 
 use std::ops::ControlFlow;
+use std::sync::OnceLock;
 
 use sqlparser::ast::{BinaryOperator, Expr, Query, SetExpr, Statement, visit_expressions};
 use sqlparser::parser::Parser;
 use sqlparser::tokenizer::{Token, Tokenizer};
 
-use crate::{Dialect, Error, Result};
+use crate::{Dialect, Error, Result, ShapeKey};
 
 /// What kind of statement this is, which decides where it may run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -50,9 +51,10 @@ impl StatementKind {
 pub struct Analysis {
     /// The dialect the statement was written in.
     pub dialect: Dialect,
-    /// The statement's own text, cut from the input without reformatting, so that
-    /// an engine sees exactly what the client wrote.
-    pub sql: String,
+    /// The statement's own text ([`Analysis::sql`]); private so that a
+    /// rewrite goes through [`Analysis::set_sql`], which forgets the text's
+    /// shape key.
+    pub(crate) sql: String,
     /// The parsed statement (built on first read for a statement of a cached
     /// shape: [`Tree`](crate::Tree)).
     pub statement: crate::Tree,
@@ -70,9 +72,34 @@ pub struct Analysis {
     /// The tree's spans are of `sql`; false for an analysis made from a
     /// cached shape ([`crate::Analyses`]), which has its first text's.
     pub(crate) exact_spans: bool,
+    /// The shape key of `sql`, computed once: the front end's analysis cache,
+    /// the router's shapes and an engine's parameterization all read it.
+    pub(crate) shape: OnceLock<ShapeKey>,
 }
 
 impl Analysis {
+    /// The statement's own text, cut from the input without reformatting, so
+    /// that an engine sees exactly what the client wrote.
+    pub fn sql(&self) -> &str {
+        &self.sql
+    }
+
+    /// Replaces the statement's text (after its tree was rewritten, say).
+    /// The tree and the other facts stay as they are: the caller keeps them
+    /// true of the new text.
+    pub fn set_sql(&mut self, sql: String) {
+        self.sql = sql;
+        self.shape = OnceLock::new();
+    }
+
+    /// The [shape](crate::shape_key) of the statement's text, computed on
+    /// first read (or by the [`Analyses`](crate::Analyses) that made this
+    /// analysis) and kept until [`Analysis::set_sql`].
+    pub fn shape_key(&self) -> &ShapeKey {
+        self.shape
+            .get_or_init(|| crate::shape_key(&self.sql, self.dialect))
+    }
+
     /// The statement's [`Fingerprint`](crate::Fingerprint). Computed on demand:
     /// it clones and prints the statement, which the hot path of a `SELECT 1`
     /// does not need.
@@ -142,6 +169,7 @@ pub fn analyze_statement(sql: &str, dialect: Dialect) -> Result<Analysis> {
         command,
         explain_route: false,
         exact_spans: true,
+        shape: OnceLock::new(),
     })
 }
 

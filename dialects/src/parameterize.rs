@@ -32,7 +32,7 @@ use sqlparser::ast::{BinaryOperator, Expr, Value, ValueWithSpan, visit_expressio
 use sqlparser::tokenizer::{Location, Span};
 
 use crate::classify::{byte_offset, line_starts};
-use crate::shape::{ConstantClass, ShapeKey};
+use crate::shape::ConstantClass;
 use crate::{Analysis, Dialect, StatementKind};
 
 /// PostgreSQL's type OID of `int4`.
@@ -81,26 +81,25 @@ pub fn parameterize(analysis: &Analysis) -> Option<Parameterized> {
     Some(cut(&analysis.sql, pieces.into_iter()))
 }
 
-/// How every text of one shape ([`ShapeKey`]) is parameterised: the same
+/// How every text of one shape ([`ShapeKey`](crate::ShapeKey)) is parameterised: the same
 /// tree, so the same constants are taken, and they are the shape's masked
 /// constants. Made once per shape from its first text with
 /// [`ParameterShape::of`]; [`ParameterShape::apply`] then cuts any text of
 /// the shape without walking its tree.
 ///
 /// ```
-/// use floe_dialects::{analyze_statement, shape_key, Dialect, ParameterShape};
+/// use floe_dialects::{analyze_statement, Dialect, ParameterShape};
 ///
 /// let first = analyze_statement("SELECT * FROM t WHERE id = 7", Dialect::Postgres)?;
-/// let shape = ParameterShape::of(&first, &shape_key(&first.sql, Dialect::Postgres))
-///     .expect("a parsed analysis");
+/// let shape = ParameterShape::of(&first).expect("a parsed analysis");
 /// let later = analyze_statement("SELECT * FROM t WHERE id = 0042", Dialect::Postgres)?;
-/// let p = shape.apply(&later, &shape_key(&later.sql, Dialect::Postgres)).expect("one");
+/// let p = shape.apply(&later).expect("one");
 /// assert_eq!((p.sql.as_str(), p.values[0].as_str()), ("SELECT * FROM t WHERE id = $1", "42"));
 /// # Ok::<(), floe_dialects::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ParameterShape {
-    /// These masked constants (indexes into [`ShapeKey::constants`]), in
+    /// These masked constants (indexes into [`ShapeKey::constants`](crate::ShapeKey::constants)), in
     /// text order, become the parameters.
     Slots(Vec<usize>),
     /// The shape has no constant to take.
@@ -111,10 +110,10 @@ pub enum ParameterShape {
 }
 
 impl ParameterShape {
-    /// The parameterisation of `analysis`'s shape; `key` is its text's key.
+    /// The parameterisation of `analysis`'s shape ([`Analysis::shape_key`]).
     /// `None` when `analysis` cannot tell: it came from a cached shape
     /// ([`Analyses`](crate::Analyses)), whose tree has another text's spans.
-    pub fn of(analysis: &Analysis, key: &ShapeKey) -> Option<Self> {
+    pub fn of(analysis: &Analysis) -> Option<Self> {
         if !analysis.exact_spans {
             return None;
         }
@@ -129,24 +128,26 @@ impl ParameterShape {
         let Some(pieces) = located(&analysis.sql, taken) else {
             return Some(ParameterShape::Never);
         };
+        let constants = &analysis.shape_key().constants;
         let slots: Option<Vec<usize>> = pieces
             .iter()
-            .map(|(range, ..)| key.constants.iter().position(|(r, _)| r == range))
+            .map(|(range, ..)| constants.iter().position(|(r, _)| r == range))
             .collect();
         Some(slots.map_or(ParameterShape::Each, ParameterShape::Slots))
     }
 
-    /// `analysis` parameterised as its shape says; `key` is its text's key,
-    /// of the same shape as the text this was made from.
-    pub fn apply(&self, analysis: &Analysis, key: &ShapeKey) -> Option<Parameterized> {
+    /// `analysis` parameterised as its shape says; `analysis` is of the
+    /// same shape as the text this was made from.
+    pub fn apply(&self, analysis: &Analysis) -> Option<Parameterized> {
         match self {
             ParameterShape::Never => None,
             ParameterShape::Each => parameterize(analysis),
             ParameterShape::Slots(slots) => {
                 let sql = analysis.sql.as_str();
+                let constants = &analysis.shape_key().constants;
                 let mut pieces = Vec::with_capacity(slots.len());
                 for &slot in slots {
-                    let (range, class) = key.constants.get(slot)?;
+                    let (range, class) = constants.get(slot)?;
                     let value = class.value(sql.get(range.clone())?)?;
                     pieces.push((range.clone(), value, class.oid()));
                 }
@@ -360,7 +361,7 @@ mod tests {
             ),
             ("SELECT 1", "SELECT 1", "never"),
         ] {
-            let shape = ParameterShape::of(&analyze(first), &key(first)).expect("parsed");
+            let shape = ParameterShape::of(&analyze(first)).expect("parsed");
             let kind = match shape {
                 ParameterShape::Slots(_) => "slots",
                 ParameterShape::Each => "each",
@@ -370,7 +371,7 @@ mod tests {
             assert_eq!(key(first).id, key(later).id, "{later}");
             let later_analysis = analyze(later);
             assert_eq!(
-                shape.apply(&later_analysis, &key(later)),
+                shape.apply(&later_analysis),
                 parameterize(&later_analysis),
                 "{later}"
             );

@@ -358,13 +358,18 @@ impl<T> ShapeCache<T> {
         dialect: Dialect,
         make: impl FnOnce(&ShapeKey) -> T,
     ) -> (ShapeKey, Arc<Shaped<T>>) {
-        let (key, hit) = self.lookup(sql, dialect);
-        if let Some(shaped) = hit {
-            return (key, shaped);
-        }
-        let value = make(&key);
-        let shaped = self.keep(sql, &key, value);
+        let key = shape_key(sql, dialect);
+        let shaped = self.get_keyed(sql, &key, || make(&key));
         (key, shaped)
+    }
+
+    /// [`ShapeCache::get`] for a text whose key is known (`key`, the key of
+    /// `sql`): the text is not scanned again.
+    pub fn get_keyed(&self, sql: &str, key: &ShapeKey, make: impl FnOnce() -> T) -> Arc<Shaped<T>> {
+        if let Some(shaped) = self.find(sql, key) {
+            return shaped;
+        }
+        self.keep(sql, key, make())
     }
 
     /// The number of shapes held.
@@ -380,13 +385,18 @@ impl<T> ShapeCache<T> {
     /// The key of `sql` and the cached value of its shape, if any.
     pub fn lookup(&self, sql: &str, dialect: Dialect) -> (ShapeKey, Option<Arc<Shaped<T>>>) {
         let key = shape_key(sql, dialect);
-        let hit = self.entries.lock().ok().and_then(|mut entries| {
+        let hit = self.find(sql, &key);
+        (key, hit)
+    }
+
+    /// The cached value of the shape of `sql`, whose key is `key`, if any.
+    pub fn find(&self, sql: &str, key: &ShapeKey) -> Option<Arc<Shaped<T>>> {
+        self.entries.lock().ok().and_then(|mut entries| {
             entries
                 .get(&key.id)
                 .filter(|shaped| key.same_shape(sql, &shaped.key, &shaped.sql))
                 .map(Arc::clone)
-        });
-        (key, hit)
+        })
     }
 
     /// `value` as the value of the shape of `sql` (whose key is `key`):

@@ -18,7 +18,9 @@ use std::time::{Duration, Instant};
 use arrow::array::{RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::scalar::ScalarValue;
-use floe_dialects::sqlparser::ast::{ContextModifier, Expr, Set, Statement, Value, ValueWithSpan};
+use floe_dialects::sqlparser::ast::{
+    ContextModifier, Expr, Ident, Set, Statement, Value, ValueWithSpan,
+};
 use floe_dialects::{Analyses, Analysis, StatementKind};
 use floe_maintenance::now_ms;
 use floe_maintenance::telemetry::{QueryEvent, QueryOutcome, TelemetrySender};
@@ -121,6 +123,23 @@ pub enum Outcome {
     },
 }
 
+/// A warning PostgreSQL sends with a statement that still succeeds (a
+/// `COMMIT` with no transaction open, say): the PostgreSQL front end sends it
+/// as a `NoticeResponse` before the statement's own response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Notice {
+    /// SQLSTATE.
+    pub code: &'static str,
+    /// Message, as PostgreSQL words it.
+    pub message: &'static str,
+}
+
+/// PostgreSQL's warning for a transaction statement outside a block.
+const NO_TRANSACTION: Notice = Notice {
+    code: "25P01",
+    message: "there is no transaction in progress",
+};
+
 /// What a statement's plan depends on besides its text: the session's
 /// routing state and the daemon's DDL count. A plan made under one state is
 /// reused only under an equal one.
@@ -163,19 +182,31 @@ pub struct Session {
     /// A PostgreSQL transaction block's settings as it began and as its
     /// commit leaves them; taken at the block's first change of a setting.
     block_settings: Option<Box<BlockSettings>>,
+    /// Warnings of the statement that last ran, for the front end to send.
+    notices: Vec<Notice>,
 }
 
 /// What a PostgreSQL transaction block does to a session's settings when it
 /// ends: a rollback undoes every `SET` made in it, a commit keeps them but
 /// for `SET LOCAL`s, which last only until the block ends. (MySQL's `SET`
 /// is not transactional.)
+///
+/// A savepoint covers the settings too: `ROLLBACK TO SAVEPOINT` puts back
+/// those in force when it was taken, `RELEASE` keeps what was set since.
 #[derive(Debug)]
 struct BlockSettings {
     /// The settings and forwarded settings when the block began.
-    at_begin: (BTreeMap<String, String>, Vec<(String, String)>),
+    at_begin: Settings,
     /// The same after the block's session-level changes only.
-    at_commit: (BTreeMap<String, String>, Vec<(String, String)>),
+    at_commit: Settings,
+    /// The block's open savepoints, oldest first: the name (as PostgreSQL
+    /// folds it), the settings in force when it was taken and `at_commit`
+    /// then.
+    savepoints: Vec<(String, Settings, Settings)>,
 }
+
+/// A session's settings and the part its engines apply.
+type Settings = (BTreeMap<String, String>, Vec<(String, String)>);
 
 /// The settings a session's `SET` passes on to the engines of its own
 /// server's kind (see `floe_router::engine`).
@@ -327,6 +358,7 @@ impl Session {
             pg_text: false,
             forwarded: Vec::new(),
             block_settings: None,
+            notices: Vec::new(),
         }
     }
 
@@ -457,6 +489,7 @@ impl Session {
         params: &[ScalarValue],
         prepared: Option<&Prepared>,
     ) -> Result<Outcome> {
+        self.notices.clear();
         let result = self.run_inner(analysis, params, prepared).await;
         if analysis.kind == StatementKind::Ddl {
             // Whatever the outcome: a failed DDL may have changed something.
@@ -572,9 +605,12 @@ impl Session {
             _ = cancel.cancelled() => Err(Error::Engine(floe_router::Error::Cancelled)),
             routed = with_timeout(timeout, execution) => routed,
         };
-        if routed.is_ok() && self.txn == TxnState::Failed {
-            // ROLLBACK TO SAVEPOINT brought the failed block back.
-            self.txn = TxnState::InBlock;
+        if routed.is_ok() && savepoint_command(analysis).is_some() {
+            if self.txn == TxnState::Failed {
+                // ROLLBACK TO SAVEPOINT brought the failed block back.
+                self.txn = TxnState::InBlock;
+            }
+            self.savepoint_settings(&analysis.statement);
         }
         let kind = analysis.kind;
         let (output, mut report) = match routed {
@@ -592,7 +628,7 @@ impl Session {
                             .filter(|t| !t.is_empty())
                             .cloned(),
                         fingerprint: routed.touched.fingerprint,
-                        sql: analysis.sql.clone(),
+                        sql: analysis.sql().to_owned(),
                         dialect: analysis.dialect,
                         tables: routed.touched.tables,
                         columns: routed.touched.columns,
@@ -669,12 +705,20 @@ impl Session {
                 // PostgreSQL warns and stays in the block on a nested BEGIN.
                 if self.txn == TxnState::Idle {
                     self.block_settings = None;
+                } else {
+                    self.warn(Notice {
+                        code: "25001",
+                        message: "there is already a transaction in progress",
+                    });
                 }
                 self.txn = TxnState::InBlock;
                 Ok(Outcome::TransactionStart)
             }
             Statement::Commit { .. } => {
                 // Outside a block PostgreSQL warns and answers COMMIT.
+                if self.txn == TxnState::Idle {
+                    self.warn(NO_TRANSACTION);
+                }
                 let committed = self.txn != TxnState::Failed;
                 self.end_block(committed);
                 Ok(Outcome::TransactionEnd {
@@ -682,6 +726,9 @@ impl Session {
                 })
             }
             Statement::Rollback { .. } => {
+                if self.txn == TxnState::Idle {
+                    self.warn(NO_TRANSACTION);
+                }
                 self.end_block(false);
                 Ok(Outcome::TransactionEnd {
                     command: "ROLLBACK",
@@ -883,18 +930,16 @@ impl Session {
     fn change(&mut self, name: &str, value: Option<&str>, local: bool) {
         let protocol = self.protocol;
         if protocol != Protocol::MySql && self.txn == TxnState::InBlock {
-            let block = self.block_settings.get_or_insert_with(|| {
-                let now = (self.settings.clone(), self.forwarded.clone());
-                Box::new(BlockSettings {
-                    at_begin: now.clone(),
-                    at_commit: now,
-                })
-            });
+            let block = self.block_settings();
             if !local {
                 let (settings, forwarded) = &mut block.at_commit;
                 change_setting(protocol, settings, forwarded, name, value);
             }
         } else if local && protocol != Protocol::MySql {
+            self.warn(Notice {
+                code: "25P01",
+                message: "SET LOCAL can only be used in transaction blocks",
+            });
             return;
         }
         change_setting(
@@ -906,6 +951,74 @@ impl Session {
         );
     }
 
+    /// Records a warning for a PostgreSQL client (MySQL's answers to the
+    /// same statements carry none, and Flight SQL has no place for one).
+    fn warn(&mut self, notice: Notice) {
+        if self.protocol == Protocol::Postgres {
+            self.notices.push(notice);
+        }
+    }
+
+    /// The warnings of the statement that last ran, taken: each is sent once.
+    pub fn take_notices(&mut self) -> Vec<Notice> {
+        std::mem::take(&mut self.notices)
+    }
+
+    /// The open block's settings record, begun now if the block changed no
+    /// setting yet (so the settings now are those it began with).
+    fn block_settings(&mut self) -> &mut BlockSettings {
+        self.block_settings.get_or_insert_with(|| {
+            let now = (self.settings.clone(), self.forwarded.clone());
+            Box::new(BlockSettings {
+                at_begin: now.clone(),
+                at_commit: now,
+                savepoints: Vec::new(),
+            })
+        })
+    }
+
+    /// What a savepoint statement the block's engine ran does to the
+    /// settings: `SAVEPOINT` records them, `ROLLBACK TO` puts back those it
+    /// recorded (the savepoint stays), `RELEASE` forgets the savepoint and
+    /// those after it, keeping their changes. A name the block does not hold
+    /// changes nothing (the engine refused it already).
+    fn savepoint_settings(&mut self, statement: &Statement) {
+        if self.protocol == Protocol::MySql {
+            return;
+        }
+        match statement {
+            Statement::Savepoint { name } => {
+                let now = (self.settings.clone(), self.forwarded.clone());
+                let block = self.block_settings();
+                let at_commit = block.at_commit.clone();
+                block
+                    .savepoints
+                    .push((savepoint_name(name), now, at_commit));
+            }
+            Statement::ReleaseSavepoint { name } => {
+                if let Some(block) = &mut self.block_settings
+                    && let Some(at) = block.savepoint(name)
+                {
+                    block.savepoints.truncate(at);
+                }
+            }
+            Statement::Rollback {
+                savepoint: Some(name),
+                ..
+            } => {
+                if let Some(block) = &mut self.block_settings
+                    && let Some(at) = block.savepoint(name)
+                {
+                    block.savepoints.truncate(at + 1);
+                    let (_, now, at_commit) = &block.savepoints[at];
+                    block.at_commit = at_commit.clone();
+                    (self.settings, self.forwarded) = now.clone();
+                }
+            }
+            _ => {}
+        }
+    }
+
     /// Puts the settings where the ending transaction block leaves them.
     fn end_block(&mut self, committed: bool) {
         self.txn = TxnState::Idle;
@@ -913,9 +1026,27 @@ impl Session {
             let BlockSettings {
                 at_begin,
                 at_commit,
+                ..
             } = *block;
             (self.settings, self.forwarded) = if committed { at_commit } else { at_begin };
         }
+    }
+}
+
+impl BlockSettings {
+    /// The most recent open savepoint named `name`, as PostgreSQL finds it.
+    fn savepoint(&self, name: &Ident) -> Option<usize> {
+        let name = savepoint_name(name);
+        self.savepoints.iter().rposition(|(n, ..)| *n == name)
+    }
+}
+
+/// A savepoint's name as PostgreSQL compares it: folded to lower case unless
+/// quoted.
+fn savepoint_name(name: &Ident) -> String {
+    match name.quote_style {
+        Some(_) => name.value.clone(),
+        None => name.value.to_lowercase(),
     }
 }
 

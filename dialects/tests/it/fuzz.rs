@@ -66,7 +66,14 @@ fn assert_same_analyses(shapes: &Analyses, sql: &str, dialect: Dialect) {
         (Ok(direct), Ok(cached)) => {
             let text = |a: &[floe_dialects::Analysis]| {
                 a.iter()
-                    .map(|a| (a.sql.clone(), a.statement.to_string(), a.kind, a.read_only))
+                    .map(|a| {
+                        (
+                            a.sql().to_owned(),
+                            a.statement.to_string(),
+                            a.kind,
+                            a.read_only,
+                        )
+                    })
                     .collect::<Vec<_>>()
             };
             assert_eq!(text(&cached), text(&direct), "{sql}");

@@ -199,6 +199,19 @@ async fn simple_queries_run_as_shapes_prepared_once_and_answer_as_written() {
             .as_db_error()
             .map(|e| (e.code().code().to_owned(), e.message().to_owned()))
     );
+
+    // The table changes shape under a shape's named statement, whose
+    // parameter is typed (int4): the server's "cached plan must not change
+    // result type" is not the client's to see — Floe forgets the statement
+    // of that text, whatever its parameter types, and parses it afresh.
+    direct
+        .batch_execute("ALTER TABLE public.pass_shapes ALTER COLUMN name TYPE varchar(40)")
+        .await
+        .expect("alter the table on PostgreSQL");
+    for n in [3, 4] {
+        let sql = format!("SELECT id, name FROM public.pass_shapes WHERE id = {n}");
+        assert_same_rows(&direct, &client, &sql).await;
+    }
 }
 
 /// psycopg asks for text results over the extended protocol: its prepared,

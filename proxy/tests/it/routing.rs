@@ -1378,6 +1378,55 @@ async fn a_transaction_blocks_settings_end_as_postgresql_ends_them() {
     assert_eq!(engine_zone(&client).await, same(zone));
     client.batch_execute("RESET ALL").await.expect("RESET ALL");
     assert_eq!(engine_zone(&client).await, same(&server_zone));
+
+    // A savepoint covers the settings: ROLLBACK TO puts back those in force
+    // when it was taken (SET LOCAL included) and keeps the savepoint;
+    // RELEASE keeps what was set since; COMMIT keeps what is left.
+    let digits = both_ways(&client, "current_setting('extra_float_digits')").await;
+    client
+        .batch_execute(&format!(
+            "BEGIN; SET TimeZone = '{zone}'; SAVEPOINT a;              SET TimeZone = '{other}'; SET LOCAL extra_float_digits = 3"
+        ))
+        .await
+        .expect("BEGIN; SET; SAVEPOINT; SET");
+    assert_eq!(engine_zone(&client).await, same(other));
+    client
+        .batch_execute("ROLLBACK TO SAVEPOINT A")
+        .await
+        .expect("ROLLBACK TO (the name folds to a)");
+    assert_eq!(
+        engine_zone(&client).await,
+        same(zone),
+        "the SET after the savepoint is undone"
+    );
+    assert_eq!(show(&client, "TimeZone").await, zone);
+    assert_eq!(
+        both_ways(&client, "current_setting('extra_float_digits')").await,
+        digits,
+        "the SET LOCAL after the savepoint is undone"
+    );
+    client
+        .batch_execute(&format!(
+            "SET TimeZone = '{other}'; ROLLBACK TO a; SAVEPOINT b;              SET TimeZone = '{other}'; RELEASE SAVEPOINT b"
+        ))
+        .await
+        .expect("the savepoint again; another released");
+    assert_eq!(
+        engine_zone(&client).await,
+        same(other),
+        "a released savepoint's changes stay"
+    );
+    client
+        .batch_execute("ROLLBACK TO a; COMMIT")
+        .await
+        .expect("ROLLBACK TO; COMMIT");
+    assert_eq!(
+        engine_zone(&client).await,
+        same(zone),
+        "what the block set before its savepoint committed"
+    );
+    assert_eq!(show(&client, "TimeZone").await, zone);
+    client.batch_execute("RESET ALL").await.expect("RESET ALL");
 }
 
 /// The hour of the epoch in the session's time zone, by `sql` over the text
@@ -1527,14 +1576,15 @@ async fn a_mysql_session_in_a_lake_namespace_reaches_mariadb_tables_by_qualified
         .expect("prepared, qualified");
     assert_eq!(prepared.as_deref(), Some("q"));
     // An unqualified name means the session's database, which MariaDB does
-    // not have: its error, never the URL database's table of that name.
-    // (Floe's error classes carry it as 1146, "no such table".)
+    // not have: its error (1049, "Unknown database"), never the URL
+    // database's table of that name.
     match conn
         .query_first::<String, _>("SELECT v FROM floe_q_t")
         .await
     {
         Err(mysql_async::Error::Server(e)) => {
-            assert!(e.message.contains("Unknown database 'demo'"), "{e:?}")
+            assert!(e.message.contains("Unknown database 'demo'"), "{e:?}");
+            assert_eq!((e.code, e.state.as_str()), (1049, "42000"), "{e:?}");
         }
         other => panic!("expected MariaDB's unknown database, got {other:?}"),
     }

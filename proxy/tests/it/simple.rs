@@ -1,5 +1,8 @@
 //! The simple query protocol and the statements clients send in passing.
 
+use std::sync::{Arc, Mutex};
+
+use futures::StreamExt;
 use tokio_postgres::SimpleQueryMessage;
 
 use crate::{DEMO_ZONES, demo_daemon};
@@ -121,6 +124,62 @@ async fn transaction_statements_are_accepted_for_reads() {
         .batch_execute("START TRANSACTION; COMMIT")
         .await
         .expect("start transaction");
+}
+
+/// A client whose connection keeps the notices it receives (severity,
+/// SQLSTATE, message).
+async fn noticed(config: &str) -> (tokio_postgres::Client, Arc<Mutex<Vec<[String; 3]>>>) {
+    let (client, mut connection) = tokio_postgres::connect(config, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("connect to {config}: {e}"));
+    let notices = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&notices);
+    tokio::spawn(async move {
+        // Read in order: a notice is kept before the response after it
+        // reaches the client.
+        let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
+        while let Some(Ok(message)) = messages.next().await {
+            if let tokio_postgres::AsyncMessage::Notice(n) = message {
+                let notice = [n.severity(), n.code().code(), n.message()].map(str::to_owned);
+                sink.lock().expect("notices").push(notice);
+            }
+        }
+    });
+    (client, notices)
+}
+
+/// PostgreSQL's warnings for transaction statements that do nothing reach
+/// the client as PostgreSQL sends them, over both protocols.
+#[tokio::test]
+async fn transaction_statements_that_do_nothing_warn_as_postgresql_does() {
+    let daemon = demo_daemon();
+    let (floe, through_floe) = noticed(&daemon.pg_config("floe")).await;
+    let (direct, from_postgres) = noticed(&crate::routing::postgres_conninfo()).await;
+    let steps: &[(&str, bool)] = &[
+        ("COMMIT", false),
+        ("ROLLBACK", true),
+        ("BEGIN; BEGIN; COMMIT", false),
+        ("SET LOCAL TimeZone = 'UTC'", false),
+        ("BEGIN; SET LOCAL TimeZone = 'UTC'; COMMIT", false),
+        ("SELECT 1", true),
+    ];
+    for &(sql, extended) in steps {
+        for (client, notices) in [(&floe, &through_floe), (&direct, &from_postgres)] {
+            notices.lock().expect("notices").clear();
+            if extended {
+                client.execute(sql, &[]).await.expect(sql);
+            } else {
+                client.batch_execute(sql).await.expect(sql);
+            }
+        }
+        let expected = from_postgres.lock().expect("notices").clone();
+        assert_eq!(*through_floe.lock().expect("notices"), expected, "{sql}");
+    }
+    assert_eq!(
+        from_postgres.lock().expect("notices").len(),
+        0,
+        "SELECT warns of nothing"
+    );
 }
 
 #[tokio::test]

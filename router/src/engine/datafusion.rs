@@ -181,7 +181,7 @@ impl Core {
             Dialect::Postgres => {
                 let mut rewritten = self
                     .pg_parser
-                    .parse(&statement.sql)
+                    .parse(statement.sql())
                     .map_err(|e| Error::Syntax(e.to_string()))?;
                 if rewritten.len() != 1 {
                     return Err(Error::Internal(format!(
@@ -388,7 +388,7 @@ impl Core {
         let source = if parameters {
             marked.to_string()
         } else {
-            statement.sql.clone()
+            statement.sql().to_owned()
         };
         let translated = if types.is_empty() {
             self.translations
@@ -416,7 +416,7 @@ impl Core {
     /// tables up costs a catalog read, so other statements skip it.
     async fn column_types(&self, statement: &Analysis, schema: Option<&str>) -> ColumnTypes {
         let mut types = ColumnTypes::default();
-        let upper = statement.sql.to_ascii_uppercase();
+        let upper = statement.sql().to_ascii_uppercase();
         if ![
             "CAST", "INTERVAL", "DATE_ADD", "DATE_SUB", "ADDDATE", "SUBDATE", "CONVERT", "/",
         ]

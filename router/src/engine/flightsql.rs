@@ -192,7 +192,7 @@ impl FlightSqlEngine {
     async fn with_params(&self, request: &Request<'_>, returns_rows: bool) -> Result<QueryOutput> {
         let mut client = self.sql_client().await?;
         let mut prepared = client
-            .prepare(request.statement.sql.clone(), None)
+            .prepare(request.statement.sql().to_owned(), None)
             .await
             .map_err(|e| self.error(e))?;
         prepared
@@ -242,7 +242,7 @@ impl Engine for FlightSqlEngine {
     async fn prepare(&self, statement: &Analysis, _scope: Scope<'_>) -> Result<Prepared> {
         let mut client = self.sql_client().await?;
         let prepared = client
-            .prepare(statement.sql.clone(), None)
+            .prepare(statement.sql().to_owned(), None)
             .await
             .map_err(|e| self.error(e))?;
         let schema = Arc::new(
@@ -276,11 +276,11 @@ impl Engine for FlightSqlEngine {
             return self.with_params(&request, returns_rows).await;
         }
         if returns_rows {
-            return self.query(&request.statement.sql).await;
+            return self.query(request.statement.sql()).await;
         }
         let mut client = self.sql_client().await?;
         let rows = client
-            .execute_update(request.statement.sql.clone(), None)
+            .execute_update(request.statement.sql().to_owned(), None)
             .await
             .map_err(|e| self.error(e))?;
         Ok(QueryOutput::Command {

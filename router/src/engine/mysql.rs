@@ -364,7 +364,7 @@ async fn prepare_on(
 ) -> Result<Prepared> {
     // The settings too: `sql_mode` decides how the text parses.
     sessions.enter(name, conn, scope, statement).await?;
-    let sql = sessions.statement_text(&statement.sql, scope.schema);
+    let sql = sessions.statement_text(statement.sql(), scope.schema);
     let prepared = conn
         .prep(sql.as_ref())
         .await
@@ -518,10 +518,10 @@ async fn run(
     // prepares its own (see `Sessions::statement_text`). The text protocol
     // keeps nothing, so a statement without parameters goes as written.
     let sql = if request.params.is_empty() {
-        request.statement.sql.clone()
+        request.statement.sql().to_owned()
     } else {
         sessions
-            .statement_text(&request.statement.sql, request.schema)
+            .statement_text(request.statement.sql(), request.schema)
             .into_owned()
     };
     let params: Vec<mysql_async::Value> = request.params.iter().map(param_value).collect();
@@ -816,7 +816,14 @@ fn map_error(engine: &str, e: mysql_async::Error) -> Error {
     let message = server.message;
     match server.code {
         1064 | 1149 => Error::Syntax(message),
-        1146 | 1049 => Error::UndefinedTable(message),
+        1146 => Error::UndefinedTable(message),
+        // "Unknown database": PostgreSQL's name for it is 3D000; MySQL
+        // clients get the number as it came.
+        ER_BAD_DB_ERROR => Error::Rejected {
+            sqlstate: "3D000".to_owned(),
+            mysql_code: Some(ER_BAD_DB_ERROR),
+            message,
+        },
         1054 => Error::UndefinedColumn(message),
         1365 => Error::Data {
             kind: DataErrorKind::DivisionByZero,

@@ -496,13 +496,16 @@ const STALE_PLAN: &str = "0A000";
 /// confused with another.
 #[derive(Debug)]
 struct Named {
-    /// Text to statement number, least recently used first.
-    statements: lru::LruCache<String, u64>,
+    /// Text to its statements, one per typing of its parameters (see
+    /// [`Named::typing`]), least recently used text first.
+    statements: lru::LruCache<String, Vec<(Box<[u32]>, u64)>>,
+    /// How many statements `statements` holds.
+    held: usize,
     /// The last number given.
     last: u64,
-    /// The statement parsed by the request in flight, kept once the server
-    /// confirms it (`ParseComplete`).
-    pending: Option<(String, u64)>,
+    /// The statement parsed by the request in flight (text, typing, number),
+    /// kept once the server confirms it (`ParseComplete`).
+    pending: Option<(String, Box<[u32]>, u64)>,
     /// Statements to close with the next request (evicted or stale).
     closing: Vec<u64>,
     /// How many entries of the pool's [`StaleLog`] this connection applied.
@@ -513,6 +516,7 @@ impl Named {
     fn new() -> Self {
         Named {
             statements: lru::LruCache::unbounded(),
+            held: 0,
             last: 0,
             pending: None,
             closing: Vec::new(),
@@ -520,24 +524,58 @@ impl Named {
         }
     }
 
-    /// The server confirmed the pending `Parse`.
-    fn parsed(&mut self) {
-        if let Some((sql, id)) = self.pending.take() {
-            self.statements.put(sql, id);
-            while self.statements.len() > NAMED_STATEMENTS {
-                if let Some((_, old)) = self.statements.pop_lru() {
-                    self.closing.push(old);
-                }
-            }
+    /// The parameter types a statement is told at `Parse`, as kept: none
+    /// when every one is left to the server, so `[0, 0]` and `[]` (the same
+    /// statement to the server) share one.
+    fn typing(types: &[u32]) -> &[u32] {
+        if types.iter().all(|t| *t == 0) {
+            &[]
+        } else {
+            types
         }
     }
 
-    /// Drops the statement of `text`; the server's copy closes with the next
-    /// request.
-    fn forget(&mut self, text: &str) {
-        if let Some(id) = self.statements.pop(text) {
-            self.closing.push(id);
+    /// The statement held for `sql` with these parameter types, if any.
+    fn get(&mut self, sql: &str, types: &[u32]) -> Option<u64> {
+        let typing = Named::typing(types);
+        self.statements
+            .get(sql)?
+            .iter()
+            .find(|(t, _)| **t == *typing)
+            .map(|&(_, id)| id)
+    }
+
+    /// The server confirmed the pending `Parse`.
+    fn parsed(&mut self) {
+        let Some((sql, typing, id)) = self.pending.take() else {
+            return;
+        };
+        match self.statements.get_mut(&sql) {
+            Some(typings) => typings.push((typing, id)),
+            None => {
+                self.statements.put(sql, vec![(typing, id)]);
+            }
         }
+        self.held += 1;
+        while self.held > NAMED_STATEMENTS {
+            let Some((_, old)) = self.statements.pop_lru() else {
+                break;
+            };
+            self.close(old);
+        }
+    }
+
+    /// Drops the statements of `text`, whatever their parameter types; the
+    /// server's copies close with the next request.
+    fn forget(&mut self, text: &str) {
+        if let Some(typings) = self.statements.pop(text) {
+            self.close(typings);
+        }
+    }
+
+    fn close(&mut self, typings: Vec<(Box<[u32]>, u64)>) {
+        self.held -= typings.len();
+        self.closing.extend(typings.into_iter().map(|(_, id)| id));
     }
 }
 
@@ -576,9 +614,29 @@ impl StaleLog {
     }
 }
 
-/// The name of statement `id`.
-fn statement_name(id: u64) -> String {
-    format!("floe_{id}")
+/// The name of statement `id` (`floe_<id>`), written without allocating:
+/// it is made for every statement that passes through.
+struct StatementName {
+    buf: [u8; 25],
+    len: usize,
+}
+
+impl StatementName {
+    fn new(id: u64) -> Self {
+        const PREFIX: &[u8] = b"floe_";
+        let mut buf = [0; 25];
+        buf[..PREFIX.len()].copy_from_slice(PREFIX);
+        let mut digits = itoa::Buffer::new();
+        let digits = digits.format(id).as_bytes();
+        let len = PREFIX.len() + digits.len();
+        buf[PREFIX.len()..len].copy_from_slice(digits);
+        StatementName { buf, len }
+    }
+
+    fn as_str(&self) -> &str {
+        // ASCII by construction.
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or("floe_")
+    }
 }
 
 /// What reading rows yields, one batch at a time.
@@ -827,34 +885,30 @@ impl WireConn {
     ) -> std::io::Result<Option<u64>> {
         let buf = &mut self.write;
         for id in self.named.closing.drain(..) {
-            frontend::close(b'S', &statement_name(id), buf)?;
+            frontend::close(b'S', StatementName::new(id).as_str(), buf)?;
         }
         // A `Parse` the server refused left nothing behind.
         self.named.pending = None;
         // The same text with other parameter types is another statement.
-        let key: std::borrow::Cow<'_, str> = if types.iter().all(|t| *t == 0) {
-            sql.into()
-        } else {
-            format!("{sql}\0{types:?}").into()
-        };
-        let (name, reused) = match self.named.statements.get(key.as_ref()) {
-            Some(&id) => (statement_name(id), Some(id)),
+        let (name, reused) = match self.named.get(sql, types) {
+            Some(id) => (Some(StatementName::new(id)), Some(id)),
             None if sql.len() <= NAMED_TEXT_MAX => {
                 self.named.last += 1;
                 let id = self.named.last;
-                let name = statement_name(id);
-                frontend::parse(&name, sql, types.iter().copied(), buf)?;
-                self.named.pending = Some((key.into_owned(), id));
-                (name, None)
+                let name = StatementName::new(id);
+                frontend::parse(name.as_str(), sql, types.iter().copied(), buf)?;
+                let typing = Named::typing(types).into();
+                self.named.pending = Some((sql.to_owned(), typing, id));
+                (Some(name), None)
             }
             None => {
                 frontend::parse("", sql, types.iter().copied(), buf)?;
-                (String::new(), None)
+                (None, None)
             }
         };
         let bound = frontend::bind(
             "",
-            &name,
+            name.as_ref().map_or("", StatementName::as_str),
             std::iter::empty::<i16>(),
             params,
             |param, buf| match param {
@@ -923,6 +977,50 @@ mod tests {
         list.iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect()
+    }
+
+    #[test]
+    fn a_text_keeps_one_statement_per_typing_and_forgets_them_all_when_stale() {
+        let mut named = Named::new();
+        let parse = |named: &mut Named, sql: &str, types: &[u32]| {
+            named.last += 1;
+            named.pending = Some((sql.to_owned(), Named::typing(types).into(), named.last));
+            named.parsed();
+            named.last
+        };
+        let untyped = parse(&mut named, "SELECT $1", &[0]);
+        let typed = parse(&mut named, "SELECT $1", &[23]);
+        assert_eq!(
+            named.get("SELECT $1", &[]),
+            Some(untyped),
+            "[0] is [] to the server"
+        );
+        assert_eq!(named.get("SELECT $1", &[0]), Some(untyped));
+        assert_eq!(named.get("SELECT $1", &[23]), Some(typed));
+        assert_eq!(named.get("SELECT $1", &[20]), None);
+        // A stale plan is reported by text: every typing of it goes.
+        named.forget("SELECT $1");
+        assert_eq!(named.get("SELECT $1", &[23]), None);
+        assert_eq!(named.closing, [untyped, typed]);
+        assert_eq!(named.held, 0);
+
+        // At the bound, the least recently used text closes.
+        named.closing.clear();
+        let first = parse(&mut named, "SELECT 0", &[]);
+        for n in 1..NAMED_STATEMENTS {
+            parse(&mut named, &format!("SELECT {n}"), &[]);
+        }
+        assert!(named.closing.is_empty());
+        parse(&mut named, "SELECT 'one more'", &[]);
+        assert_eq!(named.closing, [first]);
+        assert_eq!(named.held, NAMED_STATEMENTS);
+    }
+
+    #[test]
+    fn statement_names_are_written_in_place() {
+        for id in [0, 7, 123_456, u64::MAX] {
+            assert_eq!(StatementName::new(id).as_str(), format!("floe_{id}"));
+        }
     }
 
     #[test]

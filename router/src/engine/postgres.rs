@@ -195,17 +195,17 @@ impl Engine for PostgresEngine {
             && passes_through(&request)
         {
             // A PostgreSQL client's: all PostgreSQL settings.
-            let sql = request.statement.sql.as_str();
+            let sql = request.statement.sql();
             // A statement the client prepared gets its values bound; a simple
             // query goes as it is, or as its shape and constants.
             if request.prepared.is_none() && request.params.is_empty() {
                 let analysis = request.statement;
                 if let Some(shapes) = &self.parameterize {
-                    let (key, hit) = shapes.lookup(sql, analysis.dialect);
-                    let shaped = hit.or_else(|| {
-                        ParameterShape::of(analysis, &key).map(|p| shapes.keep(sql, &key, p))
-                    });
-                    if let Some(shape) = shaped.and_then(|s| s.value.apply(analysis, &key)) {
+                    let key = analysis.shape_key();
+                    let shaped = shapes
+                        .find(sql, key)
+                        .or_else(|| ParameterShape::of(analysis).map(|p| shapes.keep(sql, key, p)));
+                    if let Some(shape) = shaped.and_then(|s| s.value.apply(analysis)) {
                         let values: Vec<Option<String>> =
                             shape.values.into_iter().map(Some).collect();
                         return wire
@@ -270,7 +270,7 @@ async fn read_columns(
 /// Prepares `statement` on `client`, kept in the connection's statement cache
 /// for the execution that follows.
 async fn prepare_on(name: &str, client: &Object, statement: &Analysis) -> Result<Prepared> {
-    let prepared = cached_statement(client, &statement.sql)
+    let prepared = cached_statement(client, statement.sql())
         .await
         .map_err(|e| map_error(name, &e))?;
     let param_types = prepared
@@ -418,7 +418,7 @@ async fn cached_statement(
 /// trip, which caches nothing for texts that are seldom repeated.
 async fn run(name: &str, client: Arc<Object>, request: Request<'_>) -> Result<QueryOutput> {
     let params: Vec<TextParam> = request.params.iter().map(TextParam::from_scalar).collect();
-    let sql = request.statement.sql.as_str();
+    let sql = request.statement.sql();
     if request.prepared.is_some() {
         let statement = cached_statement(&client, sql)
             .await

@@ -508,14 +508,14 @@ impl Router {
         let schema = ctx.schema.unwrap_or(&config.default_schema);
         let shape = self.shapes.of(analysis);
         let (tables, columns) = touched(&shape.value.references, &config.default_catalog, schema);
-        let hints = hints(&analysis.sql);
+        let hints = hints(analysis.sql());
         let tag = ctx.tag.or(hints.tag);
         let facts = Facts {
             user: ctx.user,
             protocol: ctx.protocol,
             schema: ctx.schema,
             tables: &tables,
-            sql: &analysis.sql,
+            sql: analysis.sql(),
             tag,
         };
         let mut pinned: Option<HashSet<&str>> = None;
@@ -1143,7 +1143,7 @@ impl Router {
             mark_placeholders(&mut statement);
             Cow::Owned(statement.to_string())
         } else {
-            Cow::Borrowed(analysis.sql.as_str())
+            Cow::Borrowed(analysis.sql())
         };
         let mut translated = if needs_types(&source) {
             // A division or date arithmetic means what the column types say:
@@ -1165,7 +1165,7 @@ impl Router {
         let sql = translated.remove(0);
         let mut statement = self.translated.analyze_statement(&sql, target)?;
         if marked && unmark_placeholders(&mut statement.statement, target) > 0 {
-            statement.sql = statement.statement.to_string();
+            statement.set_sql(statement.statement.to_string());
         }
         // The translation keeps the client's intent: a read stays a read.
         statement.read_only = analysis.read_only;

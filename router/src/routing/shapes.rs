@@ -51,11 +51,10 @@ impl Shapes {
     /// fingerprint (constants and parameters normalise alike).
     pub(super) fn of(&self, analysis: &Analysis) -> Arc<Shaped<Shape>> {
         self.0
-            .get(&analysis.sql, analysis.dialect, |_| Shape {
+            .get_keyed(analysis.sql(), analysis.shape_key(), || Shape {
                 references: analysis.references(),
                 fingerprint: OnceLock::new(),
             })
-            .1
     }
 }
 

@@ -67,7 +67,7 @@ impl Engine for Fake {
         }
         let mut delay = self.delay;
         if let Some((marker, slow)) = self.slow_on
-            && request.statement.sql.contains(marker)
+            && request.statement.sql().contains(marker)
         {
             delay = slow;
         }

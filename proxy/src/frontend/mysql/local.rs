@@ -163,7 +163,7 @@ pub(super) fn plan(analysis: &Analysis, context: &Context<'_>) -> Result<Plan> {
         }
         _ => {}
     }
-    if !may_name_variables(&analysis.sql) {
+    if !may_name_variables(analysis.sql()) {
         return Ok(Plan::Run(None));
     }
     let mut rewritten = analysis.clone();
@@ -174,7 +174,7 @@ pub(super) fn plan(analysis: &Analysis, context: &Context<'_>) -> Result<Plan> {
     // text, whose parameters are `?` (the tree numbers them).
     let mut text = Statement::clone(&rewritten.statement);
     floe_dialects::question_placeholders(&mut text);
-    rewritten.sql = text.to_string();
+    rewritten.set_sql(text.to_string());
     Ok(Plan::Run(Some(Box::new(rewritten))))
 }
 

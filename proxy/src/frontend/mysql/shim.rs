@@ -153,7 +153,7 @@ impl Shim {
             Plan::Run(rewritten) => {
                 let mut rewritten = rewritten.map(|r| *r);
                 // A text without `?` has no parameter to number: skip the walk.
-                if !numbered && analysis.sql.contains('?') {
+                if !numbered && analysis.sql().contains('?') {
                     let numbering = rewritten.get_or_insert_with(|| analysis.clone());
                     number_placeholders(&mut numbering.statement);
                 }

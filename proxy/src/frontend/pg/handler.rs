@@ -212,7 +212,29 @@ where
     session.set_pg_text(true);
     for analysis in &analyses {
         let outcome = session.run(analysis, &[], None).await.map_err(to_pgwire)?;
+        send_notices(client, session).await?;
         send_response(client, response(outcome, &Format::UnifiedText)?, true).await?;
+    }
+    Ok(())
+}
+
+/// Sends the warnings of the statement the session last ran, as PostgreSQL
+/// does: before the statement's own response.
+async fn send_notices<C>(client: &mut C, session: &mut Session) -> PgWireResult<()>
+where
+    C: Sink<PgWireBackendMessage> + Unpin + Send,
+    C::Error: Debug,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    for notice in session.take_notices() {
+        let info = ErrorInfo::new(
+            "WARNING".to_owned(),
+            notice.code.to_owned(),
+            notice.message.to_owned(),
+        );
+        client
+            .feed(PgWireBackendMessage::NoticeResponse(info.into()))
+            .await?;
     }
     Ok(())
 }
@@ -576,6 +598,7 @@ impl ExtendedQueryHandler for Handler {
             .run(analysis, &params, Some(&statement.prepared))
             .await
             .map_err(to_pgwire)?;
+        send_notices(client, &mut session).await?;
         response(outcome, &portal.result_column_format)
     }
 }
