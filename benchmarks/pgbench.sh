@@ -12,6 +12,7 @@
 #   FLOE_BENCH_WORKER_THREADS=2 bash ...    # clients' runtime threads (0: half the cores)
 #   SECONDS_PER_RUN=30 bash benchmarks/pgbench.sh
 #   ROUNDS=3 bash benchmarks/pgbench.sh      # each target 3 times in turn, medians
+#   FLOE_BENCH_BASE=<floe> bash ...          # another Floe build too, same rounds (A/B)
 #
 # Needs the local PostgreSQL (FLOE_BENCH_PG_HOST/PORT/USER, default
 # 127.0.0.1:5432 postgres); installs pgbouncer with apt-get when missing. The
@@ -31,6 +32,7 @@ work="$(mktemp -d)"
 bouncer_port=16432
 floor_port=17432
 floe_pg_port=25432
+base_pg_port=26432
 
 if ! command -v pgbouncer >/dev/null 2>&1; then
   apt-get update -qq
@@ -41,6 +43,7 @@ pgbouncer_bin="$(command -v pgbouncer)"
 cleanup() {
   # Floe flushes its telemetry as it exits: let it, before its data goes.
   [ -n "${floe_pid:-}" ] && kill "$floe_pid" 2>/dev/null && wait "$floe_pid" 2>/dev/null || true
+  [ -n "${base_pid:-}" ] && kill "$base_pid" 2>/dev/null && wait "$base_pid" 2>/dev/null || true
   [ -n "${bouncer_pid:-}" ] && kill "$bouncer_pid" 2>/dev/null || true
   [ -n "${floor_pid:-}" ] && kill "$floor_pid" 2>/dev/null || true
   rm -rf "$work"
@@ -83,12 +86,13 @@ else
 fi
 bouncer_pid=$!
 
-cat >"$work/floe.toml" <<EOF
+floe_config() { # name port
+  cat >"$work/$1.toml" <<EOF
 [server]
-data_dir = "$work/floe-data"
+data_dir = "$work/$1-data"
 worker_threads = ${FLOE_BENCH_WORKER_THREADS:-0}
 [listen]
-postgres = "127.0.0.1:$floe_pg_port"
+postgres = "127.0.0.1:$2"
 admin = "127.0.0.1:0"
 [demo]
 enabled = false
@@ -100,10 +104,21 @@ type = "postgres"
 url = "host=$host port=$port user=$user dbname=$db"
 max_connections = 16
 EOF
+}
+floe_config floe "$floe_pg_port"
 "$floe_bin" serve --config "$work/floe.toml" &
 floe_pid=$!
+ports="$bouncer_port $floor_port $floe_pg_port"
+# FLOE_BENCH_BASE: a second Floe build measured in the same rounds, so that
+# two builds compare under the same drift (the `base` columns, floe/base).
+if [ -n "${FLOE_BENCH_BASE:-}" ]; then
+  floe_config base "$base_pg_port"
+  "$FLOE_BENCH_BASE" serve --config "$work/base.toml" &
+  base_pid=$!
+  ports="$ports $base_pg_port"
+fi
 
-for p in $bouncer_port $floor_port $floe_pg_port; do
+for p in $ports; do
   for _ in $(seq 1 100); do
     psql -h 127.0.0.1 -p "$p" -U "$user" -d "$db" -qAtc "SELECT 1" >/dev/null 2>&1 && break
     sleep 0.2
@@ -125,9 +140,9 @@ run() { # target-port protocol clients → "tps latency_ms"
 # runs a minute apart, which a single run per target mistakes for a ratio.
 rounds="${ROUNDS:-1}"
 echo "pgbench -n -S, scale 10, ${secs}s per run, $rounds round(s), median, $(nproc) cores"
-printf "%-9s %-8s %9s %9s %9s %9s %9s %9s %10s %9s %11s %11s %13s %12s %13s\n" protocol clients direct \
+printf "%-9s %-8s %9s %9s %9s %9s %9s %9s %10s %9s %11s %11s %13s %12s %13s %9s %9s %13s\n" protocol clients direct \
   pgbouncer floor floe "floe/dir" "floe/pgb" "floe/floor" "floor/dir" "lat+ floe" "lat+ pgb" "floe cpu/txn" \
-  "pgb cpu/txn" "floor cpu/txn"
+  "pgb cpu/txn" "floor cpu/txn" base "floe/base" "base cpu/txn"
 for mode in simple extended; do
   for clients in 1 8; do
     : >"$work/runs"
@@ -136,14 +151,17 @@ for mode in simple extended; do
       measure pgbouncer "$bouncer_proc" run "$bouncer_port" "$mode" "$clients" >>"$work/runs"
       measure floor "$floor_pid" run "$floor_port" "$mode" "$clients" >>"$work/runs"
       measure floe "$floe_pid" run "$floe_pg_port" "$mode" "$clients" >>"$work/runs"
+      [ -z "${base_pid:-}" ] || measure base "$base_pid" run "$base_pg_port" "$mode" "$clients" >>"$work/runs"
     done
     medians "$work/runs" | awk -v m="$mode" -v c="$clients" '
       { tps[$1] = $2; lat[$1] = $3; cpu[$1] = $4 }
       END {
         d = tps["direct"]; b = tps["pgbouncer"]; o = tps["floor"]; f = tps["floe"]
-        printf "%-9s %-8s %9.0f %9.0f %9.0f %9.0f %8.2fx %8.2fx %9.2fx %8.2fx %9.3fms %9.3fms %11.1fus %10.1fus %11.1fus\n",
+        printf "%-9s %-8s %9.0f %9.0f %9.0f %9.0f %8.2fx %8.2fx %9.2fx %8.2fx %9.3fms %9.3fms %11.1fus %10.1fus %11.1fus",
           m, c, d, b, o, f, f / d, f / b, f / o, o / d, lat["floe"] - lat["direct"], lat["pgbouncer"] - lat["direct"],
           cpu["floe"], cpu["pgbouncer"], cpu["floor"]
+        if ("base" in tps) printf " %9.0f %8.2fx %11.1fus", tps["base"], f / tps["base"], cpu["base"]
+        printf "\n"
       }'
   done
 done

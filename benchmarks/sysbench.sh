@@ -10,6 +10,7 @@
 #   FLOE_BENCH_WORKER_THREADS=2 bash ...    # clients' runtime threads (0: half the cores)
 #   SECONDS_PER_RUN=30 bash benchmarks/sysbench.sh
 #   ROUNDS=3 bash benchmarks/sysbench.sh     # each target 3 times in turn, medians
+#   FLOE_BENCH_BASE=<floe> bash ...          # another Floe build too, same rounds (A/B)
 #
 # Needs the local MariaDB (FLOE_BENCH_MY_HOST/PORT/USER, default
 # 127.0.0.1:3306 root, empty password); installs sysbench with apt-get when
@@ -27,6 +28,7 @@ secs="${SECONDS_PER_RUN:-10}"
 target="${CARGO_TARGET_DIR:-$PWD/target}"
 work="$(mktemp -d)"
 floe_port=23306
+base_port=24306
 floor_port=13307
 
 if ! command -v sysbench >/dev/null 2>&1; then
@@ -37,6 +39,7 @@ fi
 cleanup() {
   # Floe flushes its telemetry as it exits: let it, before its data goes.
   [ -n "${floe_pid:-}" ] && kill "$floe_pid" 2>/dev/null && wait "$floe_pid" 2>/dev/null || true
+  [ -n "${base_pid:-}" ] && kill "$base_pid" 2>/dev/null && wait "$base_pid" 2>/dev/null || true
   [ -n "${floor_pid:-}" ] && kill "$floor_pid" 2>/dev/null || true
   rm -rf "$work"
 }
@@ -52,12 +55,13 @@ floe_bin="${FLOE_BENCH_FLOE:-$target/release/floe}"
 bench_bin="${FLOE_BENCH_TOOL:-$target/release/floe-bench}"
 [ -n "${FLOE_BENCH_FLOE:-}" ] || cargo build --release -p floe-proxy -p floe-benchmarks >/dev/null 2>&1
 start_floor "$bench_bin" "$floor_port" "$host" "$port"
-cat >"$work/floe.toml" <<EOF
+floe_config() { # name port
+  cat >"$work/$1.toml" <<EOF
 [server]
-data_dir = "$work/floe-data"
+data_dir = "$work/$1-data"
 worker_threads = ${FLOE_BENCH_WORKER_THREADS:-0}
 [listen]
-mysql = "127.0.0.1:$floe_port"
+mysql = "127.0.0.1:$2"
 admin = "127.0.0.1:0"
 [demo]
 enabled = false
@@ -71,11 +75,24 @@ type = "mysql"
 url = "mysql://$user@$host:$port/$db"
 max_connections = 16
 EOF
+}
+floe_config floe "$floe_port"
 "$floe_bin" serve --config "$work/floe.toml" &
 floe_pid=$!
-for _ in $(seq 1 100); do
-  mysql -h 127.0.0.1 -P "$floe_port" -u "$user" -e "SELECT 1" >/dev/null 2>&1 && break
-  sleep 0.2
+ports="$floe_port"
+# FLOE_BENCH_BASE: a second Floe build measured in the same rounds (see
+# pgbench.sh).
+if [ -n "${FLOE_BENCH_BASE:-}" ]; then
+  floe_config base "$base_port"
+  "$FLOE_BENCH_BASE" serve --config "$work/base.toml" &
+  base_pid=$!
+  ports="$ports $base_port"
+fi
+for p in $ports; do
+  for _ in $(seq 1 100); do
+    mysql -h 127.0.0.1 -P "$p" -u "$user" -e "SELECT 1" >/dev/null 2>&1 && break
+    sleep 0.2
+  done
 done
 
 run() { # test port threads → "tps latency_ms" (or "error")
@@ -91,8 +108,8 @@ run() { # test port threads → "tps latency_ms" (or "error")
 # one's median (see pgbench.sh).
 rounds="${ROUNDS:-1}"
 echo "sysbench, 1 table of 100000 rows, ${secs}s per run, $rounds round(s), median, $(nproc) cores"
-printf "%-18s %-8s %9s %9s %9s %9s %10s %9s %11s %11s %13s %14s\n" test threads direct floor floe "floe/dir" \
-  "floe/floor" "floor/dir" "lat direct" "lat floe" "floe cpu/txn" "floor cpu/txn"
+printf "%-18s %-8s %9s %9s %9s %9s %10s %9s %11s %11s %13s %14s %9s %9s %13s\n" test threads direct floor floe "floe/dir" \
+  "floe/floor" "floor/dir" "lat direct" "lat floe" "floe cpu/txn" "floor cpu/txn" base "floe/base" "base cpu/txn"
 for test in oltp_point_select oltp_read_only; do
   for threads in 1 8; do
     : >"$work/runs"
@@ -100,6 +117,7 @@ for test in oltp_point_select oltp_read_only; do
       measure direct 0 run "$test" "$port" "$threads" >>"$work/runs"
       measure floor "$floor_pid" run "$test" "$floor_port" "$threads" >>"$work/runs"
       measure floe "$floe_pid" run "$test" "$floe_port" "$threads" >>"$work/runs"
+      [ -z "${base_pid:-}" ] || measure base "$base_pid" run "$test" "$base_port" "$threads" >>"$work/runs"
     done
     if grep -q ' error$' "$work/runs"; then
       printf "%-18s %-8s %s\n" "$test" "$threads" "error: $(grep ' error$' "$work/runs" | cut -d' ' -f1 | sort -u | xargs)"
@@ -109,8 +127,10 @@ for test in oltp_point_select oltp_read_only; do
       { tps[$1] = $2; lat[$1] = $3; cpu[$1] = $4 }
       END {
         d = tps["direct"]; o = tps["floor"]; f = tps["floe"]
-        printf "%-18s %-8s %9.0f %9.0f %9.0f %8.2fx %9.2fx %8.2fx %9.3fms %9.3fms %11.1fus %12.1fus\n",
+        printf "%-18s %-8s %9.0f %9.0f %9.0f %8.2fx %9.2fx %8.2fx %9.3fms %9.3fms %11.1fus %12.1fus",
           t, c, d, o, f, f / d, f / o, o / d, lat["direct"], lat["floe"], cpu["floe"], cpu["floor"]
+        if ("base" in tps) printf " %9.0f %8.2fx %11.1fus", tps["base"], f / tps["base"], cpu["base"]
+        printf "\n"
       }'
   done
 done

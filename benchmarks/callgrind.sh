@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Floe's user-space instructions per pass-through statement: `pgbench -n -S`
+# through Floe (one `postgres` engine, pgbench.sh's configuration) under
+# valgrind's callgrind, counters zeroed after a warm-up. A count, not a time:
+# the noise of a shared machine does not move it, so two builds compare in
+# one run even where their throughput difference is within that noise.
+#
+#   FLOE_BENCH_FLOE=<floe> bash benchmarks/callgrind.sh            # simple protocol
+#   MODE=extended TRANSACTIONS=5000 FLOE_BENCH_FLOE=<floe> bash ...
+#   FLOE_BENCH_BASE=<other floe> ...                                # both, one after the other
+#
+# Prints instructions per transaction and the inclusive top of each build
+# (callgrind_annotate); the raw profiles stay in $OUT (default /tmp/floe-callgrind).
+# Needs valgrind (installed with apt-get when missing) and the local
+# PostgreSQL (FLOE_BENCH_PG_HOST/PORT/USER, default 127.0.0.1:5432 postgres);
+# the database `floe_pgbench` is created at scale 1 when missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+host="${FLOE_BENCH_PG_HOST:-127.0.0.1}"
+port="${FLOE_BENCH_PG_PORT:-5432}"
+user="${FLOE_BENCH_PG_USER:-postgres}"
+db=floe_pgbench
+mode="${MODE:-simple}"
+transactions="${TRANSACTIONS:-2000}"
+out="${OUT:-/tmp/floe-callgrind}"
+floe_port=27432
+work="$(mktemp -d)"
+mkdir -p "$out"
+
+if ! command -v valgrind >/dev/null 2>&1; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null
+fi
+cleanup() {
+  [ -n "${floe_pid:-}" ] && kill "$floe_pid" 2>/dev/null && wait "$floe_pid" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+if ! psql -h "$host" -p "$port" -U "$user" -d "$db" -qAtc "SELECT 1 FROM pgbench_accounts LIMIT 1" >/dev/null 2>&1; then
+  psql -h "$host" -p "$port" -U "$user" -d postgres -qc "CREATE DATABASE $db" >/dev/null 2>&1 || true
+  pgbench -h "$host" -p "$port" -U "$user" -i -s 1 -q "$db" >/dev/null 2>&1
+fi
+
+profile() { # name binary
+  local name=$1 bin=$2
+  cat >"$work/floe.toml" <<EOF
+[server]
+data_dir = "$work/$name-data"
+worker_threads = ${FLOE_BENCH_WORKER_THREADS:-0}
+[listen]
+postgres = "127.0.0.1:$floe_port"
+admin = "127.0.0.1:0"
+[demo]
+enabled = false
+[logging]
+level = "warn"
+[[engines]]
+name = "pg"
+type = "postgres"
+url = "host=$host port=$port user=$user dbname=$db"
+max_connections = 16
+EOF
+  rm -f "$out/$name".*
+  valgrind --tool=callgrind --callgrind-out-file="$out/$name.%p" "$bin" serve --config "$work/floe.toml" \
+    2>"$work/valgrind.log" &
+  floe_pid=$!
+  for _ in $(seq 1 300); do
+    psql -h 127.0.0.1 -p "$floe_port" -U "$user" -d "$db" -qAtc "SELECT 1" >/dev/null 2>&1 && break
+    sleep 0.5
+  done
+  pgbench -h 127.0.0.1 -p "$floe_port" -U "$user" -n -S -M "$mode" -c 1 -t 300 "$db" >/dev/null 2>&1
+  callgrind_control -z "$floe_pid" >/dev/null
+  pgbench -h 127.0.0.1 -p "$floe_port" -U "$user" -n -S -M "$mode" -c 1 -t "$transactions" "$db" >/dev/null 2>&1
+  callgrind_control -d "$floe_pid" >/dev/null
+  kill "$floe_pid" 2>/dev/null; wait "$floe_pid" 2>/dev/null || true
+  floe_pid=
+  # The dump after zeroing is the last part file.
+  local dump
+  dump="$(ls -t "$out/$name".* | head -1)"
+  local total
+  total="$(callgrind_annotate "$dump" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(/,/, "", $1); print $1}')"
+  echo "== $name: $(awk -v t="$total" -v n="$transactions" 'BEGIN {printf "%.0f", t / n}') instructions per transaction ($mode, $transactions transactions, $dump)"
+  callgrind_annotate --inclusive=yes --threshold=100 "$dump" 2>/dev/null |
+    awk '/^-+$/ {sep++} sep >= 3 && NF' | head -n "${TOP:-40}"
+}
+
+profile new "${FLOE_BENCH_FLOE:?FLOE_BENCH_FLOE names the floe binary to profile}"
+[ -z "${FLOE_BENCH_BASE:-}" ] || profile base "$FLOE_BENCH_BASE"
