@@ -16,6 +16,8 @@
 # the database `floe_pgbench` is created at scale 1 when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=benchmarks/common.sh
+. benchmarks/common.sh
 
 host="${FLOE_BENCH_PG_HOST:-127.0.0.1}"
 port="${FLOE_BENCH_PG_PORT:-5432}"
@@ -45,25 +47,9 @@ fi
 
 profile() { # name binary
   local name=$1 bin=$2
-  cat >"$work/floe.toml" <<EOF
-[server]
-data_dir = "$work/$name-data"
-worker_threads = ${FLOE_BENCH_WORKER_THREADS:-0}
-[listen]
-postgres = "127.0.0.1:$floe_port"
-admin = "127.0.0.1:0"
-[demo]
-enabled = false
-[logging]
-level = "warn"
-[[engines]]
-name = "pg"
-type = "postgres"
-url = "host=$host port=$port user=$user dbname=$db"
-max_connections = 16
-EOF
+  postgres_floe_config "$work" "$name" "$floe_port" "host=$host port=$port user=$user dbname=$db"
   rm -f "$out/$name".*
-  valgrind --tool=callgrind --callgrind-out-file="$out/$name.%p" "$bin" serve --config "$work/floe.toml" \
+  valgrind --tool=callgrind --callgrind-out-file="$out/$name.%p" "$bin" serve --config "$work/$name.toml" \
     2>"$work/valgrind.log" &
   floe_pid=$!
   for _ in $(seq 1 300); do

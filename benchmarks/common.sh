@@ -50,3 +50,26 @@ medians() {
       }
     }' "$1"
 }
+
+# Writes $1/$2.toml: Floe as the PostgreSQL benchmarks run it (pgbench.sh,
+# callgrind.sh) — the PostgreSQL front end on 127.0.0.1:$3, one `postgres`
+# engine at conninfo $4, data in $1/$2-data, no demo, warnings only.
+postgres_floe_config() { # dir name port conninfo
+  cat >"$1/$2.toml" <<EOF
+[server]
+data_dir = "$1/$2-data"
+worker_threads = ${FLOE_BENCH_WORKER_THREADS:-0}
+[listen]
+postgres = "127.0.0.1:$3"
+admin = "127.0.0.1:0"
+[demo]
+enabled = false
+[logging]
+level = "warn"
+[[engines]]
+name = "pg"
+type = "postgres"
+url = "$4"
+max_connections = 16
+EOF
+}

@@ -86,33 +86,14 @@ else
 fi
 bouncer_pid=$!
 
-floe_config() { # name port
-  cat >"$work/$1.toml" <<EOF
-[server]
-data_dir = "$work/$1-data"
-worker_threads = ${FLOE_BENCH_WORKER_THREADS:-0}
-[listen]
-postgres = "127.0.0.1:$2"
-admin = "127.0.0.1:0"
-[demo]
-enabled = false
-[logging]
-level = "warn"
-[[engines]]
-name = "pg"
-type = "postgres"
-url = "host=$host port=$port user=$user dbname=$db"
-max_connections = 16
-EOF
-}
-floe_config floe "$floe_pg_port"
+postgres_floe_config "$work" floe "$floe_pg_port" "host=$host port=$port user=$user dbname=$db"
 "$floe_bin" serve --config "$work/floe.toml" &
 floe_pid=$!
 ports="$bouncer_port $floor_port $floe_pg_port"
 # FLOE_BENCH_BASE: a second Floe build measured in the same rounds, so that
 # two builds compare under the same drift (the `base` columns, floe/base).
 if [ -n "${FLOE_BENCH_BASE:-}" ]; then
-  floe_config base "$base_pg_port"
+  postgres_floe_config "$work" base "$base_pg_port" "host=$host port=$port user=$user dbname=$db"
   "$FLOE_BENCH_BASE" serve --config "$work/base.toml" &
   base_pid=$!
   ports="$ports $base_pg_port"
