@@ -61,15 +61,15 @@ profile() { # name binary
   pgbench -h 127.0.0.1 -p "$floe_port" -U "$user" -n -S -M "$mode" -c 1 -t "$transactions" "$db" >/dev/null 2>&1
   callgrind_control -d "$floe_pid" >/dev/null
   kill "$floe_pid" 2>/dev/null; wait "$floe_pid" 2>/dev/null || true
-  floe_pid=
-  # The dump after zeroing is the last part file.
-  local dump
-  dump="$(ls -t "$out/$name".* | head -1)"
+  # The counts from zeroing to the dump are part 1; the file without a part
+  # number is what the process did after it (shutting down).
+  local dump="$out/$name.$floe_pid.1"
   local total
   total="$(callgrind_annotate "$dump" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(/,/, "", $1); print $1}')"
   echo "== $name: $(awk -v t="$total" -v n="$transactions" 'BEGIN {printf "%.0f", t / n}') instructions per transaction ($mode, $transactions transactions, $dump)"
   callgrind_annotate --inclusive=yes --threshold=100 "$dump" 2>/dev/null |
-    awk '/^-+$/ {sep++} sep >= 3 && NF' | head -n "${TOP:-40}"
+    awk -v top="${TOP:-40}" '/^-+$/ {sep++; next} sep >= 3 && NF && shown++ < top'
+  floe_pid=
 }
 
 profile new "${FLOE_BENCH_FLOE:?FLOE_BENCH_FLOE names the floe binary to profile}"

@@ -351,7 +351,7 @@ impl Heat {
                     count.add(1.0, now, half_life);
                     *last = (*last).max(now);
                 }
-                columns.push(format!("{table}.{column}:{}", op.as_str()));
+                columns.push([table.as_str(), ".", column.as_str(), ":", op.as_str()].concat());
             }
         }
         state.raw.push_back(RawEvent {
@@ -614,7 +614,7 @@ fn shape_of(shapes: &mut HashMap<u64, String>, event: &QueryEvent) -> (String, S
     if let Some(id) = event.fingerprint
         && let Some(shape) = shapes.get(&id)
     {
-        return (format!("{id:016x}"), shape.clone());
+        return (hex(id), shape.clone());
     }
     match analyze_statement(&event.sql, event.dialect) {
         Ok(analysis) => {
@@ -623,15 +623,32 @@ fn shape_of(shapes: &mut HashMap<u64, String>, event: &QueryEvent) -> (String, S
                 shapes.clear();
             }
             shapes.insert(fingerprint.id, fingerprint.normalized.clone());
-            (format!("{:016x}", fingerprint.id), fingerprint.normalized)
+            (hex(fingerprint.id), fingerprint.normalized)
         }
         Err(_) => (String::new(), String::new()),
     }
 }
 
+/// `id` as 16 lower-case hex digits (`{id:016x}`), without `format!`: made
+/// for every event.
+fn hex(id: u64) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    (0..16)
+        .rev()
+        .map(|i| char::from(DIGITS[usize::try_from((id >> (i * 4)) & 0xf).unwrap_or(0)]))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fingerprints_print_as_sixteen_hex_digits() {
+        for id in [0, 1, 0xabc, u64::MAX, 0x0123_4567_89ab_cdef] {
+            assert_eq!(hex(id), format!("{id:016x}"));
+        }
+    }
 
     fn event(at_ms: i64, sql: &str, column: &str, op: Operator) -> QueryEvent {
         QueryEvent {
