@@ -53,7 +53,8 @@ medians() {
 
 # Writes $1/$2.toml: Floe as the PostgreSQL benchmarks run it (pgbench.sh,
 # callgrind.sh) — the PostgreSQL front end on 127.0.0.1:$3, one `postgres`
-# engine at conninfo $4, data in $1/$2-data, no demo, warnings only.
+# engine at conninfo $4, data in $1/$2-data, no demo, warnings only; the
+# other front ends on ports of their own, so that two can run side by side.
 postgres_floe_config() { # dir name port conninfo
   cat >"$1/$2.toml" <<EOF
 [server]
@@ -61,6 +62,8 @@ data_dir = "$1/$2-data"
 worker_threads = ${FLOE_BENCH_WORKER_THREADS:-0}
 [listen]
 postgres = "127.0.0.1:$3"
+mysql = "127.0.0.1:0"
+flight_sql = "127.0.0.1:0"
 admin = "127.0.0.1:0"
 [demo]
 enabled = false

@@ -62,6 +62,8 @@ data_dir = "$work/$1-data"
 worker_threads = ${FLOE_BENCH_WORKER_THREADS:-0}
 [listen]
 mysql = "127.0.0.1:$2"
+postgres = "127.0.0.1:0"
+flight_sql = "127.0.0.1:0"
 admin = "127.0.0.1:0"
 [demo]
 enabled = false
