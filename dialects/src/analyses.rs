@@ -106,15 +106,14 @@ impl Analyses {
             return shaped.value.as_ref()?.instantiate(text, key).map(Ok);
         }
         let analysis = analyze_statement(text, dialect);
-        Some(analysis.map(|analysis| {
+        Some(analysis.inspect(|analysis| {
             // Only a shape seen before pays for its template (a copy of the
             // tree): most texts of a one-off shape are never seen again.
             self.cache
-                .keep_if_seen(text, &key, || Template::of(&analysis, &key));
+                .keep_if_seen(text, &key, || Template::of(analysis, &key));
             // `analyze_statement` keeps a lone statement's text as it is,
             // so the key is of `analysis.sql`: later readers need not scan.
             let _ = analysis.shape.set(key);
-            analysis
         }))
     }
 }

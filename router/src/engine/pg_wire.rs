@@ -498,7 +498,7 @@ const STALE_PLAN: &str = "0A000";
 struct Named {
     /// Text to its statements, one per typing of its parameters (see
     /// [`Named::typing`]), least recently used text first.
-    statements: lru::LruCache<String, Vec<(Box<[u32]>, u64)>>,
+    statements: lru::LruCache<String, Typings>,
     /// How many statements `statements` holds.
     held: usize,
     /// The last number given.
@@ -573,11 +573,15 @@ impl Named {
         }
     }
 
-    fn close(&mut self, typings: Vec<(Box<[u32]>, u64)>) {
+    fn close(&mut self, typings: Typings) {
         self.held -= typings.len();
         self.closing.extend(typings.into_iter().map(|(_, id)| id));
     }
 }
+
+/// One text's statements: each parameter typing (see [`Named::typing`]) and
+/// its statement's number.
+type Typings = Vec<(Box<[u32]>, u64)>;
 
 /// The texts found stale, in order, the last [`NAMED_STATEMENTS`] of them;
 /// each connection remembers how far it has read (so taking a connection

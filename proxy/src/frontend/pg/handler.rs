@@ -37,7 +37,7 @@ use super::encode::{RowLayout, response};
 use super::error::to_pgwire;
 use crate::error::Error;
 use crate::metrics::Protocol;
-use crate::session::{CancelSlot, PlanState, Session, Shared, TxnState};
+use crate::session::{CancelSlot, Notice, PlanState, Session, Shared, TxnState};
 
 /// The session of one connection, kept in pgwire's per-connection extensions.
 type SessionCell = tokio::sync::Mutex<Session>;
@@ -212,21 +212,26 @@ where
     session.set_pg_text(true);
     for analysis in &analyses {
         let outcome = session.run(analysis, &[], None).await.map_err(to_pgwire)?;
-        send_notices(client, session).await?;
+        let notices = session.take_notices();
+        if !notices.is_empty() {
+            Box::pin(send_notices(client, notices)).await?;
+        }
         send_response(client, response(outcome, &Format::UnifiedText)?, true).await?;
     }
     Ok(())
 }
 
 /// Sends the warnings of the statement the session last ran, as PostgreSQL
-/// does: before the statement's own response.
-async fn send_notices<C>(client: &mut C, session: &mut Session) -> PgWireResult<()>
+/// does: before the statement's own response. Callers box this future and
+/// await it only when there are notices: held inline, its state made every
+/// statement's future larger, and each statement moves its future.
+async fn send_notices<C>(client: &mut C, notices: Vec<Notice>) -> PgWireResult<()>
 where
     C: Sink<PgWireBackendMessage> + Unpin + Send,
     C::Error: Debug,
     PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
 {
-    for notice in session.take_notices() {
+    for notice in notices {
         let info = ErrorInfo::new(
             "WARNING".to_owned(),
             notice.code.to_owned(),
@@ -598,7 +603,10 @@ impl ExtendedQueryHandler for Handler {
             .run(analysis, &params, Some(&statement.prepared))
             .await
             .map_err(to_pgwire)?;
-        send_notices(client, &mut session).await?;
+        let notices = session.take_notices();
+        if !notices.is_empty() {
+            Box::pin(send_notices(client, notices)).await?;
+        }
         response(outcome, &portal.result_column_format)
     }
 }
