@@ -212,19 +212,14 @@ where
     session.set_pg_text(true);
     for analysis in &analyses {
         let outcome = session.run(analysis, &[], None).await.map_err(to_pgwire)?;
-        let notices = session.take_notices();
-        if !notices.is_empty() {
-            Box::pin(send_notices(client, notices)).await?;
-        }
+        send_notices(client, session.take_notices()).await?;
         send_response(client, response(outcome, &Format::UnifiedText)?, true).await?;
     }
     Ok(())
 }
 
 /// Sends the warnings of the statement the session last ran, as PostgreSQL
-/// does: before the statement's own response. Callers box this future and
-/// await it only when there are notices: held inline, its state made every
-/// statement's future larger, and each statement moves its future.
+/// does: before the statement's own response.
 async fn send_notices<C>(client: &mut C, notices: Vec<Notice>) -> PgWireResult<()>
 where
     C: Sink<PgWireBackendMessage> + Unpin + Send,
@@ -603,10 +598,7 @@ impl ExtendedQueryHandler for Handler {
             .run(analysis, &params, Some(&statement.prepared))
             .await
             .map_err(to_pgwire)?;
-        let notices = session.take_notices();
-        if !notices.is_empty() {
-            Box::pin(send_notices(client, notices)).await?;
-        }
+        send_notices(client, session.take_notices()).await?;
         response(outcome, &portal.result_column_format)
     }
 }
