@@ -1,4 +1,4 @@
-# Helpers shared by pgbench.sh and sysbench.sh (sourced, not run).
+# Helpers shared by pgbench.sh, sysbench.sh and callgrind.sh (sourced, not run).
 
 # CPU seconds a process has used (user + system), from /proc; 0 for pid 0.
 cpu_seconds() {
@@ -51,28 +51,41 @@ medians() {
     }' "$1"
 }
 
-# Writes $1/$2.toml: Floe as the PostgreSQL benchmarks run it (pgbench.sh,
-# callgrind.sh) — the PostgreSQL front end on 127.0.0.1:$3, one `postgres`
-# engine at conninfo $4, data in $1/$2-data, no demo, warnings only; the
-# other front ends on ports of their own, so that two can run side by side.
-postgres_floe_config() { # dir name port conninfo
-  cat >"$1/$2.toml" <<EOF
+# Writes $1/$2.toml: Floe as the benchmarks run it — front end $3
+# (`postgres` or `mysql`) on 127.0.0.1:$4, one engine of that kind at $5 (a
+# PostgreSQL conninfo or a MySQL URL), data in $1/$2-data, no demo, warnings
+# only; the other front ends on ports of their own (0), so that two builds
+# run side by side. A MySQL engine's database ($6) is the default schema.
+floe_config() { # dir name frontend port url [mysql database]
+  local dir=$1 name=$2 frontend=$3 port=$4 url=$5 engine
+  {
+    cat <<EOF
 [server]
-data_dir = "$1/$2-data"
+data_dir = "$dir/$name-data"
 worker_threads = ${FLOE_BENCH_WORKER_THREADS:-0}
 [listen]
-postgres = "127.0.0.1:$3"
-mysql = "127.0.0.1:0"
-flight_sql = "127.0.0.1:0"
-admin = "127.0.0.1:0"
+EOF
+    for f in postgres mysql flight_sql admin; do
+      if [ "$f" = "$frontend" ]; then echo "$f = \"127.0.0.1:$port\""; else echo "$f = \"127.0.0.1:0\""; fi
+    done
+    cat <<EOF
 [demo]
 enabled = false
 [logging]
 level = "warn"
+EOF
+    if [ "$frontend" = mysql ]; then
+      engine=maria
+      printf '[routing]\ndefault_schema = "%s"\n' "$6"
+    else
+      engine=pg
+    fi
+    cat <<EOF
 [[engines]]
-name = "pg"
-type = "postgres"
-url = "$4"
+name = "$engine"
+type = "$frontend"
+url = "$url"
 max_connections = 16
 EOF
+  } >"$dir/$name.toml"
 }

@@ -86,14 +86,14 @@ else
 fi
 bouncer_pid=$!
 
-postgres_floe_config "$work" floe "$floe_pg_port" "host=$host port=$port user=$user dbname=$db"
+floe_config "$work" floe postgres "$floe_pg_port" "host=$host port=$port user=$user dbname=$db"
 "$floe_bin" serve --config "$work/floe.toml" &
 floe_pid=$!
 ports="$bouncer_port $floor_port $floe_pg_port"
 # FLOE_BENCH_BASE: a second Floe build measured in the same rounds, so that
 # two builds compare under the same drift (the `base` columns, floe/base).
 if [ -n "${FLOE_BENCH_BASE:-}" ]; then
-  postgres_floe_config "$work" base "$base_pg_port" "host=$host port=$port user=$user dbname=$db"
+  floe_config "$work" base postgres "$base_pg_port" "host=$host port=$port user=$user dbname=$db"
   "$FLOE_BENCH_BASE" serve --config "$work/base.toml" &
   base_pid=$!
   ports="$ports $base_pg_port"

@@ -55,37 +55,14 @@ floe_bin="${FLOE_BENCH_FLOE:-$target/release/floe}"
 bench_bin="${FLOE_BENCH_TOOL:-$target/release/floe-bench}"
 [ -n "${FLOE_BENCH_FLOE:-}" ] || cargo build --release -p floe-proxy -p floe-benchmarks >/dev/null 2>&1
 start_floor "$bench_bin" "$floor_port" "$host" "$port"
-floe_config() { # name port
-  cat >"$work/$1.toml" <<EOF
-[server]
-data_dir = "$work/$1-data"
-worker_threads = ${FLOE_BENCH_WORKER_THREADS:-0}
-[listen]
-mysql = "127.0.0.1:$2"
-postgres = "127.0.0.1:0"
-flight_sql = "127.0.0.1:0"
-admin = "127.0.0.1:0"
-[demo]
-enabled = false
-[logging]
-level = "warn"
-[routing]
-default_schema = "$db"
-[[engines]]
-name = "maria"
-type = "mysql"
-url = "mysql://$user@$host:$port/$db"
-max_connections = 16
-EOF
-}
-floe_config floe "$floe_port"
+floe_config "$work" floe mysql "$floe_port" "mysql://$user@$host:$port/$db" "$db"
 "$floe_bin" serve --config "$work/floe.toml" &
 floe_pid=$!
 ports="$floe_port"
 # FLOE_BENCH_BASE: a second Floe build measured in the same rounds (see
 # pgbench.sh).
 if [ -n "${FLOE_BENCH_BASE:-}" ]; then
-  floe_config base "$base_port"
+  floe_config "$work" base mysql "$base_port" "mysql://$user@$host:$port/$db" "$db"
   "$FLOE_BENCH_BASE" serve --config "$work/base.toml" &
   base_pid=$!
   ports="$ports $base_port"
