@@ -260,26 +260,63 @@ impl Default for ServerConfig {
 }
 
 /// Listener addresses. Port 0 picks a free port; the daemon reports the bound
-/// addresses in its log and in the `--ready-file`.
+/// addresses in its log and in the `--ready-file`. `"off"` turns a listener
+/// off (a key left out keeps its default address).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ListenConfig {
     /// PostgreSQL wire protocol.
     ///
     /// _Default:_ `127.0.0.1:15432`.
+    #[serde(with = "listen_address")]
     pub postgres: Option<SocketAddr>,
     /// MySQL wire protocol.
     ///
     /// _Default:_ `127.0.0.1:13306`.
+    #[serde(with = "listen_address")]
     pub mysql: Option<SocketAddr>,
     /// Arrow Flight SQL (gRPC).
     ///
     /// _Default:_ `127.0.0.1:15433`.
+    #[serde(with = "listen_address")]
     pub flight_sql: Option<SocketAddr>,
     /// Admin HTTP: `/metrics`, `/healthz`, `/readyz`, `/api/*`.
     ///
     /// _Default:_ `127.0.0.1:18080`.
+    #[serde(with = "listen_address")]
     pub admin: Option<SocketAddr>,
+}
+
+/// A listener's address in the config: `host:port`, or `"off"` for none.
+mod listen_address {
+    use std::net::SocketAddr;
+
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(
+        address: &Option<SocketAddr>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match address {
+            Some(address) => serializer.collect_str(address),
+            None => serializer.serialize_str("off"),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<SocketAddr>, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        if text.trim().eq_ignore_ascii_case("off") {
+            return Ok(None);
+        }
+        text.trim().parse().map(Some).map_err(|_| {
+            D::Error::custom(format!(
+                "{text:?} is not an address: expected host:port (an IP address) or \"off\""
+            ))
+        })
+    }
 }
 
 impl Default for ListenConfig {
@@ -1096,6 +1133,34 @@ mod tests {
         let err =
             load_str("[server]\nshutdown_timeout = \"soon\"\n", &[]).expect_err("bad duration");
         assert!(err.to_string().contains("shutdown_timeout"), "{err}");
+    }
+
+    #[test]
+    fn a_listener_is_turned_off_with_off_and_a_left_out_key_keeps_its_default() {
+        let config = load_str(
+            "[listen]\nmysql = \"off\"\nflight_sql = \"OFF\"\n",
+            &[("FLOE_LISTEN_ADMIN", "off")],
+        )
+        .expect("valid");
+        assert_eq!(config.listen.mysql, None);
+        assert_eq!(config.listen.flight_sql, None);
+        assert_eq!(config.listen.admin, None);
+        assert_eq!(
+            config.listen.postgres,
+            Some("127.0.0.1:15432".parse().expect("addr"))
+        );
+        let text = toml::to_string(&config.listen).expect("serializes");
+        assert!(text.contains("mysql = \"off\""), "{text}");
+        let err = load_str("[listen]\nmysql = \"localhost:3306\"\n", &[])
+            .expect_err("a host name is not an address");
+        let err = err.to_string();
+        assert!(err.contains("mysql") && err.contains("\"off\""), "{err}");
+        let err = load_str(
+            "[listen]\npostgres = \"off\"\nmysql = \"off\"\nflight_sql = \"off\"\n",
+            &[],
+        )
+        .expect_err("nothing listens");
+        assert!(err.to_string().contains("at least one front end"), "{err}");
     }
 
     #[test]
