@@ -588,22 +588,37 @@ impl Session {
         // on the block's engine like the statements before it.
         let in_block = self.txn != TxnState::Idle;
         let pinned = &mut self.pinned;
-        let execution = async move {
-            if !in_block {
-                return router.execute(&ctx, request).await;
-            }
-            // A transaction block runs on one engine: the one its first
-            // statement routes to. Nothing in it is retried elsewhere.
-            let pinned = match pinned {
-                Some(pinned) => pinned,
-                None => pinned.insert(router.begin(&ctx, analysis).await?),
-            };
-            router.execute_pinned(pinned, request).await
-        };
+        // Every future awaited here is part of each front end's statement
+        // future, which is moved (copied, all of it) once per statement: the
+        // engine's future is built right in `select!`'s own storage (a `let`
+        // before it, or a generic timeout wrapper taking it as an argument,
+        // would each hold another copy of it), and the rarer transaction
+        // block's is boxed.
+        let mut deadline = (!timeout.is_zero()).then(|| Box::pin(tokio::time::sleep(timeout)));
         let routed = tokio::select! {
             biased;
             _ = cancel.cancelled() => Err(Error::Engine(floe_router::Error::Cancelled)),
-            routed = with_timeout(timeout, execution) => routed,
+            () = async {
+                match deadline.as_mut() {
+                    Some(deadline) => deadline.await,
+                    None => std::future::pending().await,
+                }
+            } => Err(Error::Engine(floe_router::Error::Timeout)),
+            routed = async move {
+                if !in_block {
+                    return router.execute(&ctx, request).await;
+                }
+                // A transaction block runs on one engine: the one its first
+                // statement routes to. Nothing in it is retried elsewhere.
+                Box::pin(async move {
+                    let pinned = match pinned {
+                        Some(pinned) => pinned,
+                        None => pinned.insert(router.begin(&ctx, analysis).await?),
+                    };
+                    router.execute_pinned(pinned, request).await
+                })
+                .await
+            } => routed.map_err(Error::from),
         };
         if routed.is_ok() && savepoint_command(analysis).is_some() {
             if self.txn == TxnState::Failed {
@@ -1327,19 +1342,6 @@ fn expr_text(expr: &Expr) -> String {
 /// What is left of the statement timeout; `None` when there is no timeout.
 fn remaining(timeout: Duration, started: Instant) -> Option<Duration> {
     (!timeout.is_zero()).then(|| timeout.saturating_sub(started.elapsed()))
-}
-
-async fn with_timeout<F, T>(timeout: Duration, future: F) -> Result<T>
-where
-    F: std::future::Future<Output = floe_router::Result<T>>,
-{
-    if timeout.is_zero() {
-        return Ok(future.await?);
-    }
-    match tokio::time::timeout(timeout, future).await {
-        Ok(output) => Ok(output?),
-        Err(_) => Err(Error::Engine(floe_router::Error::Timeout)),
-    }
 }
 
 /// Wraps a result stream: counts rows and bytes for metrics when it ends, stops

@@ -172,12 +172,14 @@ impl Shim {
                 schema: batch.schema(),
                 stream: Box::pin(futures::stream::iter([Ok(batch)])),
             }),
+            // The rare statements' futures are boxed, so that the hot path's
+            // (a query's), moved whole once per statement, stays small.
             Plan::Use(database) => {
-                self.use_database(&database).await?;
+                Box::pin(self.use_database(&database)).await?;
                 Ok(Answer::Done { affected: 0 })
             }
             Plan::Describe(table) => {
-                let batch = self.describe(&table).await?;
+                let batch = Box::pin(self.describe(&table)).await?;
                 Ok(Answer::Rows {
                     schema: batch.schema(),
                     stream: Box::pin(futures::stream::iter([Ok(batch)])),
@@ -315,7 +317,9 @@ impl Shim {
                         // when the next one starts, without the "more results"
                         // flag; the writer adds it.
                         self.fixups.more_results.store(true, Ordering::Release);
-                        let answer = self.answer(&analysis, &[], None, false).await;
+                        // Boxed: a statement's own answer is not part of every
+                        // `respond` future (see `answer`).
+                        let answer = Box::pin(self.answer(&analysis, &[], None, false)).await;
                         Box::pin(self.respond(next, answer, rest)).await
                     }
                 };
@@ -324,7 +328,7 @@ impl Shim {
         match rest.pop_front() {
             None => next.no_more_results().await,
             Some(analysis) => {
-                let answer = self.answer(&analysis, &[], None, false).await;
+                let answer = Box::pin(self.answer(&analysis, &[], None, false)).await;
                 Box::pin(self.respond(next, answer, rest)).await
             }
         }
