@@ -22,10 +22,12 @@ pub struct Tree(Inner);
 
 #[derive(Clone)]
 enum Inner {
-    Parsed(Statement),
+    // Boxed: a `Statement` is ~2.5 KB, and an `Analysis` (which holds its
+    // tree) is moved along the whole statement path and kept in its futures.
+    Parsed(Box<Statement>),
     Shaped {
         pending: Pending,
-        built: OnceLock<Statement>,
+        built: OnceLock<Box<Statement>>,
     },
 }
 
@@ -41,7 +43,7 @@ struct Pending {
 impl Tree {
     /// A tree parsed from its own text.
     pub fn new(statement: Statement) -> Self {
-        Tree(Inner::Parsed(statement))
+        Tree(Inner::Parsed(Box::new(statement)))
     }
 
     /// `template` with `values[i]` in place of the value whose span starts at
@@ -65,9 +67,9 @@ impl Tree {
     /// The statement, owned.
     pub fn into_statement(self) -> Statement {
         match self.0 {
-            Inner::Parsed(statement) => statement,
+            Inner::Parsed(statement) => *statement,
             Inner::Shaped { pending, built } => {
-                built.into_inner().unwrap_or_else(|| pending.build())
+                built.into_inner().map_or_else(|| pending.build(), |b| *b)
             }
         }
     }
@@ -104,7 +106,7 @@ impl Deref for Tree {
     fn deref(&self) -> &Statement {
         match &self.0 {
             Inner::Parsed(statement) => statement,
-            Inner::Shaped { pending, built } => built.get_or_init(|| pending.build()),
+            Inner::Shaped { pending, built } => built.get_or_init(|| Box::new(pending.build())),
         }
     }
 }
@@ -112,7 +114,7 @@ impl Deref for Tree {
 impl DerefMut for Tree {
     fn deref_mut(&mut self) -> &mut Statement {
         if let Inner::Shaped { pending, built } = &mut self.0 {
-            let statement = built.take().unwrap_or_else(|| pending.build());
+            let statement = built.take().unwrap_or_else(|| Box::new(pending.build()));
             self.0 = Inner::Parsed(statement);
         }
         match &mut self.0 {
