@@ -192,15 +192,19 @@ pub struct RawEvent {
 
 #[derive(Debug, Default)]
 struct HeatState {
-    tables: HashMap<String, TableAgg>,
+    tables: FastMap<String, TableAgg>,
     /// Tables changed since the last flush.
-    dirty: std::collections::HashSet<String>,
+    dirty: std::collections::HashSet<String, foldhash::fast::RandomState>,
     raw: VecDeque<RawEvent>,
     /// Raw events not yet written.
     unflushed: usize,
     /// Fingerprint id → shape, so a repeated statement is not printed again.
-    shapes: HashMap<u64, String>,
+    shapes: FastMap<u64, String>,
 }
+
+/// The aggregator's maps, looked up four times per event: foldhash (seeded
+/// per process) costs a fraction of std's SipHash for these short keys.
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// The aggregator: decayed statistics per table and predicate column, raw
 /// events, persistence.
@@ -610,7 +614,7 @@ fn duration_ms(d: Duration) -> i64 {
 /// The event's fingerprint (hex) and shape, from the cache when the router
 /// already computed the id, else by analysing the statement (off the query
 /// path: this runs on the aggregator's task).
-fn shape_of(shapes: &mut HashMap<u64, String>, event: &QueryEvent) -> (String, String) {
+fn shape_of(shapes: &mut FastMap<u64, String>, event: &QueryEvent) -> (String, String) {
     if let Some(id) = event.fingerprint
         && let Some(shape) = shapes.get(&id)
     {

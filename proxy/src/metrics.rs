@@ -39,9 +39,16 @@ pub fn parse_reused() {
     metrics::counter!(PARSE_REUSED).increment(1);
 }
 
-/// Counts one telemetry event, sent or dropped.
+/// Counts one telemetry event, sent or dropped (once per statement: through
+/// a handle, as [`query_finished`] records).
 pub fn telemetry_event(sent: bool) {
-    metrics::counter!(TELEMETRY_EVENTS, "result" => if sent { "sent" } else { "dropped" })
+    let Some(handles) = QUERY_HANDLES.get() else {
+        return;
+    };
+    handles.telemetry[usize::from(sent)]
+        .get_or_init(|| {
+            metrics::counter!(TELEMETRY_EVENTS, "result" => if sent { "sent" } else { "dropped" })
+        })
         .increment(1);
 }
 
@@ -172,6 +179,8 @@ struct QueryHandles {
     duration: [OnceLock<Histogram>; PROTOCOLS * KINDS],
     rows: [OnceLock<Counter>; PROTOCOLS],
     bytes: [OnceLock<Counter>; PROTOCOLS],
+    /// `floe_telemetry_events_total`: dropped, sent.
+    telemetry: [OnceLock<Counter>; 2],
 }
 
 /// Set by [`install`]: handles taken before a recorder is installed would be
@@ -185,6 +194,7 @@ impl QueryHandles {
             duration: std::array::from_fn(|_| OnceLock::new()),
             rows: std::array::from_fn(|_| OnceLock::new()),
             bytes: std::array::from_fn(|_| OnceLock::new()),
+            telemetry: std::array::from_fn(|_| OnceLock::new()),
         }
     }
 

@@ -1589,3 +1589,75 @@ async fn a_mysql_session_in_a_lake_namespace_reaches_mariadb_tables_by_qualified
         other => panic!("expected MariaDB's unknown database, got {other:?}"),
     }
 }
+
+/// The first error text of a simple query through Floe.
+async fn pg_error(client: &tokio_postgres::Client, sql: &str) -> String {
+    match client.simple_query(sql).await {
+        Ok(rows) => panic!("{sql}: expected an error, got {rows:?}"),
+        Err(e) => e
+            .as_db_error()
+            .map_or_else(|| e.to_string(), |d| d.message().to_owned()),
+    }
+}
+
+#[tokio::test]
+async fn a_postgresql_clients_search_path_decides_where_unqualified_names_route() {
+    let direct = postgres_direct().await;
+    direct
+        .batch_execute(
+            "CREATE SCHEMA IF NOT EXISTS floe_sp;
+             DROP TABLE IF EXISTS floe_sp.sp_routed;
+             CREATE TABLE floe_sp.sp_routed (v int); INSERT INTO floe_sp.sp_routed VALUES (7);",
+        )
+        .await
+        .expect("load PostgreSQL");
+    // The one engine serves the `floe_sp` schema only: a statement the router
+    // resolves in `public` has nowhere to go.
+    let daemon = plain_daemon(&format!(
+        "[[engines]]\nname = \"pg\"\ntype = \"postgres\"\nurl = \"{}\"\nserves = [\"*.floe_sp.*\"]\n",
+        postgres_conninfo()
+    ));
+    let client = daemon.connect().await;
+    let select = "SELECT v FROM sp_routed";
+    let nowhere = pg_error(&client, select).await;
+    assert!(nowhere.contains("no engine"), "{nowhere}");
+
+    client
+        .batch_execute("SET search_path = floe_sp, public")
+        .await
+        .expect("SET search_path");
+    assert_eq!(
+        text_rows(&client.simple_query(select).await.expect("simple")),
+        vec![vec![Some("7".to_owned())]]
+    );
+    let v: i32 = client
+        .query_one("SELECT v FROM sp_routed WHERE v = $1", &[&7])
+        .await
+        .expect("extended")
+        .get(0);
+    assert_eq!(v, 7);
+    let rows = text_rows(
+        &client
+            .simple_query(&format!("EXPLAIN ROUTE {select}"))
+            .await
+            .expect("EXPLAIN ROUTE"),
+    );
+    assert_eq!(rows[0][0].as_deref(), Some("pg"), "{rows:?}");
+
+    // A block that changed the path and rolled back leaves it as it was.
+    client
+        .batch_execute("BEGIN; SET search_path = public; ROLLBACK")
+        .await
+        .expect("rolled-back SET");
+    assert_eq!(
+        text_rows(&client.simple_query(select).await.expect("after ROLLBACK")),
+        vec![vec![Some("7".to_owned())]]
+    );
+
+    client
+        .batch_execute("RESET search_path")
+        .await
+        .expect("RESET");
+    let again = pg_error(&client, select).await;
+    assert!(again.contains("no engine"), "{again}");
+}

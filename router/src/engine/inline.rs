@@ -11,20 +11,56 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
 use futures::Stream;
-use tokio::sync::mpsc;
 
 /// The producer's side: where it sends items. A send waits until the
 /// consumer has taken the previous item (one item in flight).
-pub(crate) type Yield<T> = mpsc::Sender<T>;
+///
+/// A slot, not a channel: producer and consumer run in one task, and the
+/// producer is polled only by the consumer's `poll_next`, right after it took
+/// an item, so a send that finds the slot full needs no waker. (A channel
+/// cost an allocation and its bookkeeping per statement.)
+pub(crate) struct Yield<T> {
+    slot: Arc<Mutex<Option<T>>>,
+}
+
+/// The consumer is gone: the item was not delivered.
+#[derive(Debug)]
+pub(crate) struct Closed;
+
+impl<T> Yield<T> {
+    /// Hands `item` to the consumer once the previous one was taken.
+    ///
+    /// # Errors
+    ///
+    /// [`Closed`] when the stream was dropped (its producer then never runs
+    /// again, so this is seen only by a producer that outlives it).
+    pub(crate) async fn send(&self, item: T) -> Result<(), Closed> {
+        let mut item = Some(item);
+        std::future::poll_fn(|_| {
+            if Arc::strong_count(&self.slot) == 1 {
+                return Poll::Ready(Err(Closed));
+            }
+            let mut slot = self.slot.lock().unwrap_or_else(PoisonError::into_inner);
+            if slot.is_some() {
+                // Taken by the consumer, which polls the producer again.
+                return Poll::Pending;
+            }
+            *slot = item.take();
+            Poll::Ready(Ok(()))
+        })
+        .await
+    }
+}
 
 /// A stream of the items a producer future sends, driven by polling the
 /// stream; dropping the stream drops the producer mid-way.
 pub(crate) struct Inline<T> {
     producer: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
-    items: mpsc::Receiver<T>,
+    slot: Arc<Mutex<Option<T>>>,
 }
 
 impl<T> Inline<T> {
@@ -34,11 +70,20 @@ impl<T> Inline<T> {
         F: FnOnce(Yield<T>) -> Fut,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        let (tx, items) = mpsc::channel(1);
+        let slot = Arc::new(Mutex::new(None));
         Inline {
-            producer: Some(Box::pin(make(tx))),
-            items,
+            producer: Some(Box::pin(make(Yield {
+                slot: Arc::clone(&slot),
+            }))),
+            slot,
         }
+    }
+
+    fn take(&self) -> Option<T> {
+        self.slot
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
     }
 }
 
@@ -48,7 +93,7 @@ impl<T> Stream for Inline<T> {
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
         let this = self.get_mut();
         loop {
-            if let Ok(item) = this.items.try_recv() {
+            if let Some(item) = this.take() {
                 return Poll::Ready(Some(item));
             }
             let Some(producer) = this.producer.as_mut() else {
@@ -57,12 +102,12 @@ impl<T> Stream for Inline<T> {
             match producer.as_mut().poll(cx) {
                 // Finished: whatever it sent last is taken on the next turn.
                 Poll::Ready(()) => this.producer = None,
-                // Waiting on the server or on room to send: the producer
-                // registered this task's waker for either.
+                // Waiting on the server (which registered this task's waker)
+                // or on the consumer to take an item (there is one now).
                 Poll::Pending => {
-                    return match this.items.try_recv() {
-                        Ok(item) => Poll::Ready(Some(item)),
-                        Err(_) => Poll::Pending,
+                    return match this.take() {
+                        Some(item) => Poll::Ready(Some(item)),
+                        None => Poll::Pending,
                     };
                 }
             }

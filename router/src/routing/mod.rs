@@ -126,7 +126,7 @@ pub struct EngineEntry {
     pub engine: Arc<dyn Engine>,
     /// How the router treats it.
     pub spec: EngineSpec,
-    serves: Vec<glob::Pattern>,
+    serves: Vec<rules::Glob>,
     /// Its health.
     pub health: Arc<Health>,
     /// Its observed latency.
