@@ -637,10 +637,12 @@ fn shape_of(shapes: &mut FastMap<u64, String>, event: &QueryEvent) -> (String, S
 /// for every event.
 fn hex(id: u64) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    (0..16)
-        .rev()
-        .map(|i| char::from(DIGITS[usize::try_from((id >> (i * 4)) & 0xf).unwrap_or(0)]))
-        .collect()
+    let mut text = String::with_capacity(16);
+    for i in (0..16).rev() {
+        // A nibble: the index is below 16.
+        text.push(char::from(DIGITS[((id >> (i * 4)) & 0xf) as usize]));
+    }
+    text
 }
 
 #[cfg(test)]
