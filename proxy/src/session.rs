@@ -148,7 +148,8 @@ const NO_TRANSACTION: Notice = Notice {
 pub struct PlanState {
     schema: Option<String>,
     /// The session's settings generation ([`Session::settings_changed`]):
-    /// comparing whole settings maps was ~2 k instructions per `Parse`.
+    /// comparing whole settings maps was ~3.6 k instructions per `Parse`
+    /// (benchmarks/RESULTS.md, session 20).
     settings_version: u64,
     pinned: Option<String>,
     schema_epoch: u64,
