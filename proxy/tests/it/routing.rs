@@ -913,6 +913,67 @@ async fn a_mysql_connection_is_reset_after_a_block_only_when_the_block_could_lea
     );
 }
 
+/// The MariaDB connection a statement through Floe runs on: the process
+/// list shows the running statement's own text beside its id.
+async fn engine_connection(conn: &mut mysql_async::Conn, prepared: bool) -> u64 {
+    let sql =
+        "SELECT ID + ? FROM information_schema.PROCESSLIST WHERE INFO LIKE '%floe-kill-probe%'";
+    let id: Option<u64> = if prepared {
+        conn.exec_first(sql, (0,)).await
+    } else {
+        conn.query_first(sql.replace('?', "0")).await
+    }
+    .unwrap_or_else(|e| panic!("the process list (prepared: {prepared}): {e:?}"));
+    id.expect("the statement's own row in the process list")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mysql_engine_connection_killed_while_idle_is_replaced_unseen_for_reads() {
+    let _servers = SERVERS.lock().await;
+    load_servers().await;
+    // One connection to MariaDB: the next statement finds the killed one.
+    let daemon = one_connection_daemon("mysql");
+    let mut conn = floe_mysql(&daemon).await;
+    let mut direct = mariadb_direct().await;
+    for prepared in [false, true] {
+        let before = engine_connection(&mut conn, prepared).await;
+        assert_eq!(
+            engine_connection(&mut conn, prepared).await,
+            before,
+            "consecutive reads share the pooled connection"
+        );
+        direct
+            .query_drop(format!("KILL CONNECTION {before}"))
+            .await
+            .expect("KILL");
+        // Right away: the connection was idle for less than a second.
+        let after = engine_connection(&mut conn, prepared).await;
+        assert_ne!(after, before, "the read ran on a new connection");
+    }
+
+    // A write never runs twice, so it does not take a connection unchecked:
+    // the pool's check finds this one killed and the write runs on a new
+    // one, once.
+    let before = engine_connection(&mut conn, false).await;
+    direct
+        .query_drop(format!("KILL CONNECTION {before}"))
+        .await
+        .expect("KILL");
+    conn.query_drop("INSERT INTO public.route_txn (id) VALUES (424242)")
+        .await
+        .expect("a write after the kill");
+    let rows: Option<i64> = direct
+        .query_first("SELECT COUNT(*) FROM public.route_txn WHERE id = 424242")
+        .await
+        .expect("count");
+    direct
+        .query_drop("DELETE FROM public.route_txn WHERE id = 424242")
+        .await
+        .expect("clean up");
+    assert_eq!(rows, Some(1), "the write ran once");
+    assert_ne!(engine_connection(&mut conn, false).await, before);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_statement_prepared_inside_a_block_is_planned_on_the_blocks_connection() {
     let _servers = SERVERS.lock().await;

@@ -11,7 +11,7 @@
 use std::borrow::Cow;
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
@@ -45,6 +45,64 @@ pub struct MySqlEngine {
     /// Which database each connection is in and which session settings it
     /// holds; shared with the transactions.
     sessions: Arc<Sessions>,
+    /// Connections that just ran a statement cleanly, in front of the pool.
+    warm: Arc<Warm>,
+}
+
+/// How long a connection stays in [`Warm`] after its last statement.
+/// Younger ones are taken without a liveness check; older ones go back to
+/// mysql_async's pool, which checks a connection it hands out.
+const WARM_FOR: Duration = Duration::from_secs(1);
+
+/// Connections that ran a read cleanly within [`WARM_FOR`], newest last.
+///
+/// mysql_async's pool returns a dropped connection through an unbounded
+/// channel to its `Recycler` task, and checks each connection it hands out
+/// with a read on the socket: per statement a channel send, a task wake-up,
+/// a boxed future and a system call (~3.4 k instructions of a 52 k point
+/// select). A connection whose statement was read-only and whose result was
+/// read to its end holds nothing for the pool to clean, so it waits here,
+/// out of the pool but still counted in its limit, for the engine's next
+/// statement. Anything else (a write, which asks for a reset; an error; a
+/// result abandoned half-read) goes back through the pool as before.
+///
+/// A connection the server closed while it waited here fails its next
+/// statement (an engine error the router may retry elsewhere, for a read)
+/// instead of being replaced unseen: [`WARM_FOR`] bounds that window, as
+/// pgbouncer's `server_check_delay` does for its check.
+#[derive(Debug, Default)]
+struct Warm {
+    conns: std::sync::Mutex<Vec<(Conn, Instant)>>,
+}
+
+impl Warm {
+    /// The newest warm connection, if one is young enough; older ones are
+    /// handed back to the pool on the way.
+    fn take(&self) -> Option<Conn> {
+        let now = Instant::now();
+        let mut stale = Vec::new();
+        let conn = {
+            let Ok(mut conns) = self.conns.lock() else {
+                return None;
+            };
+            // Sorted by age: the stale ones are a prefix.
+            let old = conns.partition_point(|(_, since)| now.duration_since(*since) > WARM_FOR);
+            if old > 0 {
+                stale.extend(conns.drain(..old).map(|(conn, _)| conn));
+            }
+            conns.pop().map(|(conn, _)| conn)
+        };
+        // Dropped outside the lock: each goes to the pool's recycler.
+        drop(stale);
+        conn
+    }
+
+    /// Keeps `conn` for the next statement.
+    fn put(&self, conn: Conn) {
+        if let Ok(mut conns) = self.conns.lock() {
+            conns.push((conn, Instant::now()));
+        }
+    }
 }
 
 /// MySQL's "Unknown database".
@@ -249,10 +307,12 @@ impl MySqlEngine {
             connect_timeout: options.connect_timeout,
             types: Arc::default(),
             sessions,
+            warm: Arc::default(),
         })
     }
 
-    async fn conn(&self) -> Result<Conn> {
+    /// A connection from the pool, within the connect timeout.
+    async fn pooled(&self) -> Result<Conn> {
         match tokio::time::timeout(self.connect_timeout, self.pool.get_conn()).await {
             Ok(conn) => conn.map_err(|e| map_error(&self.name, e)),
             Err(_) => Err(Error::EngineUnavailable {
@@ -262,6 +322,52 @@ impl MySqlEngine {
             }),
         }
     }
+
+    /// Runs `work` on a warm connection ([`Warm`]) if there is one, else on
+    /// one from the pool. `work` owns the connection and gives it back.
+    ///
+    /// A warm connection was not checked: if `work` fails on it as on a
+    /// lost connection (the server closed or killed it while it waited), it
+    /// runs once more on a connection from the pool, which is checked. Work
+    /// that is not safe to run twice (`retry` false: a write) takes a
+    /// checked connection from the start.
+    async fn with_conn<T, Fut>(&self, retry: bool, work: impl Fn(Conn) -> Fut) -> Result<T>
+    where
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        if !retry {
+            // Work that must not run twice takes a checked connection: a
+            // warm one goes back to the pool first (making room under the
+            // pool's limit), which checks the connection it hands out.
+            drop(self.warm.take());
+            return work(self.pooled().await?).await;
+        }
+        if let Some(conn) = self.warm.take() {
+            match work(conn).await {
+                Err(e) if lost_connection(&e) => {
+                    tracing::debug!(engine = %self.name, error = %e, "a warm connection was lost; retrying on a pooled one");
+                }
+                done => return done,
+            }
+        }
+        work(self.pooled().await?).await
+    }
+}
+
+/// MariaDB's "Connection was killed", which a connection killed while idle
+/// answers its next statement with.
+const ER_CONNECTION_KILLED: u16 = 1927;
+
+/// `error` is what a connection the server closed or killed gives.
+fn lost_connection(error: &Error) -> bool {
+    matches!(
+        error,
+        Error::EngineUnavailable { .. }
+            | Error::Rejected {
+                mysql_code: Some(ER_CONNECTION_KILLED),
+                ..
+            }
+    )
 }
 
 #[async_trait]
@@ -281,52 +387,85 @@ impl Engine for MySqlEngine {
     ) -> Result<floe_dialects::ColumnTypes> {
         self.types
             .get(tables, schema, |missing| async move {
-                let mut conn = self.conn().await?;
-                read_columns(&self.name, &mut conn, missing).await
+                self.with_conn(true, |mut conn| {
+                    let missing = missing.clone();
+                    async move {
+                        let read = read_columns(&self.name, &mut conn, missing).await?;
+                        self.warm.put(conn);
+                        Ok(read)
+                    }
+                })
+                .await
             })
             .await
     }
 
     async fn probe(&self) -> Result<()> {
-        let mut conn = self.conn().await?;
-        conn.ping().await.map_err(|e| map_error(&self.name, e))
+        // Taking a connection also hands stale warm ones back to the pool,
+        // whose idle timeout then closes them. A warm connection that was
+        // lost does not fail the probe: the engine answers on a new one.
+        self.with_conn(true, |mut conn| async move {
+            conn.ping().await.map_err(|e| map_error(&self.name, e))?;
+            self.warm.put(conn);
+            Ok(())
+        })
+        .await
     }
 
     async fn prepare(&self, statement: &Analysis, scope: Scope<'_>) -> Result<Prepared> {
-        let mut conn = self.conn().await?;
-        prepare_on(&self.name, &mut conn, &self.sessions, statement, scope).await
+        self.with_conn(true, |mut conn| async move {
+            let prepared =
+                prepare_on(&self.name, &mut conn, &self.sessions, statement, scope).await?;
+            // The execution that follows takes this connection, the newest
+            // warm one, and finds the statement in its cache.
+            self.warm.put(conn);
+            Ok(prepared)
+        })
+        .await
     }
 
     async fn execute(&self, request: Request<'_>) -> Result<QueryOutput> {
-        let mut conn = self.conn().await?;
-        self.sessions
-            .enter(&self.name, &mut conn, request.scope(), request.statement)
-            .await?;
-        run(&self.name, Handle::Owned(conn), &self.sessions, request).await
+        // A failure before the first row is an error of `run`'s; a read
+        // that failed so changed nothing and may run again.
+        self.with_conn(request.statement.read_only, |mut conn| async move {
+            self.sessions
+                .enter(&self.name, &mut conn, request.scope(), request.statement)
+                .await?;
+            let conn = Handle::Owned {
+                conn,
+                warm: Arc::clone(&self.warm),
+            };
+            run(&self.name, conn, &self.sessions, request).await
+        })
+        .await
     }
 
     async fn begin(&self, scope: Scope<'_>) -> Result<Option<Box<dyn Transaction>>> {
-        let mut conn = self.conn().await?;
-        // MySQL's SET is not transactional: the block's statements keep the
-        // settings in step as they change.
-        self.sessions
-            .apply(&self.name, &mut conn, scope.settings)
-            .await?;
-        // A block that ran only provably read-only statements leaves nothing
-        // behind, so its connection goes back as it is, prepared statements
-        // included; the first other statement asks for the reset (see
-        // `run`). Resetting every block re-prepared
-        // each statement of every sysbench `oltp_read_only` transaction.
-        conn.query_drop("START TRANSACTION")
-            .await
-            .map_err(|e| map_error(&self.name, e))?;
-        Ok(Some(Box::new(MySqlTransaction {
-            name: self.name.clone(),
-            conn: Arc::new(Mutex::new(conn)),
-            types: Arc::clone(&self.types),
-            sessions: Arc::clone(&self.sessions),
-            ended: false,
-        })))
+        // Nothing has run when `START TRANSACTION` fails: safe to retry.
+        self.with_conn(true, |mut conn| async move {
+            // MySQL's SET is not transactional: the block's statements keep
+            // the settings in step as they change.
+            self.sessions
+                .apply(&self.name, &mut conn, scope.settings)
+                .await?;
+            // A block that ran only provably read-only statements leaves
+            // nothing behind, so its connection goes back as it is, prepared
+            // statements included; the first other statement asks for the
+            // reset (see `run`). Resetting every block re-prepared each
+            // statement of every sysbench `oltp_read_only` transaction.
+            conn.query_drop("START TRANSACTION")
+                .await
+                .map_err(|e| map_error(&self.name, e))?;
+            let block: Box<dyn Transaction> = Box::new(MySqlTransaction {
+                name: self.name.clone(),
+                conn: Arc::new(Mutex::new(conn)),
+                types: Arc::clone(&self.types),
+                sessions: Arc::clone(&self.sessions),
+                ended: false,
+            });
+            Ok(Some(block))
+        })
+        .await
     }
 }
 
@@ -462,18 +601,31 @@ impl Transaction for MySqlTransaction {
     }
 }
 
-/// A connection the statement's task owns: its own from the pool, or the
-/// transaction's, locked until the result ends.
+/// A connection the statement's task owns: its own from the pool (to go
+/// back warm, see [`Handle::release`]), or the transaction's, locked until
+/// the result ends.
 enum Handle {
-    Owned(Conn),
+    Owned { conn: Conn, warm: Arc<Warm> },
     Shared(OwnedMutexGuard<Conn>),
+}
+
+impl Handle {
+    /// Gives the connection back: an owned one that ran a read to its
+    /// `complete` end is kept warm, any other goes to the pool (which resets
+    /// or cleans it); a transaction's lock is released.
+    fn release(self, read_only: bool, complete: bool) {
+        match self {
+            Handle::Owned { conn, warm } if read_only && complete => warm.put(conn),
+            other => drop(other),
+        }
+    }
 }
 
 impl Deref for Handle {
     type Target = Conn;
     fn deref(&self) -> &Conn {
         match self {
-            Handle::Owned(conn) => conn,
+            Handle::Owned { conn, .. } => conn,
             Handle::Shared(guard) => guard,
         }
     }
@@ -482,7 +634,7 @@ impl Deref for Handle {
 impl DerefMut for Handle {
     fn deref_mut(&mut self) -> &mut Conn {
         match self {
-            Handle::Owned(conn) => conn,
+            Handle::Owned { conn, .. } => conn,
             Handle::Shared(guard) => guard,
         }
     }
@@ -526,11 +678,12 @@ async fn run(
     };
     let params: Vec<mysql_async::Value> = request.params.iter().map(param_value).collect();
     let engine = name.to_owned();
+    let read_only = request.statement.read_only;
     let mut items = Inline::new(move |tx: Yield<Item>| async move {
-        let last = if params.is_empty() {
+        let end = if params.is_empty() {
             match conn.query_iter(sql).await {
                 Ok(result) => stream_rows(&engine, result, &tx).await,
-                Err(e) => Some(Item::Head(Err(map_error(&engine, e)))),
+                Err(e) => End::failed(map_error(&engine, e)),
             }
         } else {
             let result = conn
@@ -538,14 +691,14 @@ async fn run(
                 .await;
             match result {
                 Ok(result) => stream_rows(&engine, result, &tx).await,
-                Err(e) => Some(Item::Head(Err(map_error(&engine, e)))),
+                Err(e) => End::failed(map_error(&engine, e)),
             }
         };
-        // The connection goes back to the pool (or the transaction's lock is
-        // released) before the client sees the result's end: its next
-        // statement then finds the connection idle instead of opening one.
-        drop(conn);
-        if let Some(last) = last {
+        // The connection goes back (or the transaction's lock is released)
+        // before the client sees the result's end: its next statement then
+        // finds the connection idle instead of opening one.
+        conn.release(read_only, end.complete);
+        if let Some(last) = end.last {
             drop(tx.send(last).await);
         }
     });
@@ -575,19 +728,50 @@ async fn run(
     }
 }
 
-/// Reads a result: sends its head and full batches, and returns what is to
-/// be sent once the connection is released (the last batch, a command's
-/// head or an error).
+/// How a statement's result ended.
+struct End {
+    /// What is to be sent once the connection is released: the last batch,
+    /// a command's head or an error.
+    last: Option<Item>,
+    /// The result was read to its end without an error: the connection
+    /// holds nothing of it.
+    complete: bool,
+}
+
+impl End {
+    fn failed(error: Error) -> Self {
+        End {
+            last: Some(Item::Head(Err(error))),
+            complete: false,
+        }
+    }
+
+    /// Stopped early (the client went away, or a value did not decode).
+    fn abandoned(last: Option<Item>) -> Self {
+        End {
+            last,
+            complete: false,
+        }
+    }
+}
+
+/// Reads a result: sends its head and full batches, and returns how it
+/// ended.
 async fn stream_rows<P: mysql_async::prelude::Protocol>(
     engine: &str,
     mut result: mysql_async::QueryResult<'_, 'static, P>,
     tx: &Yield<Item>,
-) -> Option<Item> {
+) -> End {
     let columns = result.columns();
     let Some(columns) = columns.filter(|c| !c.is_empty()) else {
         let affected = result.affected_rows();
-        let done = result.drop_result().await.map_err(|e| map_error(engine, e));
-        return Some(Item::Head(done.map(|()| Head::Command(affected))));
+        return match result.drop_result().await {
+            Ok(()) => End {
+                last: Some(Item::Head(Ok(Head::Command(affected)))),
+                complete: true,
+            },
+            Err(e) => End::failed(map_error(engine, e)),
+        };
     };
     let schema = schema_of(&columns);
     let kinds: Vec<DataType> = schema
@@ -597,9 +781,11 @@ async fn stream_rows<P: mysql_async::prelude::Protocol>(
         .collect();
     let mut builder = match BatchBuilder::new(Arc::clone(&schema)) {
         Ok(builder) => builder,
-        Err(e) => return Some(Item::Head(Err(e))),
+        Err(e) => return End::failed(e),
     };
-    tx.send(Item::Head(Ok(Head::Rows(schema)))).await.ok()?;
+    if tx.send(Item::Head(Ok(Head::Rows(schema)))).await.is_err() {
+        return End::abandoned(None);
+    }
     loop {
         let row = result.next().await;
         let outcome = match row {
@@ -611,11 +797,18 @@ async fn stream_rows<P: mysql_async::prelude::Protocol>(
         };
         match outcome {
             Ok(false) => {}
-            Ok(true) => tx.send(Item::Batch(builder.finish())).await.ok()?,
-            Err(e) => return Some(Item::Batch(Err(e))),
+            Ok(true) => {
+                if tx.send(Item::Batch(builder.finish())).await.is_err() {
+                    return End::abandoned(None);
+                }
+            }
+            Err(e) => return End::abandoned(Some(Item::Batch(Err(e)))),
         }
     }
-    (builder.len() > 0).then(|| Item::Batch(builder.finish()))
+    End {
+        last: (builder.len() > 0).then(|| Item::Batch(builder.finish())),
+        complete: true,
+    }
 }
 
 fn decode_row(builder: &mut BatchBuilder, kinds: &[DataType], row: Row) -> Result<()> {

@@ -203,7 +203,7 @@ impl WirePool {
             let wait = Duration::from_millis(5);
             match tokio::time::timeout(wait, Arc::clone(&self.open).acquire_owned()).await {
                 Ok(Ok(permit)) => {
-                    let connect = WireConn::connect(&self.config, permit);
+                    let connect = WireConnection::connect(&self.config, permit);
                     return match tokio::time::timeout_at(deadline, connect).await {
                         Ok(Ok(conn)) => Ok(conn),
                         Ok(Err(e)) => Err(self.error(e)),
@@ -726,9 +726,15 @@ fn server_error(body: &postgres_protocol::message::backend::ErrorResponseBody) -
     WireError::Server { code, message }
 }
 
+/// A connection as the pool and a statement's futures hold it: boxed,
+/// because each statement moves its connection from the pool into the
+/// query, its head, the row stream and back, and a pointer moves where the
+/// struct (~350 bytes) would be copied each time.
+type WireConn = Box<WireConnection>;
+
 /// One connection to the server.
 #[derive(Debug)]
-struct WireConn {
+struct WireConnection {
     stream: TcpStream,
     read: BytesMut,
     write: BytesMut,
@@ -749,7 +755,7 @@ struct WireConn {
     _permit: OwnedSemaphorePermit,
 }
 
-impl Drop for WireConn {
+impl Drop for WireConnection {
     /// A connection dropped in the middle of a statement (the client went
     /// away, cancelled, or timed out) cancels the statement on the server, as
     /// psql's Ctrl-C does; closing the socket alone would let it run on until
@@ -773,14 +779,14 @@ impl Drop for WireConn {
     }
 }
 
-impl WireConn {
+impl WireConnection {
     async fn connect(
         config: &WireConfig,
         permit: OwnedSemaphorePermit,
     ) -> std::result::Result<WireConn, WireError> {
         let stream = TcpStream::connect((config.host.as_str(), config.port)).await?;
         stream.set_nodelay(true)?;
-        let mut conn = WireConn {
+        let mut conn = Box::new(WireConnection {
             stream,
             read: BytesMut::with_capacity(8192),
             write: BytesMut::with_capacity(1024),
@@ -791,7 +797,7 @@ impl WireConn {
             last_schema: None,
             applied: Vec::new(),
             _permit: permit,
-        };
+        });
         let mut params = vec![
             ("user", config.user.as_str()),
             ("application_name", "floe"),

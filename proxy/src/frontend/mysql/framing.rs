@@ -229,6 +229,14 @@ impl<W> Fixups<W> {
         Fixups { inner, flags }
     }
 
+    /// Whether a fix is armed. Almost never: a packet then passes without
+    /// being looked at (opensrv writes every row as its own packet).
+    fn armed(&self) -> bool {
+        use std::sync::atomic::Ordering;
+        self.flags.access_denied.load(Ordering::Acquire)
+            || self.flags.more_results.load(Ordering::Acquire)
+    }
+
     /// The payload corrected, if it is a packet an armed fix applies to.
     fn patched(&self, payload: &[u8]) -> Option<Vec<u8>> {
         use std::sync::atomic::Ordering;
@@ -261,6 +269,9 @@ impl<W: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Fixups<W> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
+        if !this.armed() {
+            return Pin::new(&mut this.inner).poll_write(cx, buf);
+        }
         // opensrv writes a header and its payload together (vectored); a
         // plain write carries both, the payload from byte 4.
         let patched = buf
@@ -279,6 +290,9 @@ impl<W: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Fixups<W> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
+        if !this.armed() {
+            return Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        }
         let patched: Vec<Option<Vec<u8>>> = bufs.iter().map(|b| this.patched(b)).collect();
         if patched.iter().all(Option::is_none) {
             return Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
