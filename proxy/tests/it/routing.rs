@@ -927,6 +927,14 @@ async fn engine_connection(conn: &mut mysql_async::Conn, prepared: bool) -> u64 
     id.expect("the statement's own row in the process list")
 }
 
+/// Ends MariaDB connection `id` from outside, as an administrator would.
+async fn kill(direct: &mut mysql_async::Conn, id: u64) {
+    direct
+        .query_drop(format!("KILL CONNECTION {id}"))
+        .await
+        .unwrap_or_else(|e| panic!("KILL CONNECTION {id}: {e:?}"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mysql_engine_connection_killed_while_idle_is_replaced_unseen_for_reads() {
     let _servers = SERVERS.lock().await;
@@ -942,10 +950,7 @@ async fn a_mysql_engine_connection_killed_while_idle_is_replaced_unseen_for_read
             before,
             "consecutive reads share the pooled connection"
         );
-        direct
-            .query_drop(format!("KILL CONNECTION {before}"))
-            .await
-            .expect("KILL");
+        kill(&mut direct, before).await;
         // Right away: the connection was idle for less than a second.
         let after = engine_connection(&mut conn, prepared).await;
         assert_ne!(after, before, "the read ran on a new connection");
@@ -955,10 +960,7 @@ async fn a_mysql_engine_connection_killed_while_idle_is_replaced_unseen_for_read
     // the pool's check finds this one killed and the write runs on a new
     // one, once.
     let before = engine_connection(&mut conn, false).await;
-    direct
-        .query_drop(format!("KILL CONNECTION {before}"))
-        .await
-        .expect("KILL");
+    kill(&mut direct, before).await;
     conn.query_drop("INSERT INTO public.route_txn (id) VALUES (424242)")
         .await
         .expect("a write after the kill");
