@@ -58,18 +58,18 @@ const WARM_FOR: Duration = Duration::from_secs(1);
 ///
 /// mysql_async's pool returns a dropped connection through an unbounded
 /// channel to its `Recycler` task, and checks each connection it hands out
-/// with a read on the socket: per statement a channel send, a task wake-up,
-/// a boxed future and a system call (~3.4 k instructions of a 52 k point
-/// select). A connection whose statement was read-only and whose result was
+/// in a boxed future: per statement a channel send, a task wake-up and the
+/// check (~3.4 k instructions of a 52 k point select). A connection whose statement was read-only and whose result was
 /// read to its end holds nothing for the pool to clean, so it waits here,
 /// out of the pool but still counted in its limit, for the engine's next
 /// statement. Anything else (a write, which asks for a reset; an error; a
 /// result abandoned half-read) goes back through the pool as before.
 ///
-/// A connection the server closed while it waited here fails its next
-/// statement (an engine error the router may retry elsewhere, for a read)
-/// instead of being replaced unseen: [`WARM_FOR`] bounds that window, as
-/// pgbouncer's `server_check_delay` does for its check.
+/// A connection the server closed or killed while it waited here is found
+/// by the work that takes it, which then runs once more on a pooled,
+/// checked connection ([`MySqlEngine::with_conn`]); writes never take a warm
+/// one. [`WARM_FOR`] bounds how long a connection goes unchecked, as
+/// pgbouncer's `server_check_delay` does.
 #[derive(Debug, Default)]
 struct Warm {
     conns: std::sync::Mutex<Vec<(Conn, Instant)>>,
