@@ -26,8 +26,8 @@ use floe_dialects::{Analyses, Analysis, StatementKind};
 use floe_maintenance::now_ms;
 use floe_maintenance::telemetry::{QueryEvent, QueryOutcome, TelemetrySender};
 use floe_router::engine::{
-    BatchStream, MYSQL_SESSION_SETTINGS, POSTGRES_SESSION_SETTINGS, Prepared, QueryOutput, Request,
-    ScanStats,
+    BatchStream, MYSQL_SESSION_SETTINGS, MySqlRows, POSTGRES_SESSION_SETTINGS, Prepared,
+    QueryOutput, Request, ScanStats,
 };
 use floe_router::routing::{Explanation, Pinned};
 use floe_router::{RouteContext, Router, Strategy};
@@ -179,6 +179,10 @@ pub struct Session {
     /// PostgreSQL engine may pass its rows through unconverted. Set by the
     /// front end before each statement it runs.
     pg_text: bool,
+    /// How the MySQL front end sends the next result's rows, when a MySQL
+    /// engine's own rows may go to the client as they are. Set by the front
+    /// end before each statement it runs.
+    mysql_rows: Option<MySqlRows>,
     /// The settings of [`forwarded_names`] this session `SET`, sorted by
     /// name: an engine of the session's own server kind applies them on the
     /// connection that runs the session's statement.
@@ -362,6 +366,7 @@ impl Session {
             user: String::new(),
             pinned: None,
             pg_text: false,
+            mysql_rows: None,
             forwarded: Vec::new(),
             block_settings: None,
             notices: Vec::new(),
@@ -374,6 +379,14 @@ impl Session {
     /// path of that front end that runs a statement sets it first.
     pub fn set_pg_text(&mut self, text: bool) {
         self.pg_text = text && self.protocol == Protocol::Postgres;
+    }
+
+    /// Tells the session how the MySQL front end sends the coming result's
+    /// rows, if it can send a MySQL server's own (`None`: it cannot, as for
+    /// a statement of a multi-statement query); every path of that front
+    /// end that runs a statement sets it first.
+    pub fn set_mysql_rows(&mut self, rows: Option<MySqlRows>) {
+        self.mysql_rows = rows.filter(|_| self.protocol == Protocol::MySql);
     }
 
     /// Records who the client authenticated as, for routing rules.
@@ -581,6 +594,7 @@ impl Session {
             schema: self.schema.as_deref(),
             scan: scan.as_ref(),
             pg_text: self.pg_text,
+            mysql_rows: self.mysql_rows,
             settings: &self.forwarded,
         };
         let ctx = route_context(

@@ -6,6 +6,7 @@
 mod adbc;
 mod corpus;
 mod mysql_cli;
+mod mysql_engine;
 mod mysql_python;
 mod psql;
 mod psycopg;

@@ -487,9 +487,10 @@ pub struct EngineConfig {
     #[serde(with = "humantime_serde")]
     pub connect_timeout: Duration,
     /// `postgres` engines: PostgreSQL clients' read-only statements with text
-    /// results get the server's own rows, forwarded without conversion, on
-    /// a pool of their own (at most `max_connections` more connections).
-    /// `false` converts every result through Arrow.
+    /// results get the server's own rows; `mysql` engines: MySQL clients'
+    /// read-only statements do (text or binary rows). Forwarded without
+    /// conversion, on a pool of their own (at most `max_connections` more
+    /// connections). `false` converts every result through Arrow.
     ///
     /// _Default:_ `true`.
     pub pass_through: bool,

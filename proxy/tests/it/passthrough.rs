@@ -371,3 +371,296 @@ async fn pass_through_can_be_turned_off_per_engine() {
     );
     assert_eq!(passed_through(&daemon), 0.0);
 }
+
+// MySQL: a MySQL client's read-only statement that runs unchanged on a
+// MySQL engine gets the server's own column definitions and rows, text or
+// binary, with no Arrow round trip.
+
+/// One `maria` engine (`FLOE_TEST_MYSQL`), with extra engine settings.
+fn maria_config(extra: &str) -> String {
+    format!(
+        "[[engines]]\nname = \"maria\"\ntype = \"mysql\"\nurl = \"{}\"\nmax_connections = 4\n{extra}\n",
+        crate::routing::mysql_url()
+    )
+}
+
+/// A connection straight to the test MariaDB, after it ran `setup`.
+async fn mariadb_with(setup: &[&str]) -> mysql_async::Conn {
+    use mysql_async::prelude::Queryable;
+    let mut direct = crate::routing::mariadb_direct().await;
+    for sql in setup {
+        direct
+            .query_drop(*sql)
+            .await
+            .unwrap_or_else(|e| panic!("MariaDB: {sql}: {e}"));
+    }
+    direct
+}
+
+/// Statements the `maria` engine passed through so far.
+fn maria_passed(daemon: &floe_conformance::Daemon) -> f64 {
+    daemon.metric("floe_engine_passthrough_statements_total{engine=\"maria\"}")
+}
+
+/// Each row's values, as the client decoded them.
+fn my_values(rows: &[mysql_async::Row]) -> Vec<Vec<mysql_async::Value>> {
+    rows.iter().map(|row| row.clone().unwrap()).collect()
+}
+
+/// Each column's name, type and flags, as the client was told them.
+fn my_columns(
+    rows: &[mysql_async::Row],
+) -> Vec<(
+    String,
+    mysql_async::consts::ColumnType,
+    mysql_async::consts::ColumnFlags,
+)> {
+    rows.first()
+        .map(|row| {
+            row.columns_ref()
+                .iter()
+                .map(|c| (c.name_str().into_owned(), c.column_type(), c.flags()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+const PASS_ROWS: &[&str] = &[
+    "DROP TABLE IF EXISTS test.pass_rows",
+    "CREATE TABLE test.pass_rows (id INT, big BIGINT, u INT UNSIGNED, name VARCHAR(40), \
+     price DECIMAL(10,2), at DATETIME(3), d DATE, t TIME, f DOUBLE, b VARBINARY(8))",
+    "INSERT INTO test.pass_rows VALUES \
+     (1, -9000000000, 4000000000, 'plain', 1.50, '2024-01-01 10:00:00.250', '2024-02-29', '-12:30:00', 0.1, x'00ff'), \
+     (2, NULL, NULL, 'tab\there \"q\" \\\\ ünï', NULL, NULL, NULL, NULL, NULL, NULL), \
+     (3, 0, 0, NULL, -0.01, '1999-12-31 23:59:59', '1970-01-01', '00:00:01', -1e300, '')",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mysql_engine_answers_mysql_clients_with_its_own_rows() {
+    use mysql_async::prelude::Queryable;
+    let mut direct = mariadb_with(PASS_ROWS).await;
+    let daemon = plain_daemon(&maria_config(""));
+    let mut floe = crate::mysql::connect(&daemon).await;
+    // mysql_async reads a few variables when it connects; Floe answers them
+    // with a table-less SELECT on the engine, which passes through too.
+    let base = maria_passed(&daemon);
+
+    // Text rows: every value, and every column's type, as the server sent them.
+    let sql = "SELECT * FROM test.pass_rows ORDER BY id";
+    let expected: Vec<mysql_async::Row> = direct.query(sql).await.expect("direct");
+    let got: Vec<mysql_async::Row> = floe.query(sql).await.expect("through Floe");
+    assert_eq!(my_values(&got), my_values(&expected));
+    assert_eq!(my_columns(&got), my_columns(&expected));
+    assert_eq!(maria_passed(&daemon) - base, 1.0);
+
+    // Binary rows of a prepared statement, laid out as Floe described them
+    // at prepare: passed through too, and the second execution reuses the
+    // connection's prepared statement.
+    let sql =
+        "SELECT id, big, name, price, at, d, f, b FROM test.pass_rows WHERE id >= ? ORDER BY id";
+    let expected: Vec<mysql_async::Row> = direct.exec(sql, (1,)).await.expect("direct");
+    for round in 1..=2 {
+        let got: Vec<mysql_async::Row> = floe.exec(sql, (1,)).await.expect("through Floe");
+        assert_eq!(my_values(&got), my_values(&expected), "round {round}");
+    }
+    assert_eq!(maria_passed(&daemon) - base, 3.0);
+    assert!(
+        daemon.metric("floe_engine_passthrough_reused_total{engine=\"maria\"}") >= 1.0,
+        "the second execution reused the prepared statement"
+    );
+    let some: Vec<(i32, Option<String>)> = floe
+        .exec(
+            "SELECT id, name FROM test.pass_rows WHERE name = ? OR id = ? ORDER BY id",
+            ("plain", 3),
+        )
+        .await
+        .expect("string and integer parameters");
+    assert_eq!(some, vec![(1, Some("plain".to_owned())), (3, None)]);
+
+    // An unsigned column is one Floe describes wider than the server sends
+    // it: the statement takes the converting path, with the same values.
+    let passed = maria_passed(&daemon);
+    let u: Vec<Option<u64>> = floe
+        .exec(
+            "SELECT u FROM test.pass_rows WHERE id >= ? ORDER BY id",
+            (1,),
+        )
+        .await
+        .expect("converted");
+    assert_eq!(u, vec![Some(4_000_000_000), None, Some(0)]);
+    assert_eq!(maria_passed(&daemon), passed, "not passed through");
+
+    // The server's error, with its code, and the connection goes on.
+    let error = floe
+        .query_drop("SELECT nowhere FROM test.pass_rows")
+        .await
+        .expect_err("an unknown column");
+    match error {
+        mysql_async::Error::Server(e) => assert_eq!((e.code, e.state.as_str()), (1054, "42S22")),
+        other => panic!("expected a server error, got {other:?}"),
+    }
+    let count: Option<i64> = floe
+        .query_first("SELECT COUNT(*) FROM test.pass_rows")
+        .await
+        .expect("after the error");
+    assert_eq!(count, Some(3));
+
+    // A session's time zone reaches the pass-through connection that runs
+    // its statement, and not the next session's.
+    floe.query_drop("SET time_zone = '+05:00'")
+        .await
+        .expect("SET time_zone");
+    let shifted: Option<String> = floe
+        .query_first("SELECT CAST(FROM_UNIXTIME(0) AS CHAR) FROM test.pass_rows LIMIT 1")
+        .await
+        .expect("in +05:00");
+    assert_eq!(shifted.as_deref(), Some("1970-01-01 05:00:00"));
+    let server: Option<String> = direct
+        .query_first("SELECT CAST(FROM_UNIXTIME(0) AS CHAR)")
+        .await
+        .expect("the server's zone");
+    let mut other = crate::mysql::connect(&daemon).await;
+    let unshifted: Option<String> = other
+        .query_first("SELECT CAST(FROM_UNIXTIME(0) AS CHAR) FROM test.pass_rows LIMIT 1")
+        .await
+        .expect("in the server's zone");
+    assert_eq!(unshifted, server);
+
+    // A multi-statement query's results are converted (each numbered by the
+    // front end), and correct.
+    let mut results = floe
+        .query_iter("SELECT id FROM test.pass_rows WHERE id = 1; SELECT name FROM test.pass_rows WHERE id = 1")
+        .await
+        .expect("two statements");
+    let first: Vec<i32> = results.collect().await.expect("first result");
+    let second: Vec<String> = results.collect().await.expect("second result");
+    assert_eq!((first, second), (vec![1], vec!["plain".to_owned()]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_mysql_result_streams_through_whole_and_in_order() {
+    use mysql_async::prelude::Queryable;
+    let daemon = plain_daemon(&maria_config(""));
+    let mut floe = crate::mysql::connect(&daemon).await;
+    // MariaDB's sequence engine: 200,000 rows of ~40 bytes, many batches.
+    let sql = "SELECT seq, REPEAT('x', 30) FROM test.seq_1_to_200000 ORDER BY seq";
+    let mut rows = floe.query_iter(sql).await.expect("text");
+    let (mut count, mut next) = (0u64, 1u64);
+    while let Some(row) = rows.next().await.expect("a row") {
+        let (seq, pad): (u64, String) = mysql_async::from_row(row);
+        assert_eq!((seq, pad.len()), (next, 30));
+        count += 1;
+        next += 1;
+    }
+    drop(rows);
+    assert_eq!(count, 200_000);
+    let sum: Vec<(u64,)> = floe
+        .exec(
+            "SELECT seq FROM test.seq_1_to_200000 WHERE seq > ? ORDER BY seq",
+            (199_990,),
+        )
+        .await
+        .expect("binary");
+    assert_eq!(sum.len(), 10);
+    // A result abandoned half-read closes its connection; the next
+    // statement runs on another.
+    let mut rows = floe.query_iter(sql).await.expect("again");
+    let _ = rows.next().await.expect("first row");
+    drop(rows);
+    let one: Option<u64> = floe
+        .query_first("SELECT seq FROM test.seq_1_to_5 WHERE seq = 5")
+        .await
+        .expect("after an abandoned result");
+    assert_eq!(one, Some(5));
+    assert!(maria_passed(&daemon) >= 4.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mysql_engine_behind_a_password_passes_through() {
+    use mysql_async::prelude::Queryable;
+    let _direct = mariadb_with(&[
+        "CREATE USER IF NOT EXISTS 'floe_wire'@'localhost' IDENTIFIED BY 'wire-secret'",
+        "CREATE USER IF NOT EXISTS 'floe_wire'@'127.0.0.1' IDENTIFIED BY 'wire-secret'",
+        "GRANT SELECT ON test.* TO 'floe_wire'@'localhost'",
+        "GRANT SELECT ON test.* TO 'floe_wire'@'127.0.0.1'",
+    ])
+    .await;
+    let url = crate::routing::mysql_url().replacen("root@", "floe_wire:wire-secret@", 1);
+    let daemon = plain_daemon(&format!(
+        "[[engines]]\nname = \"maria\"\ntype = \"mysql\"\nurl = \"{url}\"\n"
+    ));
+    let mut floe = crate::mysql::connect(&daemon).await;
+    let base = maria_passed(&daemon);
+    let one: Option<u64> = floe
+        .query_first("SELECT seq FROM test.seq_1_to_1")
+        .await
+        .expect("as floe_wire");
+    assert_eq!(one, Some(1));
+    // The pass-through connection logged in with the password's proof.
+    assert_eq!(maria_passed(&daemon) - base, 1.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_pass_through_can_be_turned_off_per_engine() {
+    use mysql_async::prelude::Queryable;
+    let daemon = plain_daemon(&maria_config("pass_through = false"));
+    let mut floe = crate::mysql::connect(&daemon).await;
+    let rows: Vec<(u64, u64)> = floe
+        .query("SELECT seq, seq * 2 FROM test.seq_1_to_3 ORDER BY seq")
+        .await
+        .expect("converted through Arrow");
+    assert_eq!(rows, vec![(1, 2), (2, 4), (3, 6)]);
+    assert_eq!(maria_passed(&daemon), 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_mysql_pass_through_statement_stops_on_the_server() {
+    use mysql_async::prelude::Queryable;
+    let mut direct = crate::routing::mariadb_direct().await;
+    let daemon = plain_daemon(&maria_config(""));
+    let mut victim = crate::mysql::connect(&daemon).await;
+    let id = victim.id();
+    let sql = "SELECT SLEEP(60), 'floe-sleep-probe' FROM test.seq_1_to_1";
+    let query = tokio::spawn(async move { victim.query_drop(sql).await });
+    let running = "SELECT COUNT(*) FROM information_schema.PROCESSLIST \
+                   WHERE INFO LIKE 'SELECT SLEEP(60), ''floe-sleep-probe''%'";
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let count: Option<i64> = direct.query_first(running).await.expect("process list");
+        if count == Some(1) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the statement never reached MariaDB"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The client's KILL QUERY through Floe ends its statement there, and
+    // Floe's pass-through connection stops it on the server.
+    let mut killer = crate::mysql::connect(&daemon).await;
+    killer
+        .query_drop(format!("KILL QUERY {id}"))
+        .await
+        .expect("KILL QUERY");
+    let ended = tokio::time::timeout(Duration::from_secs(30), query)
+        .await
+        .expect("the statement ended")
+        .expect("task");
+    match ended {
+        Err(mysql_async::Error::Server(e)) => assert_eq!(e.code, 1317, "{e:?}"),
+        other => panic!("expected the statement to be cancelled, got {other:?}"),
+    }
+    let started = Instant::now();
+    loop {
+        let count: Option<i64> = direct.query_first(running).await.expect("process list");
+        if count == Some(0) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "SLEEP(60) still runs on MariaDB"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -18,7 +18,7 @@ pub(crate) fn postgres_conninfo() -> String {
         .unwrap_or_else(|_| "host=127.0.0.1 port=5432 user=postgres dbname=test".to_owned())
 }
 
-fn mysql_url() -> String {
+pub(crate) fn mysql_url() -> String {
     std::env::var("FLOE_TEST_MYSQL")
         .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".to_owned())
 }
@@ -939,8 +939,20 @@ async fn kill(direct: &mut mysql_async::Conn, id: u64) {
 async fn a_mysql_engine_connection_killed_while_idle_is_replaced_unseen_for_reads() {
     let _servers = SERVERS.lock().await;
     load_servers().await;
+    // Both ways a read reaches MariaDB: the pass-through's own connection
+    // (MariaDB answers the killed connection's next command with 1927), and
+    // mysql_async's warm one.
+    for pass_through in [true, false] {
+        killed_connection_round(pass_through).await;
+    }
+}
+
+async fn killed_connection_round(pass_through: bool) {
     // One connection to MariaDB: the next statement finds the killed one.
-    let daemon = one_connection_daemon("mysql");
+    let daemon = plain_daemon(&format!(
+        "[[engines]]\nname = \"maria\"\ntype = \"mysql\"\nurl = \"{}\"\nmax_connections = 1\npass_through = {pass_through}\n",
+        mysql_url()
+    ));
     let mut conn = floe_mysql(&daemon).await;
     let mut direct = mariadb_direct().await;
     for prepared in [false, true] {
@@ -958,7 +970,8 @@ async fn a_mysql_engine_connection_killed_while_idle_is_replaced_unseen_for_read
 
     // A write never runs twice, so it does not take a connection unchecked:
     // the pool's check finds this one killed and the write runs on a new
-    // one, once.
+    // one, once. (With pass-through the killed one is the pass-through's,
+    // and the write runs on the pool's: once either way.)
     let before = engine_connection(&mut conn, false).await;
     kill(&mut direct, before).await;
     conn.query_drop("INSERT INTO public.route_txn (id) VALUES (424242)")

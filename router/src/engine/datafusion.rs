@@ -266,6 +266,7 @@ impl Engine for DataFusionEngine {
         let schema = request.schema.map(str::to_owned);
         let scan = request.scan.cloned();
         let pg_text = request.pg_text;
+        let mysql_rows = request.mysql_rows;
         output_on(runtime, async move {
             let request = Request {
                 statement: &statement,
@@ -274,6 +275,7 @@ impl Engine for DataFusionEngine {
                 schema: schema.as_deref(),
                 scan: scan.as_ref(),
                 pg_text,
+                mysql_rows,
                 // The embedded engine keeps no server session to apply them to.
                 settings: &[],
             };

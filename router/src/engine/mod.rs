@@ -17,6 +17,7 @@ mod flightsql;
 mod inline;
 mod metered_scan;
 mod mysql;
+pub mod mysql_wire;
 mod offload;
 pub mod pg_wire;
 mod postgres;
@@ -280,8 +281,9 @@ pub struct ServerEngineOptions {
     pub max_connections: usize,
     /// How long opening a connection or waiting for a free one may take.
     pub connect_timeout: std::time::Duration,
-    /// PostgreSQL engines: answer PostgreSQL clients' text-format reads with
-    /// the server's own rows (see [`pg_wire`]).
+    /// Answer reads of clients of the engine's own protocol with the
+    /// server's own rows: PostgreSQL clients' text-format reads (see
+    /// [`pg_wire`]), MySQL clients' reads (see [`mysql_wire`]).
     pub pass_through: bool,
     /// PostgreSQL engines, pass-through: a simple query's constants compared
     /// with columns go as typed parameters of a statement prepared once per
@@ -354,8 +356,21 @@ pub struct Request<'a> {
     /// text format: a PostgreSQL engine may then hand the server's rows on
     /// as they came (see [`pg_wire`]) instead of converting them.
     pub pg_text: bool,
+    /// The client speaks MySQL's wire protocol and wants this result's rows
+    /// in this form: a MySQL engine may then hand the server's rows on as
+    /// they came (see [`mysql_wire`]) instead of converting them.
+    pub mysql_rows: Option<MySqlRows>,
     /// The session's settings, as [`Scope::settings`].
     pub settings: &'a [(String, String)],
+}
+
+/// How a MySQL client receives a result's rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MySqlRows {
+    /// Text rows: the answer to `COM_QUERY`.
+    Text,
+    /// Binary rows: the answer to `COM_STMT_EXECUTE`.
+    Binary,
 }
 
 impl<'a> Request<'a> {
@@ -462,6 +477,7 @@ impl<'a> Request<'a> {
             schema: None,
             scan: None,
             pg_text: false,
+            mysql_rows: None,
             settings: &[],
         }
     }

@@ -28,9 +28,10 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 use super::columns::{BATCH_ROWS, BatchBuilder, Value, empty_schema, parse_decimal};
 use super::conn_state::ConnStates;
 use super::inline::{Inline, Yield};
+use super::mysql_wire::{self, WireConfig, WirePool, WireRequest};
 use super::{
-    Engine, MYSQL_SESSION_SETTINGS, Prepared, QueryOutput, Request, Scope, ServerEngineOptions,
-    Transaction, settings_of,
+    Engine, MYSQL_SESSION_SETTINGS, MySqlRows, Prepared, QueryOutput, Request, Scope,
+    ServerEngineOptions, Transaction, settings_of,
 };
 use crate::{DataErrorKind, Error, Result};
 
@@ -47,6 +48,8 @@ pub struct MySqlEngine {
     sessions: Arc<Sessions>,
     /// Connections that just ran a statement cleanly, in front of the pool.
     warm: Arc<Warm>,
+    /// Pass-through: MySQL clients' reads get the server's own rows.
+    wire: Option<Arc<WirePool>>,
 }
 
 /// How long a connection stays in [`Warm`] after its last statement.
@@ -241,7 +244,7 @@ impl Sessions {
 /// server default. Values go as string literals; one with a backslash or a
 /// control character (no valid `time_zone` or `sql_mode` has one, and how a
 /// backslash reads depends on the `sql_mode` in force) goes as `DEFAULT`.
-fn set_session_sql(wanted: &[(String, String)]) -> String {
+pub(super) fn set_session_sql(wanted: &[(String, String)]) -> String {
     let assignments: Vec<String> = MYSQL_SESSION_SETTINGS
         .iter()
         .map(|name| {
@@ -277,6 +280,10 @@ impl MySqlEngine {
             Error::InvalidInput(format!("engine {}: invalid MySQL URL: {e}", options.name))
         })?;
         let sessions = Arc::new(Sessions::new(opts.db_name().map(str::to_owned)));
+        let wire =
+            WireConfig::from_opts(&opts, options.password.as_deref(), options.connect_timeout)
+                .filter(|_| options.pass_through)
+                .map(|wire| Arc::new(WirePool::new(&options.name, wire, options.max_connections)));
         let constraints = PoolConstraints::new(0, options.max_connections.max(1))
             .ok_or_else(|| Error::Internal("pool constraints".to_owned()))?;
         // A pooled connection that ran only reads carries no session state
@@ -308,6 +315,7 @@ impl MySqlEngine {
             types: Arc::default(),
             sessions,
             warm: Arc::default(),
+            wire,
         })
     }
 
@@ -352,6 +360,44 @@ impl MySqlEngine {
         }
         work(self.pooled().await?).await
     }
+}
+
+impl MySqlEngine {
+    /// Runs `request` on the pass-through pool; `Err(NotHere)` when it needs
+    /// the converting path after all.
+    async fn pass_through(
+        &self,
+        wire: &Arc<WirePool>,
+        rows: MySqlRows,
+        request: &Request<'_>,
+    ) -> mysql_wire::Attempt {
+        let sql = request.statement.sql();
+        // A prepared statement keeps the database it was prepared in (see
+        // `Sessions::statement_text`); a text query goes as written.
+        let sql = match rows {
+            MySqlRows::Text => Cow::Borrowed(sql),
+            MySqlRows::Binary => self.sessions.statement_text(sql, request.schema),
+        };
+        let settings = settings_of(request.settings, MYSQL_SESSION_SETTINGS);
+        wire.query(&WireRequest {
+            sql: &sql,
+            params: request.params,
+            rows,
+            described: request.prepared.map(|p| p.schema.as_ref()),
+            database: request.schema.or(self.sessions.default.as_deref()),
+            settings: &settings,
+        })
+        .await
+    }
+}
+
+/// Whether the server's own rows answer `request` as they are: a read-only
+/// query the client wrote in MySQL (the router asks only when the statement
+/// goes as the client wrote it).
+fn passes_through(request: &Request<'_>) -> bool {
+    request.statement.read_only
+        && request.statement.kind == floe_dialects::StatementKind::Read
+        && request.statement.dialect == Dialect::MySql
 }
 
 /// MariaDB's "Connection was killed", which a connection killed while idle
@@ -425,6 +471,17 @@ impl Engine for MySqlEngine {
     }
 
     async fn execute(&self, request: Request<'_>) -> Result<QueryOutput> {
+        if let Some(wire) = &self.wire
+            && let Some(rows) = request.mysql_rows
+            && passes_through(&request)
+            && wire.enabled()
+        {
+            // Boxed: the pass-through's future is not part of every
+            // converted statement's.
+            if let Ok(output) = Box::pin(self.pass_through(wire, rows, &request)).await {
+                return output;
+            }
+        }
         // A failure before the first row is an error of `run`'s; a read
         // that failed so changed nothing and may run again.
         self.with_conn(request.statement.read_only, |mut conn| async move {
@@ -832,7 +889,12 @@ fn push_value(
     };
     let value = match value {
         My::NULL => Value::Null,
-        My::Int(v) => Value::Int(*v),
+        // A `BIGINT UNSIGNED` column (Decimal128 here) may come as either:
+        // the sequence engine's `seq` does as a signed integer.
+        My::Int(v) => match kind {
+            DataType::Decimal128(..) => Value::Decimal(i128::from(*v)),
+            _ => Value::Int(*v),
+        },
         My::UInt(v) => match kind {
             DataType::Decimal128(..) => Value::Decimal(i128::from(*v)),
             _ => Value::UInt(*v),
@@ -995,7 +1057,7 @@ fn param_value(value: &ScalarValue) -> mysql_async::Value {
 }
 
 /// Maps a mysql_async error to Floe's, by the server's error code where there is one.
-fn map_error(engine: &str, e: mysql_async::Error) -> Error {
+pub(super) fn map_error(engine: &str, e: mysql_async::Error) -> Error {
     let server = match e {
         mysql_async::Error::Server(server) => server,
         other => {

@@ -966,6 +966,9 @@ impl Router {
             // The server's rows are what the client wants only when the
             // statement goes as the client wrote it.
             pg_text: request.pg_text && std::ptr::eq(statement, request.statement),
+            mysql_rows: request
+                .mysql_rows
+                .filter(|_| std::ptr::eq(statement, request.statement)),
             settings: request.settings,
         };
         let output = entry.engine.execute(sent).await;
@@ -1084,6 +1087,7 @@ impl Router {
             schema: request.schema,
             scan: request.scan,
             pg_text: false,
+            mysql_rows: None,
             settings: request.settings,
         };
         let output = match pinned.txn.as_mut() {

@@ -306,6 +306,49 @@ mod tests {
 
     use super::*;
 
+    /// The MySQL pass-through sends a prepared statement's server rows only
+    /// when they are laid out as this front end would write them: its idea
+    /// of this front end's types must be this front end's.
+    #[test]
+    fn the_pass_through_lays_out_each_arrow_type_as_written_here() {
+        use floe_router::engine::mysql_wire::Layout;
+        let types = [
+            DataType::Null,
+            DataType::Boolean,
+            DataType::Int8,
+            DataType::Int16,
+            DataType::Int32,
+            DataType::Int64,
+            DataType::UInt8,
+            DataType::UInt16,
+            DataType::UInt32,
+            DataType::UInt64,
+            DataType::Float16,
+            DataType::Float32,
+            DataType::Float64,
+            DataType::Decimal128(20, 0),
+            DataType::Utf8,
+            DataType::LargeUtf8,
+            DataType::Utf8View,
+            DataType::Binary,
+            DataType::Date32,
+            DataType::Date64,
+            DataType::Time32(TimeUnit::Second),
+            DataType::Time64(TimeUnit::Microsecond),
+            DataType::Timestamp(TimeUnit::Microsecond, None),
+            DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())),
+            DataType::Interval(arrow::datatypes::IntervalUnit::DayTime),
+        ];
+        for data_type in types {
+            let (column_type, _) = mysql_type(&Field::new("c", data_type.clone(), true));
+            assert_eq!(
+                Layout::of_column_type(column_type as u8),
+                Layout::of_arrow(&data_type),
+                "{data_type}"
+            );
+        }
+    }
+
     #[test]
     fn arrow_types_get_their_mysql_types_and_flags() {
         let cases = [

@@ -15,6 +15,8 @@
 
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
 
 use tokio::io::{AsyncRead, ReadBuf};
@@ -32,16 +34,40 @@ pub(super) struct PacketFramer<R> {
     /// Payload bytes of the current packet not yet read.
     payload_left: usize,
     scratch: Box<[u8]>,
+    /// Until the client's first packet has passed: where its capability
+    /// flags (the payload's first four bytes, in the handshake response as
+    /// in an `SSLRequest`) go, and those read so far. opensrv keeps them to
+    /// itself; the pass-through needs them to end a result as the client
+    /// expects.
+    capture: Option<(Arc<FixupFlags>, [u8; 4], usize)>,
 }
 
 impl<R> PacketFramer<R> {
-    pub(super) fn new(inner: R) -> Self {
+    pub(super) fn new(inner: R, flags: Arc<FixupFlags>) -> Self {
         PacketFramer {
             inner,
             header: [0; HEADER],
             header_read: 0,
             payload_left: 0,
             scratch: vec![0; 16 * 1024].into_boxed_slice(),
+            capture: Some((flags, [0; 4], 0)),
+        }
+    }
+
+    /// Keeps the first bytes of the client's first packet's payload.
+    fn observe(&mut self, read: &[u8]) {
+        let Some((flags, bytes, got)) = &mut self.capture else {
+            return;
+        };
+        for byte in read.iter().take(4 - *got) {
+            bytes[*got] = *byte;
+            *got += 1;
+        }
+        if *got == 4 {
+            flags
+                .client_capabilities
+                .store(u32::from_le_bytes(*bytes), Ordering::Release);
+            self.capture = None;
         }
     }
 }
@@ -66,6 +92,12 @@ impl<R: AsyncRead + Unpin> PacketFramer<R> {
         let read = scratch.filled();
         buf.put_slice(read);
         self.payload_left -= read.len();
+        if self.capture.is_some() {
+            let n = read.len().min(4);
+            let mut head = [0; 4];
+            head[..n].copy_from_slice(&read[..n]);
+            self.observe(&head[..n]);
+        }
         Poll::Ready(Ok(()))
     }
 }
@@ -140,7 +172,8 @@ mod tests {
         let mut input = packet(0, b"\x03SELECT 1");
         input.extend(packet(0, b""));
         input.extend(packet(0, b"\x0e"));
-        let mut framer = PacketFramer::new(&input[..]);
+        let flags = Arc::new(FixupFlags::default());
+        let mut framer = PacketFramer::new(&input[..], Arc::clone(&flags));
         let mut reads = Vec::new();
         loop {
             let mut buf = vec![0u8; 4096];
@@ -158,13 +191,18 @@ mod tests {
                 packet(0, b"\x0e"),
             ]
         );
+        // The first packet's first four bytes, as the client's capabilities.
+        assert_eq!(
+            flags.client_capabilities.load(Ordering::Acquire),
+            u32::from_le_bytes(*b"\x03SEL")
+        );
     }
 
     #[tokio::test]
     async fn a_packet_arriving_in_pieces_is_read_in_pieces_and_nothing_past_it() {
         let input = packet(0, b"\x03SELECT 1");
         let (mut tx, rx) = tokio::io::duplex(64);
-        let mut framer = PacketFramer::new(rx);
+        let mut framer = PacketFramer::new(rx, Arc::default());
         tokio::io::AsyncWriteExt::write_all(&mut tx, &input[..2])
             .await
             .expect("write");
@@ -195,13 +233,17 @@ mod tests {
     }
 }
 
-/// Flags the shim raises for [`Fixups`] to act on the next matching packet.
+/// What the shim and the connection's I/O layers share: flags the shim
+/// raises for [`Fixups`] to act on the next matching packet, and what the
+/// [`PacketFramer`] saw of the client.
 #[derive(Debug, Default)]
 pub(super) struct FixupFlags {
     /// A login was refused: rewrite the access-denied error code.
-    pub(super) access_denied: std::sync::atomic::AtomicBool,
+    pub(super) access_denied: AtomicBool,
     /// Another result set follows: flag the OK packet that ends this one.
-    pub(super) more_results: std::sync::atomic::AtomicBool,
+    pub(super) more_results: AtomicBool,
+    /// The capability flags the client sent in its first packet.
+    pub(super) client_capabilities: AtomicU32,
 }
 
 /// Corrects two packets opensrv-mysql 0.7 writes wrongly, on their way out.
@@ -221,25 +263,23 @@ pub(super) struct FixupFlags {
 #[derive(Debug)]
 pub(super) struct Fixups<W> {
     inner: W,
-    flags: std::sync::Arc<FixupFlags>,
+    flags: Arc<FixupFlags>,
 }
 
 impl<W> Fixups<W> {
-    pub(super) fn new(inner: W, flags: std::sync::Arc<FixupFlags>) -> Self {
+    pub(super) fn new(inner: W, flags: Arc<FixupFlags>) -> Self {
         Fixups { inner, flags }
     }
 
     /// Whether a fix is armed. Almost never: a packet then passes without
     /// being looked at (opensrv writes every row as its own packet).
     fn armed(&self) -> bool {
-        use std::sync::atomic::Ordering;
         self.flags.access_denied.load(Ordering::Acquire)
             || self.flags.more_results.load(Ordering::Acquire)
     }
 
     /// The payload corrected, if it is a packet an armed fix applies to.
     fn patched(&self, payload: &[u8]) -> Option<Vec<u8>> {
-        use std::sync::atomic::Ordering;
         const OPENSRV_DENIED: [u8; 3] = [0xff, 0xa2, 0x06]; // 1698, little-endian
         const MYSQL_DENIED: [u8; 3] = [0xff, 0x15, 0x04]; // 1045
         const SERVER_MORE_RESULTS_EXISTS: u8 = 0x08;
@@ -315,5 +355,64 @@ impl<W: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Fixups<W> {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+/// A writer shared by opensrv and the shim: opensrv writes through one
+/// handle, and the shim writes a pass-through result's packets through
+/// another (opensrv gives it no way to send bytes it did not encode). Both
+/// run in the connection's one task and never at once; each write takes the
+/// lock only for the poll.
+#[derive(Debug)]
+pub(super) struct SharedWriter<W>(Arc<Mutex<W>>);
+
+impl<W> SharedWriter<W> {
+    pub(super) fn new(inner: W) -> Self {
+        SharedWriter(Arc::new(Mutex::new(inner)))
+    }
+
+    /// Runs `f` on the writer; a poisoned lock (a panic mid-write) is an
+    /// I/O error.
+    fn with<T>(&self, f: impl FnOnce(&mut W) -> Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        match self.0.lock() {
+            Ok(mut inner) => f(&mut inner),
+            Err(_) => Poll::Ready(Err(io::Error::other("the connection's writer failed"))),
+        }
+    }
+}
+
+impl<W> Clone for SharedWriter<W> {
+    fn clone(&self) -> Self {
+        SharedWriter(Arc::clone(&self.0))
+    }
+}
+
+impl<W: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for SharedWriter<W> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.with(|inner| Pin::new(inner).poll_write(cx, buf))
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.with(|inner| Pin::new(inner).poll_write_vectored(cx, bufs))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.0.lock().is_ok_and(|inner| inner.is_write_vectored())
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.with(|inner| Pin::new(inner).poll_flush(cx))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.with(|inner| Pin::new(inner).poll_shutdown(cx))
     }
 }

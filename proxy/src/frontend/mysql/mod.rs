@@ -39,7 +39,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use self::framing::{Fixups, PacketFramer};
+use self::framing::{Fixups, PacketFramer, SharedWriter};
 use self::shim::Shim;
 use crate::metrics::{self, Protocol};
 use crate::session::{CancelSlot, Shared};
@@ -149,16 +149,25 @@ pub async fn serve(listener: TcpListener, options: Options, shutdown: Cancellati
     sessions.detach_all();
 }
 
+/// How the shim writes to its client: opensrv's writer and the shim's own
+/// handle for pass-through results share it.
+type ClientWriter = SharedWriter<Fixups<BufWriter<tls::SwitchWrite>>>;
+
 async fn run_connection(
     socket: TcpStream,
     mut shim: Shim,
     tls: Option<Tls>,
 ) -> std::io::Result<()> {
     let (read, write, switch) = tls::split(socket);
-    let reader = PacketFramer::new(read);
+    let reader = PacketFramer::new(read, shim.fixups());
     // Every row is one packet: a buffered writer turns them into large
-    // writes, and sends whenever it fills, so results stream.
-    let mut writer = Fixups::new(BufWriter::with_capacity(64 * 1024, write), shim.fixups());
+    // writes, and sends whenever it fills, so results stream. The shim
+    // writes pass-through results through its own handle.
+    let mut writer = SharedWriter::new(Fixups::new(
+        BufWriter::with_capacity(64 * 1024, write),
+        shim.fixups(),
+    ));
+    shim.set_raw_writer(writer.clone());
     let options = IntermediaryOptions {
         process_use_statement_on_query: true,
         reject_connection_on_dbname_absence: false,

@@ -17,7 +17,7 @@ use async_trait::async_trait;
 use floe_dialects::sqlparser::ast::ObjectName;
 use floe_dialects::{Analysis, Dialect, analyze_statement, number_placeholders};
 use floe_router::Prepared;
-use floe_router::engine::{BatchStream, QueryOutput};
+use floe_router::engine::{BatchStream, MySqlRows, QueryOutput, mysql_wire};
 use futures::StreamExt;
 use opensrv_mysql::{
     AsyncMysqlShim, Column, ColumnFlags, ColumnType, ErrorKind, InitWriter, OkResponse,
@@ -31,7 +31,7 @@ use super::error::{code, message};
 use super::framing::FixupFlags;
 use super::local::{self, Context, Plan};
 use super::params;
-use super::{Connections, Registration};
+use super::{ClientWriter, Connections, Registration};
 use crate::error::{Error, Result};
 use crate::metrics::Protocol;
 use crate::session::{Outcome, Session, Shared, TxnState};
@@ -77,6 +77,8 @@ pub(super) struct Shim {
     fixups: Arc<FixupFlags>,
     /// The client did not switch to TLS, which the configuration requires.
     refuse_plain: bool,
+    /// The connection's writer, for results whose packets pass through.
+    raw: Option<ClientWriter>,
     _registration: Registration,
 }
 
@@ -103,6 +105,7 @@ impl Shim {
             connections,
             fixups: Arc::default(),
             refuse_plain: false,
+            raw: None,
             _registration: registration,
         }
     }
@@ -113,6 +116,12 @@ impl Shim {
         self.refuse_plain = required;
     }
 
+    /// Gives the shim the connection's writer, for pass-through results;
+    /// without it, every result is converted.
+    pub(super) fn set_raw_writer(&mut self, writer: ClientWriter) {
+        self.raw = Some(writer);
+    }
+
     /// The flags this connection's writer corrects packets by.
     pub(super) fn fixups(&self) -> Arc<FixupFlags> {
         Arc::clone(&self.fixups)
@@ -120,13 +129,18 @@ impl Shim {
 
     /// Runs one statement; `numbered` when its `?` parameters are already
     /// `$1`, `$2`, ... (a prepared statement's, numbered when prepared).
+    /// `rows`: how its rows go out, when a MySQL server's own may (see
+    /// [`Shim::pass_rows`]).
     async fn answer(
         &mut self,
         analysis: &Analysis,
         params: &[datafusion::scalar::ScalarValue],
         prepared: Option<&Prepared>,
         numbered: bool,
+        rows: Option<MySqlRows>,
     ) -> Result<Answer> {
+        self.session
+            .set_mysql_rows(rows.filter(|_| self.raw.is_some()));
         if let Some(name) = self.user.get()
             && self.session.user().is_empty()
         {
@@ -297,41 +311,131 @@ impl Shim {
                     })
                     .await?
             }
-            Ok(Answer::Rows { schema, mut stream }) => {
-                let columns = encode::columns(&schema);
-                let mut rows = writer.start(&columns).await?;
-                while let Some(batch) = stream.next().await {
-                    match batch {
-                        Ok(batch) => encode::write_batch(&batch, &mut rows).await?,
-                        Err(e) => {
-                            let e = Error::Engine(e);
-                            return rows.finish_error(code(&e), &message(&e).into_bytes()).await;
-                        }
-                    }
+            Ok(Answer::Rows { schema, stream }) => {
+                // A pass-through result comes only for a command's one
+                // statement (see `on_query`).
+                if let Some(columns) = mysql_wire::wire_columns(&schema) {
+                    drop(writer);
+                    return self.pass_rows(columns, stream).await;
                 }
-                let next = rows.finish_one().await?;
-                return match rest.pop_front() {
-                    None => next.no_more_results().await,
-                    Some(analysis) => {
-                        // opensrv writes this result set's closing OK packet
-                        // when the next one starts, without the "more results"
-                        // flag; the writer adds it.
-                        self.fixups.more_results.store(true, Ordering::Release);
-                        // Boxed: a statement's own answer is not part of every
-                        // `respond` future (see `answer`).
-                        let answer = Box::pin(self.answer(&analysis, &[], None, false)).await;
-                        Box::pin(self.respond(next, answer, rest)).await
-                    }
-                };
+                return self.write_rows(writer, &schema, stream, rest).await;
             }
         };
         match rest.pop_front() {
             None => next.no_more_results().await,
             Some(analysis) => {
-                let answer = Box::pin(self.answer(&analysis, &[], None, false)).await;
+                let answer = Box::pin(self.answer(&analysis, &[], None, false, None)).await;
                 Box::pin(self.respond(next, answer, rest)).await
             }
         }
+    }
+
+    /// Sends a result set converted from Arrow, then the rest of the
+    /// command's statements (see [`Shim::respond`]).
+    async fn write_rows<'w, W>(
+        &mut self,
+        writer: QueryResultWriter<'w, W>,
+        schema: &Schema,
+        mut stream: BatchStream,
+        mut rest: VecDeque<Analysis>,
+    ) -> io::Result<()>
+    where
+        W: AsyncWrite + Send + Unpin,
+    {
+        let columns = encode::columns(schema);
+        let mut rows = writer.start(&columns).await?;
+        while let Some(batch) = stream.next().await {
+            match batch {
+                Ok(batch) => encode::write_batch(&batch, &mut rows).await?,
+                Err(e) => {
+                    let e = Error::Engine(e);
+                    return rows.finish_error(code(&e), &message(&e).into_bytes()).await;
+                }
+            }
+        }
+        let next = rows.finish_one().await?;
+        match rest.pop_front() {
+            None => next.no_more_results().await,
+            Some(analysis) => {
+                // opensrv writes this result set's closing OK packet when the
+                // next one starts, without the "more results" flag; the
+                // writer adds it.
+                self.fixups.more_results.store(true, Ordering::Release);
+                // Boxed: a statement's own answer is not part of every
+                // `respond` future (see `answer`).
+                let answer = Box::pin(self.answer(&analysis, &[], None, false, None)).await;
+                Box::pin(self.respond(next, answer, rest)).await
+            }
+        }
+    }
+
+    /// Sends a result whose column definitions and rows are a MySQL
+    /// server's own packets ([`mysql_wire`]), numbered on from the command's
+    /// (which opensrv, given nothing to write, leaves alone), and ended as
+    /// this client expects: an OK packet with `CLIENT_DEPRECATE_EOF`, EOF
+    /// packets without. The command's only result: the session asked for
+    /// such rows only then.
+    async fn pass_rows(
+        &mut self,
+        columns: Vec<Vec<u8>>,
+        mut stream: BatchStream,
+    ) -> io::Result<()> {
+        use tokio::io::AsyncWriteExt;
+        /// Bytes gathered before they go to the connection's writer.
+        const CHUNK: usize = 64 * 1024;
+        const CLIENT_DEPRECATE_EOF: u32 = 0x100_0000;
+        let Some(mut out) = self.raw.clone() else {
+            return Err(io::Error::other("no writer for a pass-through result"));
+        };
+        let deprecate_eof =
+            self.fixups.client_capabilities.load(Ordering::Acquire) & CLIENT_DEPRECATE_EOF != 0;
+        let status = self.status().bits().to_le_bytes();
+        let eof = [0xfe, 0, 0, status[0], status[1]];
+        let mut buf = Vec::with_capacity(1024);
+        // The command was packet 0.
+        let mut seq = 1;
+        let mut count = Vec::with_capacity(9);
+        mysql_wire::push_lenenc(&mut count, columns.len() as u64);
+        mysql_wire::push_packet(&mut buf, &mut seq, &count);
+        for column in &columns {
+            mysql_wire::push_packet(&mut buf, &mut seq, column);
+        }
+        if !deprecate_eof {
+            mysql_wire::push_packet(&mut buf, &mut seq, &eof);
+        }
+        while let Some(batch) = stream.next().await {
+            match batch {
+                Ok(batch) => {
+                    for row in mysql_wire::wire_rows(&batch) {
+                        mysql_wire::push_packet(&mut buf, &mut seq, row);
+                    }
+                }
+                Err(e) => {
+                    let e = Error::Engine(e);
+                    let kind = code(&e);
+                    let mut packet = vec![0xff];
+                    packet.extend_from_slice(&(kind as u16).to_le_bytes());
+                    packet.push(b'#');
+                    packet.extend_from_slice(kind.sqlstate());
+                    packet.extend_from_slice(message(&e).as_bytes());
+                    mysql_wire::push_packet(&mut buf, &mut seq, &packet);
+                    return out.write_all(&buf).await;
+                }
+            }
+            if buf.len() >= CHUNK {
+                out.write_all(&buf).await?;
+                buf.clear();
+            }
+        }
+        if deprecate_eof {
+            // OK with the EOF header: no rows affected, no insert id,
+            // status, no warnings.
+            let ok = [0xfe, 0, 0, status[0], status[1], 0, 0];
+            mysql_wire::push_packet(&mut buf, &mut seq, &ok);
+        } else {
+            mysql_wire::push_packet(&mut buf, &mut seq, &eof);
+        }
+        out.write_all(&buf).await
     }
 }
 
@@ -481,7 +585,8 @@ impl<W: AsyncWrite + Send + Unpin> AsyncMysqlShim<W> for Shim {
         let types = prepared.map_or(&[][..], |p| p.param_types.as_slice());
         let answer = match params::decode(params, types) {
             Ok(values) => {
-                self.answer(&statement.analysis, &values, prepared, true)
+                let rows = Some(MySqlRows::Binary);
+                self.answer(&statement.analysis, &values, prepared, true, rows)
                     .await
             }
             Err(e) => Err(e),
@@ -514,7 +619,10 @@ impl<W: AsyncWrite + Send + Unpin> AsyncMysqlShim<W> for Shim {
                 .error(ErrorKind::ER_EMPTY_QUERY, b"Query was empty")
                 .await;
         };
-        let answer = self.answer(&first, &[], None, false).await;
+        // The server's packets can pass through only when this result is
+        // the command's one: opensrv numbers the packets of the next.
+        let rows = statements.is_empty().then_some(MySqlRows::Text);
+        let answer = self.answer(&first, &[], None, false, rows).await;
         self.respond(results, answer, statements).await
     }
 
