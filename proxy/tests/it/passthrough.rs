@@ -1,10 +1,12 @@
 //! Pass-through: a PostgreSQL client's read-only simple query that runs
-//! unchanged on a PostgreSQL engine gets the server's own rows, with no Arrow
-//! round trip, and everything around it (errors, cancellation, timeouts,
-//! metrics) behaves as on the converting path.
+//! unchanged on a PostgreSQL engine gets the server's own rows, and a MySQL
+//! client's read-only statement on a MySQL engine the server's own column
+//! definitions and rows, with no Arrow round trip; everything around it
+//! (errors, cancellation, timeouts, metrics) behaves as on the converting
+//! path.
 //!
-//! Server: `FLOE_TEST_POSTGRES` (see `routing.rs`); the table is
-//! `public.pass_items`.
+//! Servers: `FLOE_TEST_POSTGRES` and `FLOE_TEST_MYSQL` (see `routing.rs`);
+//! the tables are `public.pass_items` and `test.pass_rows`.
 
 use std::time::{Duration, Instant};
 

@@ -412,7 +412,7 @@ impl WirePool {
                 // Lost (closed by the server, or killed) before any of the
                 // statement's reply arrived: it runs once more.
                 Err(WireError::Io(e)) if !retried => {
-                    tracing::info!(engine = %self.engine, error = %e, "a pass-through connection was lost; retrying on a new one");
+                    tracing::debug!(engine = %self.engine, error = %e, "a pass-through connection was lost; retrying on a new one");
                     retried = true;
                 }
                 Err(e) => return Ok(Err(self.error(e))),
