@@ -1207,9 +1207,11 @@ impl Greeting {
     }
 }
 
-/// `mysql_native_password`'s proof: `SHA1(password) XOR SHA1(nonce +
-/// SHA1(SHA1(password)))`; empty for an empty password.
-fn native_password(password: &str, nonce: &[u8]) -> Vec<u8> {
+/// `mysql_native_password`'s proof that a client knows `password`, for the
+/// server's `nonce`: `SHA1(password) XOR SHA1(nonce + SHA1(SHA1(password)))`;
+/// empty for an empty password. (The MySQL front end checks its clients'
+/// proofs against it.)
+pub fn native_password(password: &str, nonce: &[u8]) -> Vec<u8> {
     if password.is_empty() {
         return Vec::new();
     }

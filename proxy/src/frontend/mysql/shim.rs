@@ -23,7 +23,6 @@ use opensrv_mysql::{
     AsyncMysqlShim, Column, ColumnFlags, ColumnType, ErrorKind, InitWriter, OkResponse,
     ParamParser, QueryResultWriter, StatementMetaWriter, StatusFlags,
 };
-use sha1::{Digest, Sha1};
 use tokio::io::AsyncWrite;
 
 use super::encode;
@@ -454,16 +453,7 @@ fn scramble() -> [u8; 20] {
 /// `mysql_native_password`: the client proves it knows the password with
 /// `SHA1(password) XOR SHA1(salt + SHA1(SHA1(password)))`.
 fn native_password_matches(password: &str, salt: &[u8], response: &[u8]) -> bool {
-    if password.is_empty() {
-        return response.is_empty();
-    }
-    let stage1 = Sha1::digest(password.as_bytes());
-    let stage2 = Sha1::digest(stage1);
-    let mut hasher = Sha1::new();
-    hasher.update(salt);
-    hasher.update(stage2);
-    let mask = hasher.finalize();
-    let expected: Vec<u8> = stage1.iter().zip(mask.iter()).map(|(a, b)| a ^ b).collect();
+    let expected = mysql_wire::native_password(password, salt);
     // Compare every byte whatever the first difference, so the time taken
     // tells nothing.
     response.len() == expected.len()
@@ -645,6 +635,8 @@ impl<W: AsyncWrite + Send + Unpin> AsyncMysqlShim<W> for Shim {
 
 #[cfg(test)]
 mod tests {
+    use sha1::{Digest, Sha1};
+
     use super::*;
 
     #[test]
