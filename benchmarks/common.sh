@@ -56,8 +56,13 @@ medians() {
 # PostgreSQL conninfo or a MySQL URL), data in $1/$2-data, no demo, warnings
 # only; the other front ends on ports of their own (0), so that two builds
 # run side by side. A MySQL engine's database ($6) is the default schema.
+# FLOE_BENCH_ENGINE_EXTRA: lines added to the engine's section (e.g.
+# `pass_through = false`); FLOE_BENCH_BASE_ENGINE_EXTRA: the same for the
+# `base` build only, so that one binary can be its own A/B.
 floe_config() { # dir name frontend port url [mysql database]
   local dir=$1 name=$2 frontend=$3 port=$4 url=$5 engine
+  local extra=${FLOE_BENCH_ENGINE_EXTRA:-}
+  if [ "$name" = base ]; then extra=${FLOE_BENCH_BASE_ENGINE_EXTRA:-$extra}; fi
   {
     cat <<EOF
 [server]
@@ -86,6 +91,7 @@ name = "$engine"
 type = "$frontend"
 url = "$url"
 max_connections = 16
+$extra
 EOF
   } >"$dir/$name.toml"
 }
