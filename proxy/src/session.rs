@@ -194,6 +194,9 @@ pub struct Session {
     notices: Vec<Notice>,
     /// Counts changes of `settings` (see [`PlanState`]).
     settings_version: u64,
+    /// The settings the client's startup message chose, sorted by name:
+    /// what a reset goes back to ([`Session::apply_startup`]).
+    startup: Vec<(String, String)>,
 }
 
 /// What a PostgreSQL transaction block does to a session's settings when it
@@ -371,6 +374,7 @@ impl Session {
             block_settings: None,
             notices: Vec::new(),
             settings_version: 0,
+            startup: Vec::new(),
         }
     }
 
@@ -930,33 +934,88 @@ impl Session {
             _ => Vec::new(),
         };
         for (name, value, local) in assignments {
-            let name = normalise(&name);
-            // MySQL `@user` variables hold anything; `floe.*` and other dotted
-            // names are extension settings, as in PostgreSQL.
-            let user_variable = self.protocol == Protocol::MySql && name.starts_with('@');
-            if !user_variable && !name.contains('.') && default_of(self.protocol, &name).is_none() {
-                return Err(Error::UnknownSetting(name));
-            }
-            if matches!(name.as_str(), "statement_timeout" | "max_execution_time")
-                && parse_pg_duration(&value).is_none()
-            {
-                return Err(Error::InvalidValue { name, value });
-            }
-            let valid = match name.as_str() {
-                "floe.strategy" => value.is_empty() || value.parse::<Strategy>().is_ok(),
-                "floe.engine" => value.is_empty() || self.shared.router.engine(&value).is_some(),
-                _ => true,
-            };
-            if !valid {
-                return Err(Error::InvalidValue { name, value });
-            }
-            // `SET x TO DEFAULT` (and `SET TIME ZONE LOCAL`) is a reset.
-            let reset = !user_variable
-                && (value.eq_ignore_ascii_case("default")
-                    || (name == "timezone" && value.eq_ignore_ascii_case("local")));
-            self.change(&name, (!reset).then_some(value.as_str()), local);
+            self.assign(&normalise(&name), value, local)?;
         }
         Ok(())
+    }
+
+    /// One assignment of a `SET` (or of a client's startup message) to
+    /// setting `name` (normalised), after checking the name and the value.
+    fn assign(&mut self, name: &str, value: String, local: bool) -> Result<()> {
+        let name = name.to_owned();
+        // MySQL `@user` variables hold anything; `floe.*` and other dotted
+        // names are extension settings, as in PostgreSQL.
+        let user_variable = self.protocol == Protocol::MySql && name.starts_with('@');
+        if !user_variable && !name.contains('.') && default_of(self.protocol, &name).is_none() {
+            return Err(Error::UnknownSetting(name));
+        }
+        if matches!(name.as_str(), "statement_timeout" | "max_execution_time")
+            && parse_pg_duration(&value).is_none()
+        {
+            return Err(Error::InvalidValue { name, value });
+        }
+        let valid = match name.as_str() {
+            "floe.strategy" => value.is_empty() || value.parse::<Strategy>().is_ok(),
+            "floe.engine" => value.is_empty() || self.shared.router.engine(&value).is_some(),
+            _ => true,
+        };
+        if !valid {
+            return Err(Error::InvalidValue { name, value });
+        }
+        // `SET x TO DEFAULT` (and `SET TIME ZONE LOCAL`) is a reset.
+        let reset = !user_variable
+            && (value.eq_ignore_ascii_case("default")
+                || (name == "timezone" && value.eq_ignore_ascii_case("local")));
+        self.change(&name, (!reset).then_some(value.as_str()), local);
+        Ok(())
+    }
+
+    /// The value the client's startup message gave setting `name`, if any.
+    fn started(&self, name: &str) -> Option<String> {
+        self.startup
+            .binary_search_by(|(k, _)| k.as_str().cmp(name))
+            .ok()
+            .map(|i| self.startup[i].1.clone())
+    }
+
+    /// Applies the settings a PostgreSQL client's startup message chose —
+    /// its parameters (`application_name`, `DateStyle`, `TimeZone`,
+    /// `extra_float_digits`, JDBC's `search_path` for `currentSchema`, ...)
+    /// and the `-c name=value` switches of its `options` (libpq's
+    /// `options='-c search_path=sales'`) — as if `SET`, and makes each what
+    /// `RESET` goes back to, as PostgreSQL does. A setting Floe does not
+    /// know or a value it refuses is left out and logged (the connection is
+    /// already accepted by then). `user` and `database` are the login's;
+    /// `client_encoding` is always UTF-8 here.
+    pub fn apply_startup<'a>(&mut self, parameters: impl IntoIterator<Item = (&'a str, &'a str)>) {
+        let mut direct: Vec<(&str, &str)> = Vec::new();
+        let mut chosen: Vec<(String, String)> = Vec::new();
+        for (name, value) in parameters {
+            match name {
+                "options" => chosen.extend(startup_options(value)),
+                "user" | "database" | "replication" | "client_encoding" => {}
+                _ => direct.push((name, value)),
+            }
+        }
+        // PostgreSQL reads `options` first: a parameter of its own wins.
+        direct.sort_unstable();
+        chosen.extend(
+            direct
+                .into_iter()
+                .map(|(name, value)| (name.to_owned(), value.to_owned())),
+        );
+        for (name, value) in chosen {
+            let name = normalise(&name);
+            match self.assign(&name, value.clone(), false) {
+                Ok(()) => match self.startup.binary_search_by(|(k, _)| k.cmp(&name)) {
+                    Ok(i) => self.startup[i].1 = value,
+                    Err(i) => self.startup.insert(i, (name, value)),
+                },
+                Err(e) => {
+                    tracing::warn!(setting = %name, error = %e, "a client's startup setting was left out");
+                }
+            }
+        }
     }
 
     /// Sets `name` to `value`, or resets it (`None`), for the rest of the
@@ -965,6 +1024,10 @@ impl Session {
     /// outside a block does nothing, as in PostgreSQL (which also warns).
     fn change(&mut self, name: &str, value: Option<&str>, local: bool) {
         let protocol = self.protocol;
+        // A reset goes back to what the client's startup message chose
+        // (which the session's engines then apply too), else the default.
+        let started = value.is_none().then(|| self.started(name)).flatten();
+        let value = value.or(started.as_deref());
         if protocol != Protocol::MySql && self.txn == TxnState::InBlock {
             let block = self.block_settings();
             if !local {
@@ -1133,9 +1196,44 @@ fn default_of(protocol: Protocol, name: &str) -> Option<&'static str> {
         .map(|(_, v)| *v)
 }
 
+/// The `name=value` settings of a startup message's `options`, split into
+/// words as PostgreSQL splits them (at spaces; a backslash takes the next
+/// character as it is): `-c name=value`, `-cname=value` or `--name=value`,
+/// with `-` in a name read as `_`. Other switches (a server's command-line
+/// flags) are not settings and are left out.
+fn startup_options(options: &str) -> Vec<(String, String)> {
+    let mut words = Vec::new();
+    let mut word: Option<String> = None;
+    let mut chars = options.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            c if c.is_ascii_whitespace() => words.extend(word.take()),
+            '\\' => word.get_or_insert_default().extend(chars.next()),
+            c => word.get_or_insert_default().push(c),
+        }
+    }
+    words.extend(word);
+    let mut settings = Vec::new();
+    let mut words = words.into_iter();
+    while let Some(word) = words.next() {
+        let assignment = match word.as_str() {
+            "-c" => words.next(),
+            w => w
+                .strip_prefix("--")
+                .or_else(|| w.strip_prefix("-c"))
+                .map(str::to_owned),
+        };
+        if let Some((name, value)) = assignment.as_deref().and_then(|a| a.split_once('=')) {
+            settings.push((name.replace('-', "_"), value.to_owned()));
+        }
+    }
+    settings
+}
+
 /// Sets (`Some(value)`) or resets (`None`) setting `name` in a session's
 /// settings and, if it is one of [`forwarded_names`], in the list its engines
-/// apply. A reset setting takes its default; one without a default (an
+/// apply. A reset setting (the caller has put in what the session started
+/// with, if anything) takes its default; one without a default (an
 /// extension's `x.y`, a MySQL `@variable`) is removed.
 fn change_setting(
     protocol: Protocol,
@@ -1560,6 +1658,28 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn startup_options_give_their_settings() {
+        let pairs = |p: &[(&str, &str)]| -> Vec<(String, String)> {
+            p.iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        assert_eq!(
+            startup_options("-c search_path=sales,public  -cTimeZone=UTC --statement-timeout=5s"),
+            pairs(&[
+                ("search_path", "sales,public"),
+                ("TimeZone", "UTC"),
+                ("statement_timeout", "5s"),
+            ])
+        );
+        assert_eq!(
+            startup_options(r"-c application_name=my\ app\\x -B 8 -c broken"),
+            pairs(&[("application_name", r"my app\x")])
+        );
+        assert_eq!(startup_options(""), pairs(&[]));
     }
 
     #[test]

@@ -1,6 +1,8 @@
-//! The connection limit answers "too many connections" with 53300.
+//! The connection limit answers "too many connections": 53300 to a
+//! PostgreSQL client, 1040 to a MySQL one.
 
 use floe_conformance::Daemon;
+use mysql_async::prelude::Queryable;
 
 use crate::options;
 
@@ -28,4 +30,26 @@ async fn connection_over_the_limit_gets_53300_and_a_freed_slot_is_reused() {
         .simple_query("SELECT 1")
         .await
         .expect("second still works");
+}
+
+#[tokio::test]
+async fn a_mysql_client_over_the_limit_gets_1040_too_many_connections() {
+    let daemon = Daemon::start(options().env("FLOE_SERVER_MAX_CONNECTIONS", "1"));
+    let mut first = crate::mysql::connect(&daemon).await;
+    let refused = mysql_async::Conn::new(crate::mysql::opts(&daemon)).await;
+    match refused {
+        // Sent in place of the greeting, as MySQL does: a code and a
+        // message, no SQLSTATE (the client's capabilities are not known yet).
+        Err(mysql_async::Error::Server(e)) => {
+            assert_eq!(
+                (e.code, e.message.as_str()),
+                (1040, "Too many connections")
+            );
+        }
+        other => panic!("expected error 1040, got {other:?}"),
+    }
+    first
+        .query_drop("SELECT 1")
+        .await
+        .expect("the first client still works");
 }

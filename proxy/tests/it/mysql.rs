@@ -88,6 +88,36 @@ async fn connector_handshake_queries_are_answered() {
 }
 
 #[tokio::test]
+async fn a_client_connects_and_reads_its_settings_while_every_engine_is_down() {
+    // The one engine: a MySQL server on a port nothing listens on.
+    let port = floe_conformance::free_port();
+    let daemon = crate::plain_daemon(&format!(
+        "[[engines]]\nname = \"gone\"\ntype = \"mysql\"\nurl = \"mysql://root@127.0.0.1:{port}/test\"\n"
+    ));
+    // mysql_async reads `@@max_allowed_packet, @@wait_timeout` as it
+    // connects: answered by Floe itself, as the mysql CLI's banner query is.
+    let mut conn = connect(&daemon).await;
+    let comment: Option<String> = conn
+        .query_first("SELECT @@version_comment LIMIT 1")
+        .await
+        .expect("version comment without an engine");
+    assert_eq!(comment.as_deref(), Some("Floe"));
+    let (id, db): (u32, Option<String>) = conn
+        .query_first("SELECT CONNECTION_ID(), DATABASE()")
+        .await
+        .expect("connection functions without an engine")
+        .expect("one row");
+    assert_eq!((id, db), (conn.id(), None));
+    // A query needs the engine: a clear error, and the connection stays.
+    let error = conn
+        .query_drop("SELECT 1 + @@max_allowed_packet")
+        .await
+        .expect_err("no engine to run it");
+    assert!(matches!(error, MyError::Server(_)), "{error:?}");
+    conn.ping().await.expect("the connection stays");
+}
+
+#[tokio::test]
 async fn databases_tables_and_columns_are_listed() {
     let daemon = demo_daemon();
     let mut conn = connect(daemon).await;

@@ -1359,6 +1359,82 @@ async fn a_postgresql_clients_settings_reach_the_engine_and_leave_with_it() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgresql_clients_startup_settings_hold_on_the_engine_and_reset_returns_to_them() {
+    let direct = postgres_direct().await;
+    direct
+        .batch_execute(
+            "CREATE SCHEMA IF NOT EXISTS floe_so;
+             DROP TABLE IF EXISTS floe_so.so_which, public.so_which;
+             CREATE TABLE floe_so.so_which (v text); INSERT INTO floe_so.so_which VALUES ('floe_so');
+             CREATE TABLE public.so_which (v text); INSERT INTO public.so_which VALUES ('public');",
+        )
+        .await
+        .expect("load PostgreSQL");
+    let (server_zone, zone) = zones(&direct).await;
+    let daemon = one_connection_daemon("postgres");
+    // libpq's `options` switches and a parameter of the startup message's
+    // own, as psql, psycopg and JDBC (`currentSchema`) send them.
+    let config = format!(
+        "{} options='-c search_path=floe_so,public -c TimeZone={zone}' application_name=floe_startup",
+        daemon.pg_config("floe")
+    );
+    let started = daemon
+        .try_connect(&config)
+        .await
+        .expect("connect with startup settings");
+    let plain = daemon.connect().await;
+    let same = |v: &str| (v.to_owned(), v.to_owned());
+
+    assert_eq!(show(&started, "search_path").await, "floe_so,public");
+    assert_eq!(show(&started, "application_name").await, "floe_startup");
+    assert_eq!(engine_zone(&started).await, same(zone));
+    assert_eq!(
+        both_ways(&started, "current_setting('application_name')").await,
+        same("floe_startup")
+    );
+    assert_eq!(
+        both_ways(&started, "SELECT v FROM so_which").await,
+        same("floe_so")
+    );
+    // Another session on the same server connection has its own.
+    assert_eq!(engine_zone(&plain).await, same(&server_zone));
+    assert_eq!(
+        both_ways(&plain, "SELECT v FROM so_which").await,
+        same("public")
+    );
+
+    // RESET goes back to what the session started with, as in PostgreSQL.
+    started
+        .batch_execute("SET TimeZone = 'UTC'; SET search_path = public")
+        .await
+        .expect("SET");
+    assert_eq!(engine_zone(&started).await, same("UTC"));
+    assert_eq!(
+        both_ways(&started, "SELECT v FROM so_which").await,
+        same("public")
+    );
+    started
+        .batch_execute("RESET TimeZone")
+        .await
+        .expect("RESET TimeZone");
+    assert_eq!(engine_zone(&started).await, same(zone));
+    started.batch_execute("RESET ALL").await.expect("RESET ALL");
+    assert_eq!(
+        both_ways(&started, "SELECT v FROM so_which").await,
+        same("floe_so")
+    );
+    assert_eq!(show(&started, "application_name").await, "floe_startup");
+
+    // A setting Floe does not know is left out; the connection is served.
+    let unknown = format!("{} options='-c no_such_setting=1'", daemon.pg_config("floe"));
+    let client = daemon
+        .try_connect(&unknown)
+        .await
+        .expect("connect with an unknown startup setting");
+    client.simple_query("SELECT 1").await.expect("served");
+}
+
 /// `SHOW name` through Floe (answered by the session layer).
 async fn show(client: &tokio_postgres::Client, name: &str) -> String {
     let sql = format!("SHOW {name}");
@@ -1577,6 +1653,18 @@ async fn a_mysql_clients_time_zone_and_sql_mode_reach_mariadb() {
         Some("0"),
         "the server's sql_mode: || is OR"
     );
+    // A prepared statement is parsed under the mode in force when it is
+    // prepared: each session gets its own, though both share a connection
+    // (and its cache of prepared statements by text).
+    let piped: Option<String> = set.exec_first(concat, ()).await.expect("prepared concat");
+    assert_eq!(piped.as_deref(), Some("ab"));
+    let ored: Option<mysql_async::Value> = plain.exec_first(concat, ()).await.expect("prepared or");
+    assert!(
+        !matches!(&ored, Some(mysql_async::Value::Bytes(b)) if b == b"ab"),
+        "the server's sql_mode for a prepared statement too: {ored:?}"
+    );
+    let piped: Option<String> = set.exec_first(concat, ()).await.expect("prepared again");
+    assert_eq!(piped.as_deref(), Some("ab"));
 
     // In a block, and after a write (whose connection the pool resets).
     set.query_drop("BEGIN").await.expect("BEGIN");
@@ -1606,6 +1694,78 @@ async fn a_mysql_clients_time_zone_and_sql_mode_reach_mariadb() {
         .await
         .expect("SET DEFAULT");
     assert_eq!(hours(&mut set, hour_sql).await, both(&server_hour));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mysql_clients_key_checks_and_select_limit_reach_mariadb() {
+    let mut direct = mariadb_direct().await;
+    for sql in [
+        "DROP TABLE IF EXISTS test.floe_fk_child",
+        "CREATE OR REPLACE TABLE test.floe_fk_parent (id INT PRIMARY KEY) ENGINE=InnoDB",
+        "CREATE TABLE test.floe_fk_child (id INT PRIMARY KEY, parent INT, \
+         FOREIGN KEY (parent) REFERENCES test.floe_fk_parent (id)) ENGINE=InnoDB",
+        "INSERT INTO test.floe_fk_parent VALUES (1), (2), (3)",
+    ] {
+        direct
+            .query_drop(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+    // One server connection, shared by both sessions in turn.
+    let daemon = one_connection_daemon("mysql");
+    let url = format!(
+        "mysql://root@{}/test?prefer_socket=false",
+        daemon.mysql.expect("mysql")
+    );
+    let mut set = mysql_async::Conn::from_url(url.as_str())
+        .await
+        .expect("connect");
+    let mut plain = mysql_async::Conn::from_url(url.as_str())
+        .await
+        .expect("connect");
+
+    // A dump's restore turns the key checks off: an orphan row goes in.
+    set.query_drop("SET foreign_key_checks = 0")
+        .await
+        .expect("SET foreign_key_checks");
+    set.query_drop("INSERT INTO floe_fk_child VALUES (1, 99)")
+        .await
+        .expect("no key check for this session");
+    let refused = plain
+        .query_drop("INSERT INTO floe_fk_child VALUES (2, 98)")
+        .await
+        .expect_err("the other session's rows are checked");
+    match refused {
+        mysql_async::Error::Server(e) => assert_eq!(e.code, 1452, "{e}"),
+        other => panic!("expected error 1452, got {other:?}"),
+    }
+    set.query_drop("SET foreign_key_checks = 1")
+        .await
+        .expect("SET foreign_key_checks back");
+    set.query_drop("INSERT INTO floe_fk_child VALUES (3, 97)")
+        .await
+        .expect_err("checked again");
+
+    // sql_select_limit, over text and binary rows.
+    set.query_drop("SET sql_select_limit = 2")
+        .await
+        .expect("SET sql_select_limit");
+    let sql = "SELECT id FROM floe_fk_parent ORDER BY id";
+    let text: Vec<i64> = set.query(sql).await.expect("text");
+    assert_eq!(text, vec![1, 2]);
+    let binary: Vec<i64> = set.exec(sql, ()).await.expect("binary");
+    assert_eq!(binary, vec![1, 2]);
+    let all: Vec<i64> = plain.query(sql).await.expect("other session");
+    assert_eq!(all, vec![1, 2, 3], "the other session has no limit");
+    set.query_drop("SET sql_select_limit = DEFAULT")
+        .await
+        .expect("SET DEFAULT");
+    let all: Vec<i64> = set.query(sql).await.expect("back to all");
+    assert_eq!(all, vec![1, 2, 3]);
+    direct
+        .query_drop("DROP TABLE test.floe_fk_child, test.floe_fk_parent")
+        .await
+        .expect("drop");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

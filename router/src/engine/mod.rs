@@ -14,6 +14,7 @@ mod columns;
 mod conn_state;
 mod datafusion;
 mod flightsql;
+mod idle_pool;
 mod inline;
 mod metered_scan;
 mod mysql;
@@ -374,6 +375,17 @@ pub enum MySqlRows {
 }
 
 impl<'a> Request<'a> {
+    /// Whether the statement is a read-only query written in `dialect`, so
+    /// that a server of that dialect answers it, as it stands, with rows its
+    /// own clients read: what a pass-through asks before it hands them on.
+    /// (The router asks an engine only for a statement that goes as the
+    /// client wrote it.)
+    pub(crate) fn plain_read_in(&self, dialect: Dialect) -> bool {
+        self.statement.read_only
+            && self.statement.kind == floe_dialects::StatementKind::Read
+            && self.statement.dialect == dialect
+    }
+
     /// Where the request's session stands.
     pub fn scope(&self) -> Scope<'a> {
         Scope {
@@ -416,11 +428,25 @@ pub const POSTGRES_SESSION_SETTINGS: &[&str] = &[
     "work_mem",
 ];
 
-/// MySQL system variables that change what a server answers (`NOW()` and
-/// `TIMESTAMP` values; how statements parse and how strictly values are
-/// checked): a MySQL session's `SET` of one reaches the `mysql` engines that
-/// run its statements, as ProxySQL tracks them. Lower case, sorted.
-pub const MYSQL_SESSION_SETTINGS: &[&str] = &["sql_mode", "time_zone"];
+/// MySQL system variables that change what a server answers or does for
+/// this client (`NOW()` and `TIMESTAMP` values; how statements parse and how
+/// strictly values are checked; how many rows a `SELECT` returns; the key
+/// checks and generated ids of writes, which a dump's restore turns off): a
+/// MySQL session's `SET` of one reaches the `mysql` engines that run its
+/// statements, as ProxySQL tracks them. Each is a variable of MySQL and
+/// MariaDB alike (not `transaction_isolation`, which MariaDB 10 lacks).
+/// Lower case, sorted.
+pub const MYSQL_SESSION_SETTINGS: &[&str] = &[
+    "auto_increment_increment",
+    "auto_increment_offset",
+    "foreign_key_checks",
+    "sql_auto_is_null",
+    "sql_mode",
+    "sql_safe_updates",
+    "sql_select_limit",
+    "time_zone",
+    "unique_checks",
+];
 
 /// The settings of `settings` named in `known` (an engine's own server's):
 /// a session's list holds its front end's names, which another kind of

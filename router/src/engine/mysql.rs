@@ -176,20 +176,40 @@ impl Sessions {
         Ok(())
     }
 
-    /// The text to prepare `sql` under for a session in `schema`. MySQL
-    /// resolves a prepared statement's tables in the database it was prepared
-    /// in, whatever `USE` comes later, and mysql_async caches prepared
-    /// statements by text: outside the URL's database, the text carries the
-    /// database in a leading comment, so that a connection's cached statement
-    /// of that text was prepared there.
-    fn statement_text<'a>(&self, sql: &'a str, schema: Option<&str>) -> Cow<'a, str> {
-        match schema {
-            Some(database) if self.default.as_deref() != Some(database) => {
-                let hex: String = database.bytes().map(|b| format!("{b:02x}")).collect();
-                Cow::Owned(format!("/* floe:db={hex} */ {sql}"))
-            }
-            _ => Cow::Borrowed(sql),
+    /// The text to prepare `sql` under for a session in `schema` with
+    /// `settings`. MySQL resolves a prepared statement's tables in the
+    /// database it was prepared in, whatever `USE` comes later, and parses
+    /// it under the `sql_mode` then in force (`ANSI_QUOTES`,
+    /// `PIPES_AS_CONCAT` change what it means); mysql_async and the
+    /// pass-through keep prepared statements by text. So outside the URL's
+    /// database, or under a `sql_mode` of the session's own, the text
+    /// carries them in leading comments (hex: nothing in them can end the
+    /// comment), and a connection's statement of that text was prepared as
+    /// this session needs it.
+    fn statement_text<'a>(
+        &self,
+        sql: &'a str,
+        schema: Option<&str>,
+        settings: &[(String, String)],
+    ) -> Cow<'a, str> {
+        let database = schema.filter(|database| self.default.as_deref() != Some(*database));
+        let mode = settings
+            .iter()
+            .find(|(name, _)| name == "sql_mode")
+            .map(|(_, mode)| mode.as_str());
+        if database.is_none() && mode.is_none() {
+            return Cow::Borrowed(sql);
         }
+        let hex = |text: &str| -> String { text.bytes().map(|b| format!("{b:02x}")).collect() };
+        let mut text = String::with_capacity(sql.len() + 64);
+        if let Some(database) = database {
+            text.push_str(&format!("/* floe:db={} */ ", hex(database)));
+        }
+        if let Some(mode) = mode {
+            text.push_str(&format!("/* floe:sql_mode={} */ ", hex(mode)));
+        }
+        text.push_str(sql);
+        Cow::Owned(text)
     }
 
     /// Moves `conn` to the database of a session in `schema` (`None`: the
@@ -241,9 +261,11 @@ impl Sessions {
 
 /// One `SET SESSION` that leaves a connection with `wanted` (of
 /// [`MYSQL_SESSION_SETTINGS`]) and every other forwarded variable at its
-/// server default. Values go as string literals; one with a backslash or a
-/// control character (no valid `time_zone` or `sql_mode` has one, and how a
-/// backslash reads depends on the `sql_mode` in force) goes as `DEFAULT`.
+/// server default. Values of digits alone go as numbers (a numeric or
+/// boolean variable refuses the string `'0'`), the others as string
+/// literals; one with a backslash or a control character (no valid value of
+/// these has one, and how a backslash reads depends on the `sql_mode` in
+/// force) goes as `DEFAULT`.
 pub(super) fn set_session_sql(wanted: &[(String, String)]) -> String {
     let assignments: Vec<String> = MYSQL_SESSION_SETTINGS
         .iter()
@@ -253,6 +275,13 @@ pub(super) fn set_session_sql(wanted: &[(String, String)]) -> String {
                 .find(|(n, _)| n == name)
                 .filter(|(_, v)| !v.chars().any(|c| c == '\\' || c.is_control()))
             {
+                Some((_, value))
+                    if !value.is_empty()
+                        && value.len() <= 20
+                        && value.bytes().all(|b| b.is_ascii_digit()) =>
+                {
+                    format!("{name} = {value}")
+                }
                 Some((_, value)) => format!("{name} = '{}'", value.replace('\'', "''")),
                 None => format!("{name} = DEFAULT"),
             }
@@ -376,7 +405,10 @@ impl MySqlEngine {
         // `Sessions::statement_text`); a text query goes as written.
         let sql = match rows {
             MySqlRows::Text => Cow::Borrowed(sql),
-            MySqlRows::Binary => self.sessions.statement_text(sql, request.schema),
+            MySqlRows::Binary => {
+                self.sessions
+                    .statement_text(sql, request.schema, request.settings)
+            }
         };
         let settings = settings_of(request.settings, MYSQL_SESSION_SETTINGS);
         wire.query(&WireRequest {
@@ -389,15 +421,6 @@ impl MySqlEngine {
         })
         .await
     }
-}
-
-/// Whether the server's own rows answer `request` as they are: a read-only
-/// query the client wrote in MySQL (the router asks only when the statement
-/// goes as the client wrote it).
-fn passes_through(request: &Request<'_>) -> bool {
-    request.statement.read_only
-        && request.statement.kind == floe_dialects::StatementKind::Read
-        && request.statement.dialect == Dialect::MySql
 }
 
 /// MariaDB's "Connection was killed", which a connection killed while idle
@@ -473,7 +496,7 @@ impl Engine for MySqlEngine {
     async fn execute(&self, request: Request<'_>) -> Result<QueryOutput> {
         if let Some(wire) = &self.wire
             && let Some(rows) = request.mysql_rows
-            && passes_through(&request)
+            && request.plain_read_in(Dialect::MySql)
             && wire.enabled()
         {
             // Boxed: the pass-through's future is not part of every
@@ -560,7 +583,7 @@ async fn prepare_on(
 ) -> Result<Prepared> {
     // The settings too: `sql_mode` decides how the text parses.
     sessions.enter(name, conn, scope, statement).await?;
-    let sql = sessions.statement_text(statement.sql(), scope.schema);
+    let sql = sessions.statement_text(statement.sql(), scope.schema, scope.settings);
     let prepared = conn
         .prep(sql.as_ref())
         .await
@@ -730,7 +753,7 @@ async fn run(
         request.statement.sql().to_owned()
     } else {
         sessions
-            .statement_text(request.statement.sql(), request.schema)
+            .statement_text(request.statement.sql(), request.schema, request.settings)
             .into_owned()
     };
     let params: Vec<mysql_async::Value> = request.params.iter().map(param_value).collect();
@@ -1127,22 +1150,46 @@ mod tests {
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect()
         };
-        assert_eq!(
-            set_session_sql(&[]),
-            "SET SESSION sql_mode = DEFAULT, time_zone = DEFAULT"
-        );
+        assert!(MYSQL_SESSION_SETTINGS.is_sorted(), "looked up by binary search");
+        // Every forwarded variable but the few named here at its default.
+        let with = |set: &[&str]| -> String {
+            let assignments: Vec<String> = MYSQL_SESSION_SETTINGS
+                .iter()
+                .map(|name| {
+                    set.iter()
+                        .find(|a| a.starts_with(&format!("{name} = ")))
+                        .map_or_else(|| format!("{name} = DEFAULT"), |a| (*a).to_owned())
+                })
+                .collect();
+            format!("SET SESSION {}", assignments.join(", "))
+        };
+        assert_eq!(set_session_sql(&[]), with(&[]));
+        assert!(with(&[]).starts_with("SET SESSION auto_increment_increment = DEFAULT, "));
         assert_eq!(
             set_session_sql(&pairs(&[("time_zone", "+02:00")])),
-            "SET SESSION sql_mode = DEFAULT, time_zone = '+02:00'"
+            with(&["time_zone = '+02:00'"])
         );
         assert_eq!(
             set_session_sql(&pairs(&[("sql_mode", "ANSI'; DROP TABLE t; --")])),
-            "SET SESSION sql_mode = 'ANSI''; DROP TABLE t; --', time_zone = DEFAULT"
+            with(&["sql_mode = 'ANSI''; DROP TABLE t; --'"])
         );
         assert_eq!(
             set_session_sql(&pairs(&[("sql_mode", "a\\' OR 1")])),
-            "SET SESSION sql_mode = DEFAULT, time_zone = DEFAULT",
+            with(&[]),
             "a backslash reads differently under NO_BACKSLASH_ESCAPES"
+        );
+        assert_eq!(
+            set_session_sql(&pairs(&[
+                ("foreign_key_checks", "0"),
+                ("sql_select_limit", "10"),
+                ("unique_checks", "OFF"),
+            ])),
+            with(&[
+                "foreign_key_checks = 0",
+                "sql_select_limit = 10",
+                "unique_checks = 'OFF'"
+            ]),
+            "numbers as numbers"
         );
         // A PostgreSQL session's settings are not this server's.
         let mixed = pairs(&[("time_zone", "+01:00"), ("timezone", "UTC")]);

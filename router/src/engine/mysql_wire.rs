@@ -24,7 +24,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use arrow::array::{ArrayBuilder, BinaryBuilder, RecordBatch};
@@ -37,6 +37,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::columns::BATCH_ROWS;
+use super::idle_pool::{IdlePool, PoolError, still_open};
 use super::{BatchStream, MySqlRows, QueryOutput};
 use crate::{Error, Result};
 
@@ -280,13 +281,12 @@ pub(crate) struct WireRequest<'a> {
 pub(crate) type Attempt = std::result::Result<Result<QueryOutput>, NotHere>;
 
 /// Connections for pass-through, kept idle between statements; at most
-/// `max_connections` open at once (each holds a permit of `open`).
+/// `max_connections` open at once.
 #[derive(Debug)]
 pub(crate) struct WirePool {
     engine: String,
     config: Arc<WireConfig>,
-    idle: Mutex<Vec<WireConn>>,
-    open: Arc<Semaphore>,
+    conns: IdlePool<WireConn>,
     /// Set when the server asked for an authentication method this client
     /// does not speak: every statement takes the converting path.
     disabled: AtomicBool,
@@ -301,9 +301,8 @@ impl WirePool {
     pub(crate) fn new(engine: &str, config: WireConfig, max_connections: usize) -> Self {
         WirePool {
             engine: engine.to_owned(),
+            conns: IdlePool::new(max_connections, config.connect_timeout),
             config: Arc::new(config),
-            idle: Mutex::new(Vec::new()),
-            open: Arc::new(Semaphore::new(max_connections.max(1))),
             disabled: AtomicBool::new(false),
             statements: metrics::counter!("floe_engine_passthrough_statements_total", "engine" => engine.to_owned()),
             reused: metrics::counter!("floe_engine_passthrough_reused_total", "engine" => engine.to_owned()),
@@ -337,48 +336,21 @@ impl WirePool {
 
     /// An idle connection, or a new one within the connect timeout.
     async fn get(&self) -> std::result::Result<WireConn, WireError> {
-        let deadline = tokio::time::Instant::now() + self.config.connect_timeout;
-        loop {
-            let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
-            if let Some(conn) = idle {
-                if conn.still_open() {
-                    return Ok(conn);
-                }
-                // Closed or killed while idle: dropped, permit and all.
-                continue;
-            }
-            // A permit frees when a connection closes; one going back idle
-            // wakes nobody, so a waiter looks again every few milliseconds.
-            let wait = Duration::from_millis(5);
-            match tokio::time::timeout(wait, Arc::clone(&self.open).acquire_owned()).await {
-                Ok(Ok(permit)) => {
-                    let connect = WireConnection::connect(&self.config, permit);
-                    return match tokio::time::timeout_at(deadline, connect).await {
-                        Ok(result) => result,
-                        Err(_) => Err(WireError::Protocol(format!(
-                            "no connection within {:?}",
-                            self.config.connect_timeout
-                        ))),
-                    };
-                }
-                Ok(Err(_)) => return Err(WireError::Protocol("the pool is closed".to_owned())),
-                Err(_) if tokio::time::Instant::now() >= deadline => {
-                    return Err(WireError::Protocol(format!(
-                        "no free connection within {:?}",
-                        self.config.connect_timeout
-                    )));
-                }
-                Err(_) => {}
-            }
-        }
+        // One closed or killed while idle is dropped, permit and all.
+        let taken = self.conns.get(
+            |conn: &mut WireConn| conn.still_open(),
+            |permit| WireConnection::connect(&self.config, permit),
+        );
+        taken.await.map_err(|e| match e {
+            PoolError::Connect(e) => e,
+            PoolError::Unavailable(message) => WireError::Protocol(message),
+        })
     }
 
     /// Takes back a connection whose statement ended.
     fn put(&self, mut conn: WireConn) {
         conn.done = true;
-        if let Ok(mut idle) = self.idle.lock() {
-            idle.push(conn);
-        }
+        self.conns.put(conn);
     }
 
     /// Runs one read-only statement and streams the server's rows as
@@ -1100,12 +1072,9 @@ impl WireConnection {
         self.command(COM_STMT_EXECUTE, &body);
     }
 
-    /// Whether this idle connection is still open: nothing arrived on it
-    /// since its last statement (a server that closes or kills a connection
-    /// closes its socket, which the runtime's poller has seen by now).
+    /// Whether this idle connection is still open (see [`still_open`]).
     fn still_open(&self) -> bool {
-        let mut byte = [0u8; 1];
-        matches!(self.stream.try_read(&mut byte), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+        still_open(&self.stream)
     }
 
     async fn flush(&mut self) -> std::result::Result<(), WireError> {

@@ -31,9 +31,10 @@ use postgres_protocol::message::backend::Message;
 use postgres_protocol::message::frontend;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::OwnedSemaphorePermit;
 
 use super::columns::BATCH_ROWS;
+use super::idle_pool::{IdlePool, PoolError, still_open};
 use super::{BatchStream, QueryOutput};
 use crate::{Error, Result};
 
@@ -144,13 +145,12 @@ impl WireConfig {
 }
 
 /// Connections for pass-through, kept idle between statements; at most
-/// `max_connections` open at once (each holds a permit of `open`).
+/// `max_connections` open at once.
 #[derive(Debug)]
 pub(crate) struct WirePool {
     engine: String,
     config: WireConfig,
-    idle: Mutex<Vec<WireConn>>,
-    open: Arc<Semaphore>,
+    conns: IdlePool<WireConn>,
     /// Texts whose named statements failed as stale plans: every connection
     /// forgets its own statement of them when it is next taken.
     stale: Mutex<StaleLog>,
@@ -165,9 +165,8 @@ impl WirePool {
     pub(crate) fn new(engine: &str, config: WireConfig, max_connections: usize) -> Self {
         WirePool {
             engine: engine.to_owned(),
+            conns: IdlePool::new(max_connections, config.connect_timeout),
             config,
-            idle: Mutex::new(Vec::new()),
-            open: Arc::new(Semaphore::new(max_connections.max(1))),
             stale: Mutex::new(StaleLog::default()),
             statements: metrics::counter!("floe_engine_passthrough_statements_total", "engine" => engine.to_owned()),
             reused: metrics::counter!("floe_engine_passthrough_reused_total", "engine" => engine.to_owned()),
@@ -182,53 +181,31 @@ impl WirePool {
         }
     }
 
+    /// An idle connection, or a new one within the connect timeout.
     async fn get(&self) -> Result<WireConn> {
-        let deadline = tokio::time::Instant::now() + self.config.connect_timeout;
-        loop {
-            let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
-            if let Some(mut conn) = idle {
+        let taken = self.conns.get(
+            |conn: &mut WireConn| {
+                // One closed by the server while idle (a restart, an
+                // administrator's terminate) is dropped, permit and all, and
+                // the next one tried; no statement is sent on it.
                 if !conn.still_open() {
-                    // Closed by the server while idle (a restart, an
-                    // administrator's terminate): dropped, permit and all,
-                    // and the next one tried; no statement is sent on it.
-                    continue;
+                    return false;
                 }
                 if let Ok(stale) = self.stale.lock() {
                     stale.apply(&mut conn.named);
                 }
-                return Ok(conn);
-            }
-            // A permit frees when a connection closes; one going back idle
-            // wakes nobody, so a waiter looks again every few milliseconds.
-            let wait = Duration::from_millis(5);
-            match tokio::time::timeout(wait, Arc::clone(&self.open).acquire_owned()).await {
-                Ok(Ok(permit)) => {
-                    let connect = WireConnection::connect(&self.config, permit);
-                    return match tokio::time::timeout_at(deadline, connect).await {
-                        Ok(Ok(conn)) => Ok(conn),
-                        Ok(Err(e)) => Err(self.error(e)),
-                        Err(_) => Err(self.unavailable(format!(
-                            "no connection within {:?}",
-                            self.config.connect_timeout
-                        ))),
-                    };
-                }
-                Ok(Err(_)) => return Err(self.unavailable("the pool is closed".to_owned())),
-                Err(_) if tokio::time::Instant::now() >= deadline => {
-                    return Err(self.unavailable(format!(
-                        "no free connection within {:?}",
-                        self.config.connect_timeout
-                    )));
-                }
-                Err(_) => {}
-            }
-        }
+                true
+            },
+            |permit| WireConnection::connect(&self.config, permit),
+        );
+        taken.await.map_err(|e| match e {
+            PoolError::Connect(e) => self.error(e),
+            PoolError::Unavailable(message) => self.unavailable(message),
+        })
     }
 
     fn put(&self, conn: WireConn) {
-        if let Ok(mut idle) = self.idle.lock() {
-            idle.push(conn);
-        }
+        self.conns.put(conn);
     }
 
     fn error(&self, e: WireError) -> Error {
@@ -944,15 +921,11 @@ impl WireConnection {
         Ok(reused)
     }
 
-    /// Whether this idle connection is still open: nothing arrived on it
-    /// since its last statement ended. A server ends a connection by
-    /// sending an error (`57P01` on shutdown) and closing it, which the
-    /// runtime's poller has seen by now; a healthy idle connection has
-    /// nothing to read, and the check costs no system call while the
-    /// poller reports nothing.
+    /// Whether this idle connection is still open (see [`still_open`]): a
+    /// server ends a connection by sending an error (`57P01` on shutdown)
+    /// and closing it.
     fn still_open(&self) -> bool {
-        let mut byte = [0u8; 1];
-        matches!(self.stream.try_read(&mut byte), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+        still_open(&self.stream)
     }
 
     async fn flush(&mut self) -> std::result::Result<(), WireError> {

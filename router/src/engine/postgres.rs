@@ -191,8 +191,11 @@ impl Engine for PostgresEngine {
     }
 
     async fn execute(&self, request: Request<'_>) -> Result<QueryOutput> {
+        // A prepared statement's row description went to the client at
+        // `Describe`, from the same server's description of it.
         if let Some(wire) = &self.wire
-            && passes_through(&request)
+            && request.pg_text
+            && request.plain_read_in(Dialect::Postgres)
         {
             // A PostgreSQL client's: all PostgreSQL settings.
             let sql = request.statement.sql();
@@ -517,17 +520,6 @@ fn stream_rows(
         schema,
         stream: Box::pin(stream),
     })
-}
-
-/// Whether the server's own rows answer `request` as they are: a read-only
-/// query the client wrote in PostgreSQL and wants in text. (A prepared one's
-/// row description went to the client at `Describe`, from the same server's
-/// description of the statement.)
-fn passes_through(request: &Request<'_>) -> bool {
-    request.pg_text
-        && request.statement.read_only
-        && request.statement.kind == StatementKind::Read
-        && request.statement.dialect == Dialect::Postgres
 }
 
 fn has_returning(statement: &Analysis) -> bool {

@@ -55,6 +55,23 @@ pub(super) fn code(e: &Error) -> ErrorKind {
     }
 }
 
+/// The payload of an ERR packet, for the places that write one themselves
+/// rather than through opensrv (which keeps its writer to itself).
+/// `protocol_41` adds the `#` and SQLSTATE of protocol 4.1; before the
+/// handshake the server does not know the client speaks it, and MySQL sends
+/// the code and message only.
+pub(super) fn err_payload(kind: ErrorKind, message: &[u8], protocol_41: bool) -> Vec<u8> {
+    let mut payload = Vec::with_capacity(9 + message.len());
+    payload.push(0xff);
+    payload.extend_from_slice(&(kind as u16).to_le_bytes());
+    if protocol_41 {
+        payload.push(b'#');
+        payload.extend_from_slice(kind.sqlstate());
+    }
+    payload.extend_from_slice(message);
+    payload
+}
+
 /// MySQL's error numbers opensrv can send: every one from 1000 to 1885
 /// (`ErrorKind::from` panics outside them).
 const KNOWN_CODES: std::ops::RangeInclusive<u16> = 1000..=1885;

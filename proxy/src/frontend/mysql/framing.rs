@@ -54,21 +54,24 @@ impl<R> PacketFramer<R> {
         }
     }
 
-    /// Keeps the first bytes of the client's first packet's payload.
-    fn observe(&mut self, read: &[u8]) {
-        let Some((flags, bytes, got)) = &mut self.capture else {
-            return;
-        };
-        for byte in read.iter().take(4 - *got) {
-            bytes[*got] = *byte;
-            *got += 1;
-        }
-        if *got == 4 {
-            flags
-                .client_capabilities
-                .store(u32::from_le_bytes(*bytes), Ordering::Release);
-            self.capture = None;
-        }
+}
+
+/// Keeps the first bytes of the client's first packet's payload (`read`, the
+/// latest bytes of it) in `capture`, and hands the flags over, ending the
+/// capture, once all four are in.
+fn capture_flags(capture: &mut Option<(Arc<FixupFlags>, [u8; 4], usize)>, read: &[u8]) {
+    let Some((flags, bytes, got)) = capture else {
+        return;
+    };
+    for byte in read.iter().take(4 - *got) {
+        bytes[*got] = *byte;
+        *got += 1;
+    }
+    if *got == 4 {
+        flags
+            .client_capabilities
+            .store(u32::from_le_bytes(*bytes), Ordering::Release);
+        *capture = None;
     }
 }
 
@@ -92,12 +95,7 @@ impl<R: AsyncRead + Unpin> PacketFramer<R> {
         let read = scratch.filled();
         buf.put_slice(read);
         self.payload_left -= read.len();
-        if self.capture.is_some() {
-            let n = read.len().min(4);
-            let mut head = [0; 4];
-            head[..n].copy_from_slice(&read[..n]);
-            self.observe(&head[..n]);
-        }
+        capture_flags(&mut self.capture, read);
         Poll::Ready(Ok(()))
     }
 }

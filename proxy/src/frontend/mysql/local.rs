@@ -12,11 +12,11 @@ use std::ops::ControlFlow;
 use std::sync::{Arc, LazyLock};
 
 use aho_corasick::AhoCorasick;
-use arrow::array::{RecordBatch, StringArray};
+use arrow::array::{Array, ArrayRef, Int64Array, NullArray, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
 use floe_dialects::sqlparser::ast::{
-    Expr, FunctionArguments, Ident, KillType, ObjectName, SelectItem, SetExpr, ShowStatementFilter,
-    ShowStatementFilterPosition, ShowStatementOptions, Statement, Use, Value,
+    Expr, FunctionArguments, Ident, KillType, LimitClause, ObjectName, Query, SelectItem, SetExpr,
+    ShowStatementFilter, ShowStatementFilterPosition, ShowStatementOptions, Statement, Use, Value,
     visit_expressions_mut,
 };
 use floe_dialects::{Analysis, Dialect, StatementKind, analyze_statement};
@@ -171,12 +171,94 @@ pub(super) fn plan(analysis: &Analysis, context: &Context<'_>) -> Result<Plan> {
     if !substitute_variables(&mut rewritten.statement, context)? {
         return Ok(Plan::Run(None));
     }
+    if let Some(batch) = constant_row(&rewritten.statement) {
+        return Ok(Plan::Rows(batch));
+    }
     // Remote engines and translation read the text, not the tree: MySQL
     // text, whose parameters are `?` (the tree numbers them).
     let mut text = Statement::clone(&rewritten.statement);
     floe_dialects::question_placeholders(&mut text);
     rewritten.set_sql(text.to_string());
     Ok(Plan::Run(Some(Box::new(rewritten))))
+}
+
+/// The result of a `SELECT` of literals only, with no other clause than a
+/// `LIMIT` (what a connector's `SELECT @@max_allowed_packet, @@wait_timeout`
+/// or the mysql CLI's `SELECT @@version_comment LIMIT 1` is once its
+/// variables are substituted), answered here: a client connects and reads
+/// its settings without an engine's round trip, and while every engine is
+/// down. `None` for anything else, which runs on an engine.
+fn constant_row(statement: &Statement) -> Option<RecordBatch> {
+    /// `SELECT` with nothing after it: what a select of no other clause
+    /// prints once its projection is taken away.
+    static BARE: LazyLock<Option<String>> = LazyLock::new(|| {
+        let mut bare = floe_dialects::sqlparser::parser::Parser::parse_sql(
+            &floe_dialects::sqlparser::dialect::MySqlDialect {},
+            "SELECT 1",
+        )
+        .ok()?
+        .pop()?;
+        if let Statement::Query(query) = &mut bare
+            && let SetExpr::Select(select) = query.body.as_mut()
+        {
+            select.projection.clear();
+        }
+        Some(bare.to_string())
+    });
+    let Statement::Query(query) = statement else {
+        return None;
+    };
+    let SetExpr::Select(select) = query.body.as_ref() else {
+        return None;
+    };
+    let rows = match &query.limit_clause {
+        None => 1,
+        Some(LimitClause::LimitOffset {
+            limit: Some(Expr::Value(limit)),
+            offset: None,
+            limit_by,
+        }) if limit_by.is_empty() => match &limit.value {
+            Value::Number(n, _) => usize::from(n.parse::<u64>().ok()? > 0),
+            _ => return None,
+        },
+        Some(_) => return None,
+    };
+    // Every other clause, of the query or of the select, shows in its text.
+    let mut rest = Query::clone(query);
+    rest.limit_clause = None;
+    if let SetExpr::Select(select) = rest.body.as_mut() {
+        select.projection.clear();
+    }
+    if Some(rest.to_string()) != *BARE {
+        return None;
+    }
+    let mut fields = Vec::with_capacity(select.projection.len());
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(select.projection.len());
+    for item in &select.projection {
+        let (expr, name) = match item {
+            SelectItem::UnnamedExpr(expr) => (expr, expr.to_string()),
+            SelectItem::ExprWithAlias { expr, alias } => (expr, alias.value.clone()),
+            _ => return None,
+        };
+        let Expr::Value(value) = expr else {
+            return None;
+        };
+        let column: ArrayRef = match &value.value {
+            Value::Number(n, false) => Arc::new(Int64Array::from(vec![n.parse::<i64>().ok()?; rows])),
+            Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => {
+                Arc::new(StringArray::from(vec![s.as_str(); rows]))
+            }
+            Value::Null => Arc::new(NullArray::new(rows)),
+            _ => return None,
+        };
+        fields.push(Field::new(
+            name,
+            column.data_type().clone(),
+            column.null_count() > 0 || column.data_type() == &DataType::Null,
+        ));
+        columns.push(column);
+    }
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).ok()
 }
 
 fn unsupported(what: String) -> Error {
@@ -434,24 +516,92 @@ mod tests {
         }
     }
 
+    /// The rows answered here for `sql`, as (column, type, values) per
+    /// column; `None` when it runs on an engine.
+    fn answered(sql: &str) -> Option<Vec<(String, DataType, Vec<String>)>> {
+        let settings = settings();
+        let analysis = analyze_statement(sql, Dialect::MySql).expect("parses");
+        let Ok(Plan::Rows(batch)) = plan(&analysis, &context(&settings)) else {
+            return None;
+        };
+        let schema = batch.schema();
+        Some(
+            schema
+                .fields()
+                .iter()
+                .zip(batch.columns())
+                .map(|(field, column)| {
+                    let values = (0..column.len())
+                        .map(|row| {
+                            arrow::util::display::array_value_to_string(column, row)
+                                .expect("displays")
+                        })
+                        .collect();
+                    (field.name().clone(), field.data_type().clone(), values)
+                })
+                .collect(),
+        )
+    }
+
+    fn column(name: &str, data_type: DataType, values: &[&str]) -> (String, DataType, Vec<String>) {
+        let values = values.iter().map(|v| (*v).to_owned()).collect();
+        (name.to_owned(), data_type, values)
+    }
+
     #[test]
     fn system_variables_become_literals_named_as_written() {
         assert_eq!(
-            rewritten("SELECT @@version_comment LIMIT 1"),
-            "SELECT 'Floe' AS `@@version_comment` LIMIT 1"
+            rewritten("SELECT @@version_comment, c FROM t LIMIT 1"),
+            "SELECT 'Floe' AS `@@version_comment`, c FROM t LIMIT 1"
         );
         assert_eq!(
-            rewritten("SELECT @@session.auto_increment_increment AS a, @answer"),
-            "SELECT 1 AS a, 42 AS `@answer`"
+            rewritten("SELECT @@session.auto_increment_increment + 1 AS a, @answer"),
+            "SELECT 1 + 1 AS a, 42 AS `@answer`"
         );
         assert!(rewritten("SELECT @@nope").starts_with("error: unrecognized"));
     }
 
     #[test]
+    fn a_select_of_variables_alone_is_answered_here() {
+        assert_eq!(
+            answered("SELECT @@version_comment LIMIT 1"),
+            Some(vec![column("@@version_comment", DataType::Utf8, &["Floe"])])
+        );
+        assert_eq!(
+            answered("SELECT @@max_allowed_packet, @@session.auto_increment_increment AS a, @answer, @unset"),
+            Some(vec![
+                column("@@max_allowed_packet", DataType::Int64, &["67108864"]),
+                column("a", DataType::Int64, &["1"]),
+                column("@answer", DataType::Int64, &["42"]),
+                column("@unset", DataType::Null, &[""]),
+            ])
+        );
+        assert_eq!(
+            answered("SELECT @@version_comment LIMIT 0"),
+            Some(vec![column("@@version_comment", DataType::Utf8, &[])])
+        );
+        // Anything more than literals is the engine's to answer.
+        for sql in [
+            "SELECT @@max_allowed_packet + 1",
+            "SELECT @@version_comment FROM t",
+            "SELECT @@version_comment WHERE 1 = 0",
+            "SELECT @@version_comment ORDER BY 1",
+            "SELECT @@version_comment LIMIT 1 OFFSET 1",
+            "SELECT @@version_comment UNION SELECT 'x'",
+            "SELECT 1",
+        ] {
+            assert_eq!(answered(sql), None, "{sql}");
+        }
+    }
+
+    #[test]
     fn connection_functions_answer_from_the_connection() {
         assert_eq!(
-            rewritten("SELECT DATABASE(), CONNECTION_ID()"),
-            "SELECT 'demo' AS `DATABASE()`, 7 AS `CONNECTION_ID()`"
+            answered("SELECT DATABASE(), CONNECTION_ID()"),
+            Some(vec![
+                column("DATABASE()", DataType::Utf8, &["demo"]),
+                column("CONNECTION_ID()", DataType::Int64, &["7"]),
+            ])
         );
     }
 

@@ -32,7 +32,8 @@ pub use self::tls::Tls;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 
-use opensrv_mysql::{AsyncMysqlIntermediary, IntermediaryOptions};
+use floe_router::engine::mysql_wire;
+use opensrv_mysql::{AsyncMysqlIntermediary, ErrorKind, IntermediaryOptions};
 use tokio::io::{AsyncWriteExt, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
@@ -193,16 +194,12 @@ async fn run_connection(
 }
 
 /// Answers a connection over the limit with MySQL's "Too many connections"
-/// error in place of the greeting, as MySQL does.
+/// error in place of the greeting, as MySQL does (without a SQLSTATE: the
+/// client has not said yet that it reads one).
 async fn refuse(mut socket: TcpStream) {
-    let message = b"Too many connections";
-    let mut payload = vec![0xff];
-    payload.extend_from_slice(&1040u16.to_le_bytes());
-    payload.extend_from_slice(b"#08004");
-    payload.extend_from_slice(message);
-    let mut packet = (payload.len() as u32).to_le_bytes()[..3].to_vec();
-    packet.push(0);
-    packet.extend_from_slice(&payload);
+    let payload = error::err_payload(ErrorKind::ER_CON_COUNT_ERROR, b"Too many connections", false);
+    let mut packet = Vec::with_capacity(4 + payload.len());
+    mysql_wire::push_packet(&mut packet, &mut 0, &payload);
     let _ = socket.write_all(&packet).await;
     let _ = socket.shutdown().await;
 }

@@ -26,7 +26,7 @@ use opensrv_mysql::{
 use tokio::io::AsyncWrite;
 
 use super::encode;
-use super::error::{code, message};
+use super::error::{code, err_payload, message};
 use super::framing::FixupFlags;
 use super::local::{self, Context, Plan};
 use super::params;
@@ -411,12 +411,7 @@ impl Shim {
                 }
                 Err(e) => {
                     let e = Error::Engine(e);
-                    let kind = code(&e);
-                    let mut packet = vec![0xff];
-                    packet.extend_from_slice(&(kind as u16).to_le_bytes());
-                    packet.push(b'#');
-                    packet.extend_from_slice(kind.sqlstate());
-                    packet.extend_from_slice(message(&e).as_bytes());
+                    let packet = err_payload(code(&e), message(&e).as_bytes(), true);
                     mysql_wire::push_packet(&mut buf, &mut seq, &packet);
                     return out.write_all(&buf).await;
                 }

@@ -345,6 +345,12 @@ impl Parser {
         if let Some(user) = client.metadata().get(pgwire::api::METADATA_USER) {
             session.set_user(user);
         }
+        session.apply_startup(
+            client
+                .metadata()
+                .iter()
+                .map(|(name, value)| (name.as_str(), value.as_str())),
+        );
         let (pid, secret) = client.pid_and_secret_key();
         let key = (pid, secret.to_bytes().to_vec());
         if let Ok(mut slots) = self.cancels.slots.lock() {
