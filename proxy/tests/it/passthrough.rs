@@ -666,3 +666,77 @@ async fn a_killed_mysql_pass_through_statement_stops_on_the_server() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+// Both pass-throughs over the local servers' Unix sockets.
+
+/// A local server's Unix socket, `var` or `default`; the test fails, saying
+/// which, when it is missing.
+fn local_socket(var: &str, default: &str) -> String {
+    let path = std::env::var(var).unwrap_or_else(|_| default.to_owned());
+    assert!(
+        std::path::Path::new(&path).exists(),
+        "no server socket at {path} (set {var})"
+    );
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgresql_engine_on_a_unix_socket_passes_through() {
+    let socket = local_socket(
+        "FLOE_TEST_POSTGRES_SOCKET",
+        "/var/run/postgresql/.s.PGSQL.5432",
+    );
+    let (dir, port) = socket
+        .rsplit_once("/.s.PGSQL.")
+        .expect("a PostgreSQL socket is <dir>/.s.PGSQL.<port>");
+    let daemon = plain_daemon(&format!(
+        "[[engines]]\nname = \"pg\"\ntype = \"postgres\"\nurl = \"host={dir} port={port} user=postgres dbname=test\"\n"
+    ));
+    let client = daemon.connect().await;
+    let direct = postgres_direct().await;
+    let base = passed_through(&daemon);
+    let sql = "SELECT g, repeat('x', g) FROM generate_series(1, 5) g";
+    assert_same_rows(&direct, &client, sql).await;
+    // A Unix-socket backend has no client address.
+    let address = text_rows(
+        &client
+            .simple_query("SELECT coalesce(inet_client_addr()::text, 'socket')")
+            .await
+            .expect("client address"),
+    );
+    assert_eq!(address, vec![vec![Some("socket".to_owned())]]);
+    assert_eq!(passed_through(&daemon) - base, 2.0, "over the socket");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mysql_engine_on_a_unix_socket_passes_through() {
+    use mysql_async::prelude::Queryable;
+    let socket = local_socket("FLOE_TEST_MYSQL_SOCKET", "/run/mysqld/mysqld.sock");
+    let _direct = mariadb_with(&[
+        "CREATE OR REPLACE TABLE test.pass_socket (id INT, name VARCHAR(10))",
+        "INSERT INTO test.pass_socket VALUES (1, 'a'), (2, 'b'), (3, 'c')",
+    ])
+    .await;
+    let daemon = plain_daemon(&format!(
+        "[[engines]]\nname = \"maria\"\ntype = \"mysql\"\nurl = \"mysql://root@localhost/test?socket={socket}\"\n"
+    ));
+    let mut floe = crate::mysql::connect(&daemon).await;
+    let base = maria_passed(&daemon);
+    let text: Vec<(i32, String)> = floe
+        .query("SELECT id, name FROM test.pass_socket ORDER BY id")
+        .await
+        .expect("text rows");
+    assert_eq!(
+        text,
+        vec![(1, "a".to_owned()), (2, "b".to_owned()), (3, "c".to_owned())]
+    );
+    let binary: Vec<(i32, String)> = floe
+        .exec(
+            "SELECT id, name FROM test.pass_socket WHERE id >= ? ORDER BY id",
+            (2,),
+        )
+        .await
+        .expect("binary rows");
+    assert_eq!(binary, vec![(2, "b".to_owned()), (3, "c".to_owned())]);
+    assert_eq!(maria_passed(&daemon) - base, 2.0, "over the socket");
+}

@@ -10,7 +10,6 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Why [`IdlePool::get`] gave no connection.
@@ -93,16 +92,6 @@ impl<C> IdlePool<C> {
             idle.push(conn);
         }
     }
-}
-
-/// Whether an idle connection's socket is still open: nothing arrived on it
-/// since its last statement ended. A server that ends a connection (a
-/// shutdown, a kill) says so or closes the socket, which the runtime's
-/// poller has seen by now; a healthy idle connection has nothing to read,
-/// and the check costs no system call while the poller reports nothing.
-pub(crate) fn still_open(stream: &TcpStream) -> bool {
-    let mut byte = [0u8; 1];
-    matches!(stream.try_read(&mut byte), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
 }
 
 #[cfg(test)]

@@ -23,6 +23,7 @@ mod offload;
 pub mod pg_wire;
 mod postgres;
 mod table_cache;
+mod wire_stream;
 
 use std::any::Any;
 use std::collections::HashMap;

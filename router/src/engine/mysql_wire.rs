@@ -33,11 +33,11 @@ use bytes::{Buf, BytesMut};
 use datafusion::scalar::ScalarValue;
 use sha1::{Digest, Sha1};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::columns::BATCH_ROWS;
-use super::idle_pool::{IdlePool, PoolError, still_open};
+use super::idle_pool::{IdlePool, PoolError};
+use super::wire_stream::{WireAddr, WireStream};
 use super::{BatchStream, MySqlRows, QueryOutput};
 use crate::{Error, Result};
 
@@ -210,8 +210,7 @@ impl Layout {
 /// Where and how to connect, from the engine's URL.
 #[derive(Debug, Clone)]
 pub(crate) struct WireConfig {
-    host: String,
-    port: u16,
+    addr: WireAddr,
     user: String,
     password: Option<String>,
     database: Option<String>,
@@ -219,19 +218,29 @@ pub(crate) struct WireConfig {
 }
 
 impl WireConfig {
-    /// The TCP address and credentials of `opts`; `None` when the engine
-    /// connects over TLS or a socket, which pass-through does not speak.
+    /// The address (the URL's `socket`, else its host and port) and
+    /// credentials of `opts`; `None` when the engine connects over TLS,
+    /// which pass-through does not speak.
     pub(crate) fn from_opts(
         opts: &mysql_async::Opts,
         password: Option<&str>,
         connect_timeout: Duration,
     ) -> Option<Self> {
-        if opts.ssl_opts().is_some() || opts.socket().is_some() {
+        if opts.ssl_opts().is_some() {
             return None;
         }
+        let addr = match opts.socket() {
+            #[cfg(unix)]
+            Some(socket) => WireAddr::Unix(socket.into()),
+            #[cfg(not(unix))]
+            Some(_) => return None,
+            None => WireAddr::Tcp {
+                host: opts.ip_or_hostname().to_owned(),
+                port: opts.tcp_port(),
+            },
+        };
         Some(WireConfig {
-            host: opts.ip_or_hostname().to_owned(),
-            port: opts.tcp_port(),
+            addr,
             user: opts.user().unwrap_or_default().to_owned(),
             password: password.or(opts.pass()).map(str::to_owned),
             database: opts.db_name().map(str::to_owned),
@@ -799,7 +808,7 @@ type WireConn = Box<WireConnection>;
 /// One connection to the server.
 #[derive(Debug)]
 struct WireConnection {
-    stream: TcpStream,
+    stream: WireStream,
     /// Where it connected, for the `KILL QUERY` of a statement abandoned
     /// mid-way.
     config: Arc<WireConfig>,
@@ -863,8 +872,7 @@ impl WireConnection {
         config: &Arc<WireConfig>,
         permit: OwnedSemaphorePermit,
     ) -> std::result::Result<WireConn, WireError> {
-        let stream = TcpStream::connect((config.host.as_str(), config.port)).await?;
-        stream.set_nodelay(true)?;
+        let stream = WireStream::connect(&config.addr).await?;
         let mut conn = Box::new(WireConnection {
             stream,
             config: Arc::clone(config),
@@ -1072,9 +1080,10 @@ impl WireConnection {
         self.command(COM_STMT_EXECUTE, &body);
     }
 
-    /// Whether this idle connection is still open (see [`still_open`]).
+    /// Whether this idle connection is still open (see
+    /// [`WireStream::still_open`]).
     fn still_open(&self) -> bool {
-        still_open(&self.stream)
+        self.stream.still_open()
     }
 
     async fn flush(&mut self) -> std::result::Result<(), WireError> {

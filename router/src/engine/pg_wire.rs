@@ -30,11 +30,11 @@ use postgres_protocol::authentication::sasl::{ChannelBinding, SCRAM_SHA_256, Scr
 use postgres_protocol::message::backend::Message;
 use postgres_protocol::message::frontend;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::columns::BATCH_ROWS;
-use super::idle_pool::{IdlePool, PoolError, still_open};
+use super::idle_pool::{IdlePool, PoolError};
+use super::wire_stream::{WireAddr, WireStream};
 use super::{BatchStream, QueryOutput};
 use crate::{Error, Result};
 
@@ -112,8 +112,7 @@ pub fn wire_rows(batch: &RecordBatch) -> impl Iterator<Item = &[u8]> {
 /// Where and how to connect, from the engine's tokio-postgres configuration.
 #[derive(Debug, Clone)]
 pub(crate) struct WireConfig {
-    host: String,
-    port: u16,
+    addr: WireAddr,
     user: String,
     database: Option<String>,
     password: Option<Vec<u8>>,
@@ -121,21 +120,25 @@ pub(crate) struct WireConfig {
 }
 
 impl WireConfig {
-    /// The TCP host, port and credentials of `config`; `None` when it names
-    /// no TCP host (a Unix socket), which pass-through does not use.
+    /// The first host (TCP, or a Unix socket's directory, as libpq reads
+    /// `host=/var/run/postgresql`), port and credentials of `config`.
     pub(crate) fn from_config(
         config: &tokio_postgres::Config,
         connect_timeout: Duration,
     ) -> Option<Self> {
-        let host = match config.get_hosts().first()? {
-            tokio_postgres::config::Host::Tcp(host) => host.clone(),
-            #[allow(unreachable_patterns)] // Unix sockets exist on Unix only
-            _ => return None,
-        };
         let port = config.get_ports().first().copied().unwrap_or(5432);
+        let addr = match config.get_hosts().first()? {
+            tokio_postgres::config::Host::Tcp(host) => WireAddr::Tcp {
+                host: host.clone(),
+                port,
+            },
+            #[cfg(unix)]
+            tokio_postgres::config::Host::Unix(dir) => {
+                WireAddr::Unix(dir.join(format!(".s.PGSQL.{port}")))
+            }
+        };
         Some(WireConfig {
-            host,
-            port,
+            addr,
             user: config.get_user()?.to_owned(),
             database: config.get_dbname().map(str::to_owned),
             password: config.get_password().map(<[u8]>::to_vec),
@@ -712,12 +715,13 @@ type WireConn = Box<WireConnection>;
 /// One connection to the server.
 #[derive(Debug)]
 struct WireConnection {
-    stream: TcpStream,
+    stream: WireStream,
     read: BytesMut,
     write: BytesMut,
     /// The server's cancel key, for a statement abandoned mid-way.
     cancel: Option<(i32, i32)>,
-    addr: (String, u16),
+    /// Where a cancel request goes.
+    addr: WireAddr,
     /// False while a statement is running: dropping the connection then
     /// asks the server to cancel it.
     done: bool,
@@ -749,7 +753,7 @@ impl Drop for WireConnection {
         runtime.spawn(async move {
             let mut buf = BytesMut::new();
             frontend::cancel_request(pid, key, &mut buf);
-            if let Ok(mut stream) = TcpStream::connect((addr.0.as_str(), addr.1)).await {
+            if let Ok(mut stream) = WireStream::connect(&addr).await {
                 drop(stream.write_all(&buf).await);
             }
         });
@@ -761,14 +765,13 @@ impl WireConnection {
         config: &WireConfig,
         permit: OwnedSemaphorePermit,
     ) -> std::result::Result<WireConn, WireError> {
-        let stream = TcpStream::connect((config.host.as_str(), config.port)).await?;
-        stream.set_nodelay(true)?;
+        let stream = WireStream::connect(&config.addr).await?;
         let mut conn = Box::new(WireConnection {
             stream,
             read: BytesMut::with_capacity(8192),
             write: BytesMut::with_capacity(1024),
             cancel: None,
-            addr: (config.host.clone(), config.port),
+            addr: config.addr.clone(),
             done: true,
             named: Named::new(),
             last_schema: None,
@@ -921,11 +924,11 @@ impl WireConnection {
         Ok(reused)
     }
 
-    /// Whether this idle connection is still open (see [`still_open`]): a
-    /// server ends a connection by sending an error (`57P01` on shutdown)
-    /// and closing it.
+    /// Whether this idle connection is still open (see
+    /// [`WireStream::still_open`]): a server ends a connection by sending an
+    /// error (`57P01` on shutdown) and closing it.
     fn still_open(&self) -> bool {
-        still_open(&self.stream)
+        self.stream.still_open()
     }
 
     async fn flush(&mut self) -> std::result::Result<(), WireError> {
