@@ -59,10 +59,17 @@ medians() {
 # FLOE_BENCH_ENGINE_EXTRA: lines added to the engine's section (e.g.
 # `pass_through = false`); FLOE_BENCH_BASE_ENGINE_EXTRA: the same for the
 # `base` build only, so that one binary can be its own A/B.
+# FLOE_BENCH_ENGINE_URL / FLOE_BENCH_BASE_ENGINE_URL: another engine URL
+# (e.g. the server's Unix socket: `mysql://root@localhost/floe_sysbench?socket=/run/mysqld/mysqld.sock`,
+# `host=/var/run/postgresql user=postgres dbname=floe_pgbench`).
 floe_config() { # dir name frontend port url [mysql database]
   local dir=$1 name=$2 frontend=$3 port=$4 url=$5 engine
   local extra=${FLOE_BENCH_ENGINE_EXTRA:-}
-  if [ "$name" = base ]; then extra=${FLOE_BENCH_BASE_ENGINE_EXTRA:-$extra}; fi
+  url=${FLOE_BENCH_ENGINE_URL:-$url}
+  if [ "$name" = base ]; then
+    extra=${FLOE_BENCH_BASE_ENGINE_EXTRA:-$extra}
+    url=${FLOE_BENCH_BASE_ENGINE_URL:-$url}
+  fi
   {
     cat <<EOF
 [server]
