@@ -235,14 +235,19 @@ fn constant_row(statement: &Statement) -> Option<RecordBatch> {
     let mut fields = Vec::with_capacity(select.projection.len());
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(select.projection.len());
     for item in &select.projection {
-        let (expr, name) = match item {
-            SelectItem::UnnamedExpr(expr) => (expr, expr.to_string()),
-            SelectItem::ExprWithAlias { expr, alias } => (expr, alias.value.clone()),
+        let (expr, alias) = match item {
+            SelectItem::UnnamedExpr(expr) => (expr, None),
+            SelectItem::ExprWithAlias { expr, alias } => (expr, Some(alias.value.clone())),
             _ => return None,
         };
         let Expr::Value(value) = expr else {
             return None;
         };
+        // MySQL names a string literal's column by its text, unquoted.
+        let name = alias.unwrap_or_else(|| match &value.value {
+            Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => s.clone(),
+            _ => expr.to_string(),
+        });
         let column: ArrayRef = match &value.value {
             Value::Number(n, false) => Arc::new(Int64Array::from(vec![n.parse::<i64>().ok()?; rows])),
             Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => {
