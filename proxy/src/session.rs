@@ -1007,6 +1007,8 @@ impl Session {
         for (name, value) in chosen {
             let name = normalise(&name);
             match self.assign(&name, value.clone(), false) {
+                // `name=DEFAULT` chose nothing.
+                Ok(()) if value.eq_ignore_ascii_case("default") => {}
                 Ok(()) => match self.startup.binary_search_by(|(k, _)| k.cmp(&name)) {
                     Ok(i) => self.startup[i].1 = value,
                     Err(i) => self.startup.insert(i, (name, value)),
