@@ -78,6 +78,8 @@ pub(super) struct Shim {
     refuse_plain: bool,
     /// The connection's writer, for results whose packets pass through.
     raw: Option<ClientWriter>,
+    /// The column definitions of pass-through results, last one remembered.
+    pass_columns: mysql_wire::ColumnsCache,
     _registration: Registration,
 }
 
@@ -105,6 +107,7 @@ impl Shim {
             fixups: Arc::default(),
             refuse_plain: false,
             raw: None,
+            pass_columns: mysql_wire::ColumnsCache::default(),
             _registration: registration,
         }
     }
@@ -313,9 +316,9 @@ impl Shim {
             Ok(Answer::Rows { schema, stream }) => {
                 // A pass-through result comes only for a command's one
                 // statement (see `on_query`).
-                if let Some(columns) = mysql_wire::wire_columns(&schema) {
+                if let Some(columns) = self.pass_columns.columns(&schema) {
                     drop(writer);
-                    return self.pass_rows(columns, stream).await;
+                    return self.pass_rows(&columns, stream).await;
                 }
                 return self.write_rows(writer, &schema, stream, rest).await;
             }
@@ -374,11 +377,7 @@ impl Shim {
     /// this client expects: an OK packet with `CLIENT_DEPRECATE_EOF`, EOF
     /// packets without. The command's only result: the session asked for
     /// such rows only then.
-    async fn pass_rows(
-        &mut self,
-        columns: Vec<Vec<u8>>,
-        mut stream: BatchStream,
-    ) -> io::Result<()> {
+    async fn pass_rows(&mut self, columns: &[Vec<u8>], mut stream: BatchStream) -> io::Result<()> {
         use tokio::io::AsyncWriteExt;
         /// Bytes gathered before they go to the connection's writer.
         const CHUNK: usize = 64 * 1024;
@@ -396,7 +395,7 @@ impl Shim {
         let mut count = Vec::with_capacity(9);
         mysql_wire::push_lenenc(&mut count, columns.len() as u64);
         mysql_wire::push_packet(&mut buf, &mut seq, &count);
-        for column in &columns {
+        for column in columns {
             mysql_wire::push_packet(&mut buf, &mut seq, column);
         }
         if !deprecate_eof {
