@@ -11,6 +11,7 @@
 #   SECONDS_PER_RUN=30 bash benchmarks/sysbench.sh
 #   ROUNDS=3 bash benchmarks/sysbench.sh     # each target 3 times in turn, medians
 #   FLOE_BENCH_BASE=<floe> bash ...          # another Floe build too, same rounds (A/B)
+#   TESTS=oltp_point_select bash ...         # one test only
 #
 # Needs the local MariaDB (FLOE_BENCH_MY_HOST/PORT/USER, default
 # 127.0.0.1:3306 root, empty password); installs sysbench with apt-get when
@@ -89,7 +90,7 @@ rounds="${ROUNDS:-1}"
 echo "sysbench, 1 table of 100000 rows, ${secs}s per run, $rounds round(s), median, $(nproc) cores"
 printf "%-18s %-8s %9s %9s %9s %9s %10s %9s %11s %11s %13s %14s %9s %9s %13s\n" test threads direct floor floe "floe/dir" \
   "floe/floor" "floor/dir" "lat direct" "lat floe" "floe cpu/txn" "floor cpu/txn" base "floe/base" "base cpu/txn"
-for test in oltp_point_select oltp_read_only; do
+for test in ${TESTS:-oltp_point_select oltp_read_only}; do
   for threads in 1 8; do
     : >"$work/runs"
     for _ in $(seq 1 "$rounds"); do
