@@ -1,7 +1,7 @@
 //! The socket a pass-through connection ([`super::pg_wire`],
 //! [`super::mysql_wire`]) speaks over: TCP, or a Unix socket for a server on
 //! the same host — the way libpq and pgbouncer reach a local PostgreSQL by
-//! default, and cheaper for the kernel than a loopback TCP hop.
+//! default, and the only way to a server that listens on nothing else.
 
 use std::fmt;
 use std::io;
