@@ -41,10 +41,7 @@ async fn a_mysql_client_over_the_limit_gets_1040_too_many_connections() {
         // Sent in place of the greeting, as MySQL does: a code and a
         // message, no SQLSTATE (the client's capabilities are not known yet).
         Err(mysql_async::Error::Server(e)) => {
-            assert_eq!(
-                (e.code, e.message.as_str()),
-                (1040, "Too many connections")
-            );
+            assert_eq!((e.code, e.message.as_str()), (1040, "Too many connections"));
         }
         other => panic!("expected error 1040, got {other:?}"),
     }

@@ -728,7 +728,11 @@ async fn a_mysql_engine_on_a_unix_socket_passes_through() {
         .expect("text rows");
     assert_eq!(
         text,
-        vec![(1, "a".to_owned()), (2, "b".to_owned()), (3, "c".to_owned())]
+        vec![
+            (1, "a".to_owned()),
+            (2, "b".to_owned()),
+            (3, "c".to_owned())
+        ]
     );
     let binary: Vec<(i32, String)> = floe
         .exec(

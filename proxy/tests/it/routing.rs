@@ -1427,7 +1427,10 @@ async fn a_postgresql_clients_startup_settings_hold_on_the_engine_and_reset_retu
     assert_eq!(show(&started, "application_name").await, "floe_startup");
 
     // A setting Floe does not know is left out; the connection is served.
-    let unknown = format!("{} options='-c no_such_setting=1'", daemon.pg_config("floe"));
+    let unknown = format!(
+        "{} options='-c no_such_setting=1'",
+        daemon.pg_config("floe")
+    );
     let client = daemon
         .try_connect(&unknown)
         .await

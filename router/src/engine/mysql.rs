@@ -1150,7 +1150,10 @@ mod tests {
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect()
         };
-        assert!(MYSQL_SESSION_SETTINGS.is_sorted(), "looked up by binary search");
+        assert!(
+            MYSQL_SESSION_SETTINGS.is_sorted(),
+            "looked up by binary search"
+        );
         // Every forwarded variable but the few named here at its default.
         let with = |set: &[&str]| -> String {
             let assignments: Vec<String> = MYSQL_SESSION_SETTINGS

@@ -23,8 +23,8 @@
 //! path.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use arrow::array::{ArrayBuilder, BinaryBuilder, RecordBatch};
@@ -1256,11 +1256,15 @@ mod tests {
         // The cache answers the same, remembered or decoded anew.
         let mut cache = ColumnsCache::default();
         let first = cache.columns(&schema).expect("decoded");
-        let again = cache.columns(&pass_through_schema(&columns)).expect("remembered");
+        let again = cache
+            .columns(&pass_through_schema(&columns))
+            .expect("remembered");
         assert!(Arc::ptr_eq(&first, &again));
         assert_eq!(&again[..], &columns[..]);
         let other = vec![b"\x03def".to_vec()];
-        let changed = cache.columns(&pass_through_schema(&other)).expect("decoded");
+        let changed = cache
+            .columns(&pass_through_schema(&other))
+            .expect("decoded");
         assert_eq!(&changed[..], &other[..]);
         assert!(cache.columns(&Schema::empty()).is_none());
     }

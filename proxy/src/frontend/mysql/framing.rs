@@ -53,7 +53,6 @@ impl<R> PacketFramer<R> {
             capture: Some((flags, [0; 4], 0)),
         }
     }
-
 }
 
 /// Keeps the first bytes of the client's first packet's payload (`read`, the

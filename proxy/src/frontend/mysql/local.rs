@@ -249,7 +249,9 @@ fn constant_row(statement: &Statement) -> Option<RecordBatch> {
             _ => expr.to_string(),
         });
         let column: ArrayRef = match &value.value {
-            Value::Number(n, false) => Arc::new(Int64Array::from(vec![n.parse::<i64>().ok()?; rows])),
+            Value::Number(n, false) => {
+                Arc::new(Int64Array::from(vec![n.parse::<i64>().ok()?; rows]))
+            }
             Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => {
                 Arc::new(StringArray::from(vec![s.as_str(); rows]))
             }
@@ -573,7 +575,9 @@ mod tests {
             Some(vec![column("@@version_comment", DataType::Utf8, &["Floe"])])
         );
         assert_eq!(
-            answered("SELECT @@max_allowed_packet, @@session.auto_increment_increment AS a, @answer, @unset"),
+            answered(
+                "SELECT @@max_allowed_packet, @@session.auto_increment_increment AS a, @answer, @unset"
+            ),
             Some(vec![
                 column("@@max_allowed_packet", DataType::Int64, &["67108864"]),
                 column("a", DataType::Int64, &["1"]),

@@ -197,7 +197,11 @@ async fn run_connection(
 /// error in place of the greeting, as MySQL does (without a SQLSTATE: the
 /// client has not said yet that it reads one).
 async fn refuse(mut socket: TcpStream) {
-    let payload = error::err_payload(ErrorKind::ER_CON_COUNT_ERROR, b"Too many connections", false);
+    let payload = error::err_payload(
+        ErrorKind::ER_CON_COUNT_ERROR,
+        b"Too many connections",
+        false,
+    );
     let mut packet = Vec::with_capacity(4 + payload.len());
     mysql_wire::push_packet(&mut packet, &mut 0, &payload);
     let _ = socket.write_all(&packet).await;
