@@ -574,7 +574,9 @@ async fn a_large_mysql_result_streams_through_whole_and_in_order() {
         .await
         .expect("after an abandoned result");
     assert_eq!(one, Some(5));
-    assert!(maria_passed(&daemon) >= 4.0);
+    // The three text queries (the binary one has an unsigned column, which
+    // converts; mysql_async's own query as it connects is answered by Floe).
+    assert!(maria_passed(&daemon) >= 3.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
