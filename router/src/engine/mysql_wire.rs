@@ -37,6 +37,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::columns::BATCH_ROWS;
 use super::idle_pool::{IdlePool, PoolError};
+use super::pg_wire::finish_batch;
 use super::wire_stream::{WireAddr, WireStream};
 use super::{BatchStream, MySqlRows, QueryOutput};
 use crate::{Error, Result};
@@ -646,11 +647,6 @@ fn rows(pool: Arc<WirePool>, conn: WireConn, schema: SchemaRef) -> BatchStream {
             }
         }
     }))
-}
-
-fn finish_batch(schema: &SchemaRef, builder: &mut BinaryBuilder) -> Result<RecordBatch> {
-    RecordBatch::try_new(Arc::clone(schema), vec![Arc::new(builder.finish())])
-        .map_err(|e| Error::Internal(e.to_string()))
 }
 
 /// An OK packet's counts and status.

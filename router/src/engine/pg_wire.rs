@@ -673,7 +673,9 @@ fn rows(pool: Arc<WirePool>, conn: WireConn, schema: SchemaRef) -> BatchStream {
     }))
 }
 
-fn finish_batch(schema: &SchemaRef, builder: &mut BinaryBuilder) -> Result<RecordBatch> {
+/// The rows gathered in `builder` as one pass-through batch (the MySQL
+/// pass-through's too).
+pub(crate) fn finish_batch(schema: &SchemaRef, builder: &mut BinaryBuilder) -> Result<RecordBatch> {
     RecordBatch::try_new(Arc::clone(schema), vec![Arc::new(builder.finish())])
         .map_err(|e| Error::Internal(e.to_string()))
 }
